@@ -1,0 +1,116 @@
+"""Statistics registry: hand-computed values, numpy == torch, smooth -> hard as T -> 0."""
+
+import numpy as np
+import pytest
+import torch
+
+from rln_design.stats import (
+    STATISTICS,
+    compute_statistic,
+    compute_statistics,
+    correlation_length,
+    smooth_max,
+    soft_quantile,
+    two_point_correlation,
+)
+
+
+def _toy():
+    """A 2 x (2, 2, 2) batch with hand-checkable values."""
+    structures = np.zeros((2, 2, 2, 2), dtype=np.uint8)
+    structures[0, 0] = 1  # half the voxels stiff
+    strain = np.ones((2, 2, 2, 2))
+    strain[0, 0] = 0.5  # stiff half carries less strain
+    strain[0, 1] = 1.5
+    strain[1, 1, 1, 1] = 3.0  # one hot voxel
+    return structures, strain
+
+
+def test_hand_computed_values():
+    s, e = _toy()
+    out = compute_statistics(list(STATISTICS)[:8], s, e)
+    np.testing.assert_allclose(out["peak_strain"], [1.5, 3.0], atol=0)
+    np.testing.assert_allclose(out["mean_strain"], [1.0, 10 / 8], atol=1e-12)
+    np.testing.assert_allclose(out["std_strain"], [0.5, np.sqrt(7 * (1 - 1.25) ** 2 / 8 + 1.75**2 / 8)],
+                               atol=1e-12)
+    np.testing.assert_allclose(out["stiff_mean_strain"][0], 0.5, atol=1e-12)
+    np.testing.assert_allclose(out["soft_mean_strain"][0], 1.5, atol=1e-12)
+    assert np.isnan(out["stiff_mean_strain"][1])  # no stiff voxel: no phase mean
+    np.testing.assert_allclose(out["volume_fraction"], [0.5, 0.0], atol=0)
+    # p99 of 7 ones and one 3 (linear interpolation, position 0.99 * 7 = 6.93)
+    np.testing.assert_allclose(out["p99_strain"][1], 1 + 0.93 * 2, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numpy_and_torch_agree(dtype):
+    rng = np.random.default_rng(0)
+    s = (rng.random((3, 5, 5, 5)) < 0.4).astype(np.uint8)
+    e = 1 + 0.3 * rng.standard_normal((3, 5, 5, 5))
+    st, et = torch.as_tensor(s), torch.as_tensor(e, dtype=dtype)
+    atol = 1e-5 if dtype == torch.float32 else 1e-10
+    for name in STATISTICS:
+        a = compute_statistic(name, s, e)
+        b = compute_statistic(name, st, et)
+        assert isinstance(b, torch.Tensor), name
+        np.testing.assert_allclose(b.double().numpy(), a, atol=atol, err_msg=name)
+        if STATISTICS[name].smooth_fn is not None:
+            a = compute_statistic(name, s, e, smooth=True, temperature=0.05)
+            b = compute_statistic(name, st, et, smooth=True, temperature=0.05)
+            np.testing.assert_allclose(b.double().numpy(), a, atol=10 * atol, err_msg=name)
+
+
+def test_smooth_variants_approach_hard_values():
+    rng = np.random.default_rng(1)
+    e = 1 + 0.3 * rng.standard_normal((2, 6, 6, 6))
+    srt = np.sort(e.reshape(2, -1), axis=1)
+    for name, q in (("peak_strain", 1.0), ("p99_strain", 0.99), ("p999_strain", 0.999)):
+        hard = compute_statistic(name, None, e)
+        errs = [np.abs(compute_statistic(name, None, e, smooth=True, temperature=t) - hard).max()
+                for t in (0.1, 0.01, 1e-4)]
+        assert errs[-1] < errs[0], (name, errs)
+        # a quantile of N discrete values is defined up to the gap between its neighbours
+        k = int(q * (srt.shape[1] - 1))
+        gap = (srt[:, min(k + 1, srt.shape[1] - 1)] - srt[:, max(k - 1, 0)]).max()
+        assert errs[-1] <= gap + 1e-3, (name, errs, gap)
+    np.testing.assert_allclose(compute_statistic("peak_strain", None, e, smooth=True, temperature=1e-4),
+                               srt[:, -1], atol=1e-3)
+    # log-sum-exp is an upper bound within T log N
+    t = 0.05
+    sm = smooth_max(e, t)
+    assert np.all(sm >= e.reshape(2, -1).max(1)) and np.all(sm <= e.reshape(2, -1).max(1) + t * np.log(216))
+
+
+def test_soft_quantile_gradient_matches_finite_differences():
+    torch.manual_seed(0)
+    v = (1 + 0.2 * torch.randn(1, 50, dtype=torch.float64)).requires_grad_()
+    q = soft_quantile(v, 0.9, 0.05)
+    (g,) = torch.autograd.grad(q.sum(), v)
+    h = 1e-6
+    for i in (0, 7, 31):
+        vp, vm = v.detach().clone(), v.detach().clone()
+        vp[0, i] += h
+        vm[0, i] -= h
+        fd = (soft_quantile(vp, 0.9, 0.05) - soft_quantile(vm, 0.9, 0.05)) / (2 * h)
+        assert abs(g[0, i].item() - fd.item()) < 1e-6
+
+
+def test_two_point_and_correlation_length():
+    # a laminate of period 4 along x: S2 at shift 2 along x is 0 (anti-correlated), along y it is vf
+    s = np.zeros((1, 8, 4, 4))
+    s[:, 0:2] = 1
+    s[:, 4:6] = 1
+    s2 = two_point_correlation(s, normalize=False)
+    assert s2[0, 0, 0, 0] == pytest.approx(0.5) and s2[0, 2, 0, 0] == pytest.approx(0.0)
+    assert s2[0, 0, 1, 0] == pytest.approx(0.5)
+    c = two_point_correlation(torch.as_tensor(s), normalize=True)
+    assert c[0, 0, 0, 0].item() == pytest.approx(1.0)
+    # normalized covariance along x: 1, 0, -1 -> crosses 1/e at 1 - 1/e
+    assert correlation_length(s, 0)[0] == pytest.approx(1 - np.exp(-1), abs=1e-12)
+    assert correlation_length(s, 1)[0] == pytest.approx(2.0)  # never decays: half the box
+
+
+def test_unknown_statistic_message():
+    with pytest.raises(KeyError, match="Did you mean 'peak_strain'.*Valid statistics: peak_strain"):
+        compute_statistic("peak_strian", None, np.ones((1, 2, 2, 2)))
+    with pytest.raises(ValueError, match="same shape"):
+        compute_statistic("soft_mean_strain", np.ones((1, 2, 2, 2)), np.ones((1, 2, 2, 3)))
