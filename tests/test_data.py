@@ -259,7 +259,6 @@ def test_dataset_info(reference):
 # ------------------------------------------------------------------ dask
 
 
-@pytest.mark.slow
 def test_dask_local_cluster_matches_serial(tmp_path, reference):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -114,9 +114,13 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         import h5py
 
         partial = partial_path(out)
-        with h5py.File(partial, "r") as f:
-            done, n = int(f["done"][()].sum()), f["done"].shape[0]
-        click.echo(f"\nInterrupted: {done}/{n} samples saved in {partial}; re-run the same command to resume.",
-                   err=True)
+        try:
+            with h5py.File(partial, "r") as f:
+                done, n = int(f["done"][()].sum()), f["done"].shape[0]
+        except OSError:  # interrupted before the partial file existed
+            click.echo("\nInterrupted before any sample was saved.", err=True)
+        else:
+            click.echo(f"\nInterrupted: {done}/{n} samples saved in {partial}; re-run the same command to resume.",
+                       err=True)
         sys.exit(130)
     click.echo(f"wrote {path} ({count} samples, {config.n_points} design points, {size}^3, contrast {contrast:g})")

@@ -1,0 +1,131 @@
+"""Tests of ``rln-design generate``: a tiny run, resume through the CLI, and bad input messages."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rln_design.cli import main
+from rln_design.data import DatasetConfig, generate_dataset, partial_path
+
+TINY = ["--contrast", "10", "--count", "4", "--realizations", "2", "--size", "5", "--workers", "1", "--quiet"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["generate", *args])
+
+
+def test_generate_writes_the_requested_dataset(tmp_path):
+    out = tmp_path / "d.h5"
+    result = run(*TINY, "--out", str(out), "--seed", "3", "--box", "gx=2:4,gy=2:4", "--bounds", "vf=0.3:0.6",
+                 "--split", "0.5,0,0.5", "--rtol", "1e-7", "--e-soft", "100", "--nu", "0.25")
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "4 samples, 2 design points" in result.output
+    with h5py.File(out, "r") as f:
+        config = json.loads(f.attrs["config"])
+        params, split = f["params"][()], f["split"][()]
+        assert f["done"][()].all() and f["structures"].shape == (4, 5, 5, 5)
+    assert config["seed"] == 3 and config["rtol"] == 1e-7 and config["e_soft"] == 100 and config["nu"] == 0.25
+    assert config["bounds"] == {"gx": [2, 4], "gy": [2, 4], "gz": [1, 16], "vf": [0.3, 0.6]}
+    assert config["split"] == [0.5, 0.0, 0.5] and set(split) == {0, 2}
+    assert (params[:, 0] >= 2).all() and (params[:, 0] <= 4).all() and (params[:, 3] >= 0.3).all()
+    # the same command again: refused, the file is complete
+    again = run(*TINY, "--out", str(out), "--seed", "3", "--box", "gx=2:4,gy=2:4", "--bounds", "vf=0.3:0.6",
+                "--split", "0.5,0,0.5", "--rtol", "1e-7", "--e-soft", "100", "--nu", "0.25")
+    assert again.exit_code == 2 and "already exists and is complete; pass --overwrite" in again.output
+    assert run(*TINY, "--out", str(out), "--overwrite").exit_code == 0
+
+
+def test_rerun_resumes_a_partial_and_refuses_another_config(tmp_path):
+    out = tmp_path / "d.h5"
+
+    class Interrupt:
+        calls = 0
+
+        def __call__(self, structure, **kwargs):
+            from rln_design.fe.solver import solve_fe
+
+            self.calls += 1
+            if self.calls > 2:
+                raise KeyboardInterrupt
+            return solve_fe(structure, **kwargs)
+
+    config = DatasetConfig(contrast=10.0, count=4, realizations=2, size=5)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(config, out, workers=1, chunk_size=1, progress=False, solve=Interrupt())
+    mismatch = run(*TINY, "--out", str(out), "--seed", "1")
+    assert mismatch.exit_code == 2
+    assert "was written with a different config (seed: file 0 vs asked 1)" in mismatch.output
+    resumed = run(*TINY, "--out", str(out))
+    assert resumed.exit_code == 0, resumed.output
+    assert out.exists() and not partial_path(out).exists()
+
+
+def test_ctrl_c_message(tmp_path, monkeypatch):
+    out = tmp_path / "d.h5"
+    import rln_design.data as data
+
+    real = data.generate_dataset
+
+    def interrupted(config, out, **kwargs):
+        class Stop:
+            calls = 0
+
+            def __call__(self, structure, **kw):
+                from rln_design.fe.solver import solve_fe
+
+                self.calls += 1
+                if self.calls > 1:
+                    raise KeyboardInterrupt
+                return solve_fe(structure, **kw)
+
+        return real(config, out, **{**kwargs, "chunk_size": 1, "solve": Stop()})
+
+    monkeypatch.setattr(data, "generate_dataset", interrupted)
+    result = run(*TINY, "--out", str(out))
+    assert result.exit_code == 130
+    assert f"Interrupted: 1/4 samples saved in {partial_path(out)}; re-run the same command to resume" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--count", "7"], "--count 7 is not divisible by --realizations 2"),
+        (["--count", "0"], "Invalid value for '--count': must be > 0, got 0"),
+        (["--count", "-4"], "Invalid value for '--count': must be > 0, got -4"),
+        (["--size", "1"], "Invalid value for '--size': must be >= 2 voxels, got 1"),
+        (["--contrast", "0"], "Invalid value for '--contrast': must be > 0, got 0.0"),
+        (["--contrast", "-3"], "Invalid value for '--contrast': must be > 0, got -3.0"),
+        (["--split", "0.5,0.2,0.2"], "fractions TRAIN,VALIDATION,TEST summing to 1 (got 3 values summing to 0.9)"),
+        (["--split", "0.5,0.5"], "(got 2 values summing to 1)"),
+        (["--split", "a,b,c"], "expected three numbers TRAIN,VALIDATION,TEST"),
+        (["--box", "gq=1:3"], "expected NAME=LOW:HIGH with NAME in gx, gy, gz, vf"),
+        (["--box", "gx=5:2"], "LOW must be smaller than HIGH"),
+        (["--box", "vf=0.5:1.5"], "bounds for vf must lie in [0, 1], got 0.5:1.5"),
+        (["--nu", "0.5"], "nu must be in (-1, 0.5), got 0.5"),
+    ],
+)
+def test_bad_input_is_a_usage_error_with_a_clear_message(tmp_path, args, message):
+    # later options override TINY's
+    result = run(*TINY, "--out", str(tmp_path / "x.h5"), *args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "x.h5").exists() and not partial_path(tmp_path / "x.h5").exists()
+
+
+def test_help_lists_every_option():
+    result = CliRunner().invoke(main, ["generate", "--help"])
+    for option in ("--contrast", "--count", "--size", "--out", "--realizations", "--seed", "--box", "--rtol",
+                   "--workers", "--e-soft", "--nu", "--split", "--scheduler", "--overwrite"):
+        assert option in result.output
+
+
+def test_strain_is_normalized(tmp_path):
+    out = tmp_path / "d.h5"
+    assert run(*TINY, "--out", str(out)).exit_code == 0
+    with h5py.File(out, "r") as f:
+        np.testing.assert_allclose(f["strain"][()].mean(axis=(1, 2, 3)), 1.0, atol=1e-5)
