@@ -30,6 +30,7 @@ from rln_design.fe import element
 DEFAULT_E_SOFT = 120.0
 DEFAULT_NU = 0.3
 DEFAULT_EPS_XX = 1e-3
+ROUNDOFF = 1e-13  # relative size below which an assembled load is cancellation noise
 
 
 class ConvergenceError(RuntimeError):
@@ -209,10 +210,17 @@ class _NumpyProblem:
         return self.scatter(element_forces)
 
     def macro_load(self, gamma_bar: np.ndarray) -> np.ndarray:
-        """Nodal force ``f`` of the uniform strain: ``f = sum_e E_e int B^T D0 gamma_bar``."""
+        """Nodal force ``f`` of the uniform strain: ``f = sum_e E_e int B^T D0 gamma_bar``.
+
+        An assembled load below round-off of the element loads (a homogeneous medium, where they
+        cancel exactly in exact arithmetic) is returned as exactly 0.
+        """
         # int B^T D0 gamma dV = B_c^T D0 gamma: the Gauss average of B is B at the centre (cube)
         f0 = self.b_centre.T @ self.d0 @ gamma_bar  # (24,)
-        return self.scatter(f0[:, None] * self.moduli[None, :])
+        load = self.scatter(f0[:, None] * self.moduli[None, :])
+        if np.linalg.norm(load) <= ROUNDOFF * np.linalg.norm(f0) * np.linalg.norm(self.moduli):
+            load[:] = 0.0
+        return load
 
     def precondition(self, r: np.ndarray) -> np.ndarray:
         """``z = K_ref^-1 r`` with the homogeneous reference stiffness, by real FFTs."""
