@@ -1,0 +1,121 @@
+"""``rln-design train``: train an RLN / RLN-t / FLN on an HDF5 strain dataset.
+
+Options map one-to-one onto :class:`rln_design.train.TrainConfig` fields (model fields:
+``--model`` -> ``model.kind``, ``--n-iter``, ``--history``, ``--width``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+# CLI parameter -> (TrainConfig field, ModelConfig field or None)
+_MODEL_OPTIONS = {"model": "kind", "n_iter": "n_iter", "history": "history", "width": "width"}
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be > 0, got {value}", ctx=ctx, param=param)
+    return value
+
+
+def _check_data_file(ctx, param, paths):
+    import h5py
+
+    for path in paths:
+        if not Path(path).is_file():
+            raise click.BadParameter(f"file {path!r} does not exist", ctx=ctx, param=param)
+        try:
+            with h5py.File(path, "r") as f:
+                missing = [n for n in ("structures", "strain", "split") if n not in f]
+        except OSError:
+            raise click.BadParameter(f"{path!r} is not an HDF5 file", ctx=ctx, param=param)
+        if missing:
+            raise click.BadParameter(
+                f"{path!r} has no {', '.join(missing)} dataset(s); make one with "
+                "`rln-design generate` (it must contain structures, strain and split)",
+                ctx=ctx, param=param,
+            )
+    return tuple(paths)
+
+
+@click.command()
+@click.option("--data", "data", multiple=True, callback=_check_data_file, metavar="FILE.h5",
+              help="HDF5 dataset from `rln-design generate` (repeat to concatenate files).")
+@click.option("--out", default="runs/rln", show_default=True, type=click.Path(file_okay=False),
+              help="Output directory: last.pt, best.pt, metrics.jsonl, learning_curve.png.")
+@click.option("--model", type=click.Choice(["rln", "rln-t", "fln"]), default="rln",
+              show_default=True, help="RLN: N distinct nets; RLN-t: one tied net; FLN: N = 1.")
+@click.option("--n-iter", default=5, show_default=True, callback=_positive,
+              help="Iterations N of the recurrent model.")
+@click.option("--history", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Earlier iterates k fed to each step besides the latest.")
+@click.option("--width", default=16, show_default=True, callback=_positive,
+              help="Channels of the proximal V-Net at full resolution.")
+@click.option("--epochs", default=60, show_default=True, callback=_positive)
+@click.option("--batch-size", default=32, show_default=True, callback=_positive,
+              help="Samples per step and process.")
+@click.option("--lr", default=2e-3, show_default=True, type=float, callback=_positive,
+              help="Initial Adam learning rate (cosine annealing per epoch).")
+@click.option("--eta-min", default=1e-8, show_default=True, type=float,
+              help="Final learning rate of the cosine annealing.")
+@click.option("--grad-clip", default=None, type=float, callback=_positive,
+              help="Gradient-norm clip [default: 2 * n-iter].")
+@click.option("--loss", type=click.Choice(["mse", "rmse_pct"]), default="mse", show_default=True,
+              help="mse (paper) or rmse_pct = 100 sqrt(MSE) / mean (reference code).")
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Random flips along x, y, z and y<->z swaps (exact symmetries of eps_xx).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--amp/--no-amp", default=False, show_default=True,
+              help="bf16 autocast (CUDA only).")
+@click.option("--threads", default=None, type=int, callback=_positive,
+              help="torch intra-op threads [default: torch's choice].")
+@click.option("--max-train-samples", default=None, type=int, callback=_positive,
+              help="Train on a seeded random subset of this size.")
+@click.option("--max-val-samples", default=None, type=int, callback=_positive,
+              help="Validate on a seeded random subset of this size.")
+@click.option("--resume", is_flag=True,
+              help="Continue OUT/last.pt exactly; options not given are taken from it.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="tqdm bar per epoch.")
+@click.pass_context
+def train(ctx, **options):
+    """Train a Recurrent Localization Network (Kelly & Kalidindi) on strain data.
+
+    Paper defaults: RLN with N = 5, Adam lr 2e-3, batch 32, 60 epochs, cosine annealing to 1e-8,
+    gradient clip 2 N; the best validation epoch is kept in OUT/best.pt. Ctrl-C saves OUT/last.pt;
+    continue with `rln-design train --out OUT --resume`. Under `torchrun --nproc_per_node K` the
+    run is data parallel (only rank 0 writes).
+    """
+    from rln_design.models.recurrent import ModelConfig
+    from rln_design.train import TrainConfig, load_checkpoint, train_model
+
+    if options["resume"]:
+        last = Path(options["out"]) / "last.pt"
+        if not last.is_file():
+            raise click.UsageError(f"--resume: {str(last)!r} does not exist (check --out)")
+        saved = load_checkpoint(last)["config"]
+        for name in list(options):
+            if ctx.get_parameter_source(name) == ParameterSource.DEFAULT and name != "resume":
+                if name in _MODEL_OPTIONS:
+                    options[name] = saved["model"][_MODEL_OPTIONS[name]]
+                elif name in saved:
+                    options[name] = tuple(saved[name]) if name == "data" else saved[name]
+    if not options["data"]:
+        raise click.UsageError("Missing option '--data' (an HDF5 file from `rln-design generate`).")
+
+    model = ModelConfig(**{field: options.pop(name) for name, field in _MODEL_OPTIONS.items()})
+    try:
+        config = TrainConfig(model=model, **options)
+        summary = train_model(config)
+    except (ValueError, FileNotFoundError) as err:
+        raise click.UsageError(str(err)) from None
+    if not summary["interrupted"]:
+        click.echo(
+            f"done: {summary['epochs_done']} epochs, best validation MASE "
+            f"{summary['best_val_mase']:.3f} % at epoch {summary['best_epoch']}; "
+            f"weights in {summary['out']}/best.pt"
+        )

@@ -1,0 +1,707 @@
+"""Training of RLN-family models on an HDF5 strain dataset (Kelly & Kalidindi, Sec. 4).
+
+Reads top to bottom, no framework: :func:`load_split` reads the data, :func:`cosine_lr` is the
+learning-rate schedule, :func:`iterate_loss` the per-iterate loss, :func:`evaluate` the validation
+metric, :func:`train_model` the loop, and one checkpoint dict (:func:`make_checkpoint`) holds
+everything needed to resume exactly.
+
+Paper recipe (the defaults): Adam, lr 2e-3, batch 32, 60 epochs, cosine annealing per epoch to
+1e-8, gradient-norm clipping at 2 N, uniform iterate weights, loss = MSE of every iterate,
+best-validation checkpoint kept. Validation metric MASE = 100 * mean_voxels |y_pred - y_true|
+(the target is normalized by the imposed strain, so y^R = 1).
+
+Distributed data parallel: launched under ``torchrun`` (``WORLD_SIZE > 1``) every rank trains on its
+shard (``DistributedSampler``), gradients are averaged by DDP, only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from rln_design._version import __version__
+from rln_design.models.recurrent import RLN, ModelConfig
+
+__all__ = [
+    "TrainConfig",
+    "train_model",
+    "load_split",
+    "cosine_lr",
+    "iterate_loss",
+    "evaluate",
+    "augment_batch",
+    "make_checkpoint",
+    "load_checkpoint",
+    "SPLITS",
+]
+
+SPLITS = {"train": 0, "validation": 1, "test": 2}
+LOSSES = ("mse", "rmse_pct")
+# fields that may differ between a run and its resumption (they do not change the result on CPU)
+_RESUME_FREE_FIELDS = {"out", "device", "threads", "resume", "progress"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Full configuration of a training run (saved, resolved, in every checkpoint).
+
+    Attributes:
+        data: HDF5 dataset path(s) (layout of ``rln_design.data``); several files are concatenated
+            and must share contrast and grid.
+        out: output directory (``last.pt``, ``best.pt``, ``metrics.jsonl``, ``learning_curve.png``,
+            ``config.json``).
+        model: :class:`ModelConfig` of the network.
+        epochs: training epochs (60 in the paper).
+        batch_size: samples per optimizer step, per process (32 in the paper).
+        lr: initial Adam learning rate (2e-3).
+        eta_min: final learning rate of the per-epoch cosine annealing (1e-8).
+        grad_clip: max gradient 2-norm; ``None`` resolves to ``2 * model.n_iter`` (paper).
+        loss: ``"mse"`` (paper text) or ``"rmse_pct"`` (reference code: 100 sqrt(MSE) / mean(y)),
+            applied to every iterate and averaged with uniform weights.
+        augment: random per-batch symmetries of the eps_xx problem (flips along x, y, z and the
+            y <-> z swap on grids with equal y and z sizes).
+        seed: seed of model initialization, shuffling and augmentation.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        amp: bf16 autocast on CUDA (ignored with a warning on CPU).
+        threads: torch intra-op threads (``None``: torch default).
+        max_train_samples: random seeded subset of the training split (``None``: all).
+        max_val_samples: random seeded subset of the validation split (``None``: all).
+        resume: continue from ``out/last.pt``.
+        progress: show a tqdm bar per epoch.
+
+    Note:
+        Training always sees whole periodic volumes. Random sub-volume crops are not valid
+        samples: a crop is not periodic and its strain depends on material outside the crop (and
+        its mean is not 1); the exact symmetries in ``augment`` are used instead.
+    """
+
+    data: tuple[str, ...] = ()
+    out: str = "runs/rln"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 2e-3
+    eta_min: float = 1e-8
+    grad_clip: float | None = None
+    loss: str = "mse"
+    augment: bool = False
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    threads: int | None = None
+    max_train_samples: int | None = None
+    max_val_samples: int | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        data = (self.data,) if isinstance(self.data, (str, os.PathLike)) else self.data
+        object.__setattr__(self, "data", tuple(str(p) for p in data))
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelConfig(**self.model))
+        if self.grad_clip is None:
+            object.__setattr__(self, "grad_clip", 2.0 * self.model.n_iter)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("max_train_samples", "max_val_samples", "threads"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value}")
+
+    def to_dict(self) -> dict:
+        """Plain dict (lists, str, numbers, None) for checkpoints and JSON."""
+        d = asdict(self)
+        d["data"] = list(self.data)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
+        d = dict(d)
+        d["model"] = ModelConfig(**d["model"])
+        d["data"] = tuple(d["data"])
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def _attr_value(value):
+    """h5py attribute -> plain python (str, int, float, list)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def load_split(
+    path: str | os.PathLike, split: str = "train", max_samples: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Load the finished samples (``done == True``) of one split of an HDF5 dataset into memory.
+
+    Args:
+        path: HDF5 file with ``structures`` uint8 `(n, x, y, z)`, ``strain`` float32 `(n, x, y, z)`
+            (eps_xx / imposed eps_xx), ``split`` uint8 `(n,)`, ``done`` bool `(n,)`.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        max_samples: keep a random subset of this many samples (seeded by ``seed``, file order kept).
+        seed: seed of the subset.
+
+    Returns:
+        ``(structures uint8 (n, x, y, z), strain float32 (n, x, y, z), attrs)`` with ``attrs`` the
+        file attributes as plain python values.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a dataset of this layout, unknown split, or no sample in the split.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset {str(path)!r} does not exist")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{str(path)!r} is not a readable HDF5 file ({err})") from None
+    with f:
+        for name in ("structures", "strain", "split"):
+            if name not in f:
+                raise ValueError(
+                    f"{str(path)!r} has no {name!r} dataset; expected the layout written by "
+                    "`rln-design generate` (structures, strain, split, done)"
+                )
+        structures_ds, strain_ds = f["structures"], f["strain"]
+        if structures_ds.shape != strain_ds.shape or len(structures_ds.shape) != 4:
+            raise ValueError(
+                f"{str(path)!r}: structures {structures_ds.shape} and strain {strain_ds.shape} "
+                "must both be (n, x, y, z)"
+            )
+        keep = f["split"][:] == SPLITS[split]
+        if "done" in f:
+            keep &= f["done"][:].astype(bool)
+        index = np.flatnonzero(keep)
+        if len(index) == 0:
+            raise ValueError(f"{str(path)!r} has no finished sample in split {split!r}")
+        if max_samples is not None and max_samples < len(index):
+            rng = np.random.default_rng(seed)
+            index = np.sort(rng.choice(index, size=max_samples, replace=False))
+        structures = np.empty((len(index), *structures_ds.shape[1:]), np.uint8)
+        strain = np.empty((len(index), *strain_ds.shape[1:]), np.float32)
+        # read contiguous blocks (h5py point selections are slow), keep the selected rows
+        block = 512
+        pos = 0
+        for start in range(0, structures_ds.shape[0], block):
+            rows = index[(index >= start) & (index < start + block)] - start
+            if len(rows) == 0:
+                continue
+            structures[pos : pos + len(rows)] = structures_ds[start : start + block][rows]
+            strain[pos : pos + len(rows)] = strain_ds[start : start + block][rows]
+            pos += len(rows)
+        attrs = {key: _attr_value(value) for key, value in f.attrs.items()}
+    return torch.from_numpy(structures), torch.from_numpy(strain), attrs
+
+
+def _load_data(paths, split, max_samples, seed):
+    """Concatenate one split of several files; check that contrast and grid agree."""
+    parts = [load_split(p, split) for p in paths]
+    contrasts = {part[2].get("contrast") for part in parts}
+    grids = {tuple(part[0].shape[1:]) for part in parts}
+    if len(contrasts) > 1:
+        raise ValueError(f"data files have different contrasts {sorted(map(str, contrasts))}")
+    if len(grids) > 1:
+        raise ValueError(f"data files have different grids {sorted(grids)}")
+    structures = torch.cat([p[0] for p in parts])
+    strain = torch.cat([p[1] for p in parts])
+    if max_samples is not None and max_samples < len(structures):
+        g = torch.Generator().manual_seed(seed)
+        index = torch.randperm(len(structures), generator=g)[:max_samples].sort().values
+        structures, strain = structures[index], strain[index]
+    attrs = {str(p): part[2] for p, part in zip(paths, parts)}
+    return structures, strain, attrs
+
+
+class _Batches(torch.utils.data.Dataset):
+    """In-memory pairs, indexed by a list of indices (one call per batch, no collation)."""
+
+    def __init__(self, structures, strain):
+        self.structures, self.strain = structures, strain
+
+    def __len__(self):
+        return len(self.structures)
+
+    def __getitem__(self, index):
+        return self.structures[index], self.strain[index]
+
+
+# ------------------------------------------------------------------------- schedule, loss, eval
+
+
+def cosine_lr(epoch: int, *, lr: float, eta_min: float, epochs: int) -> float:
+    """Cosine annealing stepped per epoch (= torch ``CosineAnnealingLR(T_max=epochs)``).
+
+    ``lr(e) = eta_min + (lr - eta_min) (1 + cos(pi e / epochs)) / 2`` for epoch ``e = 0, 1, ...``.
+    """
+    return eta_min + (lr - eta_min) * (1.0 + math.cos(math.pi * epoch / epochs)) / 2.0
+
+
+def iterate_loss(iterates: list[torch.Tensor], target: torch.Tensor, kind: str = "mse"):
+    """Calibration loss ``sum_i w_i L_i / sum_i w_i`` with uniform weights ``w_i = 1``.
+
+    Args:
+        iterates: ``[y_1, ..., y_N]``, each `(batch, x, y, z)`.
+        target: `(batch, x, y, z)` true normalized strain.
+        kind: ``"mse"``: ``L_i = mean (y_i - y)^2``; ``"rmse_pct"``:
+            ``L_i = 100 sqrt(mean (y_i - y)^2) / mean(y)`` over the batch (reference code).
+
+    Returns:
+        Scalar loss (float32 even under autocast).
+    """
+    target = target.float()
+    losses = []
+    for y in iterates:
+        mse = (y.float() - target).square().mean()
+        losses.append(mse if kind == "mse" else 100.0 * mse.sqrt() / target.mean())
+    return torch.stack(losses).mean()
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    structures: torch.Tensor,
+    strain: torch.Tensor,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """Per-sample MASE of the final iterate: ``100 * mean_voxels |y_pred - y_true|`` (y^R = 1).
+
+    Args:
+        model: an :class:`RLN` (not DDP-wrapped).
+        structures: `(n, x, y, z)` uint8.
+        strain: `(n, x, y, z)` true normalized strain.
+        batch_size: samples per forward pass.
+        device: where to run.
+
+    Returns:
+        `(n,)` float64 tensor on the CPU.
+    """
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(structures), batch_size):
+        m = structures[start : start + batch_size].to(device)
+        y = strain[start : start + batch_size].to(device)
+        out.append(100.0 * (model(m).float() - y).abs().mean(dim=(1, 2, 3)).double().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def augment_batch(structures, strain, generator: torch.Generator):
+    """Apply one random symmetry of the eps_xx problem to a whole batch.
+
+    The symmetries map a solution (m, eps_xx) to a solution: a periodic reflection ``x -> -x``
+    (or y, z) leaves eps_xx unchanged (it changes sign twice), as does swapping y and z (the load is
+    along x). Each reflection is drawn with probability 1/2; the swap too, when y and z sizes match.
+
+    Args:
+        structures: `(batch, x, y, z)`.
+        strain: `(batch, x, y, z)`.
+        generator: CPU generator (4 draws per call).
+
+    Returns:
+        ``(structures, strain)`` transformed alike.
+    """
+    bits = torch.randint(0, 2, (4,), generator=generator).tolist()
+    dims = [d for d, bit in zip((1, 2, 3), bits[:3]) if bit]
+    if dims:
+        structures, strain = structures.flip(dims), strain.flip(dims)
+    if bits[3] and structures.shape[2] == structures.shape[3]:
+        structures, strain = structures.transpose(2, 3), strain.transpose(2, 3)
+    return structures, strain
+
+
+# ----------------------------------------------------------------------------------- checkpoint
+
+
+def _numpy_rng_state() -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _set_numpy_rng_state(state: dict):
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        (state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    )
+
+
+def make_checkpoint(
+    *, model, optimizer, config: TrainConfig, epoch: int, step: int, best_val_mase: float,
+    best_epoch: int, history: list, data_attrs: dict, grid: tuple, epoch_state: dict | None,
+) -> dict:
+    """The one checkpoint dict; only tensors, dicts, lists, str, numbers (``weights_only`` safe).
+
+    Keys: ``model`` (state dict), ``optimizer``, ``scheduler`` (cosine parameters and current lr),
+    ``epoch`` (completed epochs), ``step`` (batches done in the running epoch; 0 at a boundary),
+    ``epoch_state`` (augmentation generator state and running loss sums mid-epoch, else None),
+    ``best_val_mase``, ``best_epoch``, ``history`` (metrics per epoch), ``config`` (resolved
+    :class:`TrainConfig` as a dict), ``model_config``, ``version``, ``data_attrs`` (per file),
+    ``contrast``, ``grid``, ``rng`` (torch, numpy and CUDA RNG states as tensors).
+    """
+    rng = {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    contrast = next(iter(data_attrs.values()), {}).get("contrast")
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": {
+            "kind": "cosine_per_epoch",
+            "lr": config.lr,
+            "eta_min": config.eta_min,
+            "epochs": config.epochs,
+            "current_lr": optimizer.param_groups[0]["lr"],
+        },
+        "epoch": epoch,
+        "step": step,
+        "epoch_state": epoch_state,
+        "best_val_mase": best_val_mase,
+        "best_epoch": best_epoch,
+        "history": history,
+        "config": config.to_dict(),
+        "model_config": asdict(config.model),
+        "version": __version__,
+        "data_attrs": data_attrs,
+        "contrast": contrast,
+        "grid": list(grid),
+        "rng": rng,
+    }
+
+
+def _save_atomic(obj, path: Path):
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no pickled code)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _check_resumable(saved: dict, config: TrainConfig):
+    """Raise ValueError if ``config`` differs from the checkpoint's in a result-changing field."""
+    now = config.to_dict()
+    diffs = [
+        f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}"
+        for k in now
+        if k not in _RESUME_FREE_FIELDS and saved.get(k) != now[k]
+    ]
+    if diffs:
+        raise ValueError("cannot resume, the configuration changed: " + "; ".join(diffs))
+
+
+# ------------------------------------------------------------------------------------- plotting
+
+
+def _write_logs(out: Path, history: list[dict]):
+    with open(out / "metrics.jsonl.tmp", "w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+    os.replace(out / "metrics.jsonl.tmp", out / "metrics.jsonl")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax[0].semilogy(epochs, [row["train_loss"] for row in history], "o-")
+    ax[0].set(xlabel="epoch", ylabel="training loss")
+    ax[1].plot(epochs, [row["val_mase"] for row in history], "o-", color="C1")
+    ax[1].set(xlabel="epoch", ylabel="validation MASE (%)")
+    fig.tight_layout()
+    fig.savefig(out / "learning_curve.png.tmp.png", dpi=100)
+    plt.close(fig)
+    os.replace(out / "learning_curve.png.tmp.png", out / "learning_curve.png")
+
+
+# ----------------------------------------------------------------------------------------- loop
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+class _StopRequest:
+    """SIGINT handler: the first Ctrl-C asks the loop to stop after the current step."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl-C stays a plain KeyboardInterrupt
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def train_model(
+    config: TrainConfig, *, on_step: Callable[[int, int], None] | None = None
+) -> dict:
+    """Train an RLN-family model; write checkpoints and logs to ``config.out`` (rank 0).
+
+    Ctrl-C (SIGINT) stops after the current optimizer step, saves ``last.pt`` with the position
+    inside the epoch, and returns; ``resume=True`` then continues exactly where it stopped (the
+    shuffling is a function of (seed, epoch), the augmentation generator state is saved).
+
+    Args:
+        config: the run configuration.
+        on_step: called as ``on_step(epoch, step)`` after every optimizer step (0-based; for
+            tests and instrumentation).
+
+    Returns:
+        Summary dict: ``epochs_done``, ``best_val_mase``, ``best_epoch``, ``interrupted``,
+        ``history``, ``out``.
+
+    Raises:
+        FileNotFoundError: a data file, or ``last.pt`` on resume, is missing.
+        ValueError: bad data file, or a resume with a changed configuration.
+    """
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    owns_group = distributed and not dist.is_initialized()
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = _resolve_device(config.device, local_rank)
+    if owns_group:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    use_amp = config.amp and device.type == "cuda"
+    if config.amp and not use_amp and rank == 0:
+        print("rln-design train: --amp is for CUDA only (bf16 autocast); training in fp32 on CPU")
+    out = Path(config.out)
+    is_main = rank == 0
+
+    # data
+    train_m, train_y, data_attrs = _load_data(
+        config.data, "train", config.max_train_samples, config.seed
+    )
+    val_m, val_y, _ = _load_data(config.data, "validation", config.max_val_samples, config.seed)
+    grid = tuple(train_m.shape[1:])
+
+    # model and optimizer (seeded init; overwritten on resume)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    model = RLN(config.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start_epoch, start_step, epoch_state = 0, 0, None
+    best_val, best_epoch, history = float("inf"), -1, []
+    if config.resume:
+        path = out / "last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: {str(path)!r} does not exist")
+        ckpt = load_checkpoint(path, map_location=device)
+        _check_resumable(ckpt["config"], config)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch, start_step, epoch_state = ckpt["epoch"], ckpt["step"], ckpt["epoch_state"]
+        best_val, best_epoch, history = ckpt["best_val_mase"], ckpt["best_epoch"], ckpt["history"]
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+        _set_numpy_rng_state(ckpt["rng"]["numpy"])
+        if "cuda" in ckpt["rng"] and device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda"]])
+        if is_main:
+            print(f"rln-design train: resuming {str(path)!r} at epoch {start_epoch + 1}, "
+                  f"step {start_step}")
+    raw_model = model
+    if distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    # shuffling is a pure function of (seed, epoch): the same sampler serves 1 or many processes
+    sampler = DistributedSampler(
+        _Batches(train_m, train_y), num_replicas=world, rank=rank, shuffle=True, seed=config.seed
+    )
+    batches = torch.utils.data.BatchSampler(sampler, config.batch_size, drop_last=False)
+    loader = DataLoader(
+        _Batches(train_m, train_y), sampler=batches, batch_size=None,
+        pin_memory=device.type == "cuda",
+    )
+    val_shard = slice(rank, None, world)
+
+    def checkpoint(epoch, step, epoch_state):
+        return make_checkpoint(
+            model=raw_model, optimizer=optimizer, config=config, epoch=epoch, step=step,
+            best_val_mase=best_val, best_epoch=best_epoch, history=history,
+            data_attrs=data_attrs, grid=grid, epoch_state=epoch_state,
+        )
+
+    from tqdm.auto import tqdm
+
+    interrupted = False
+    with _StopRequest() as stop:
+        for epoch in range(start_epoch, config.epochs):
+            lr = cosine_lr(epoch, lr=config.lr, eta_min=config.eta_min, epochs=config.epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            sampler.set_epoch(epoch)
+            aug_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
+            loss_sum, n_seen, elapsed = 0.0, 0, 0.0
+            skip = 0
+            if epoch_state is not None:  # resuming inside this epoch
+                aug_gen.set_state(epoch_state["aug_generator"])
+                loss_sum, n_seen = epoch_state["loss_sum"], epoch_state["n_seen"]
+                elapsed = epoch_state["elapsed"]
+                skip, epoch_state = start_step, None
+            model.train()
+            t0 = time.perf_counter() - elapsed
+            bar = tqdm(
+                total=len(batches), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+                disable=not (config.progress and is_main), leave=False, dynamic_ncols=True,
+            )
+            step = skip
+            for step, (m, y) in enumerate(loader):
+                if step < skip:
+                    continue
+                if config.augment:
+                    m, y = augment_batch(m, y, aug_gen)
+                m = m.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    iterates = model(m, return_all=True)
+                loss = iterate_loss(iterates, y, config.loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                loss_sum += loss.item() * len(m)
+                n_seen += len(m)
+                rate = n_seen / max(time.perf_counter() - t0, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / n_seen:.4g}", samples_s=f"{rate * world:.3g}")
+                if on_step is not None:
+                    on_step(epoch, step)
+                stop_now = stop.requested
+                if distributed:  # every rank must stop at the same step
+                    flag = torch.tensor([float(stop_now)], device=device)
+                    dist.all_reduce(flag)
+                    stop_now = bool(flag.item() > 0)
+                if stop_now:
+                    interrupted = True
+                    state = {
+                        "aug_generator": aug_gen.get_state(),
+                        "loss_sum": loss_sum,
+                        "n_seen": n_seen,
+                        "elapsed": time.perf_counter() - t0,
+                    }
+                    if is_main:
+                        _save_atomic(checkpoint(epoch, step + 1, state), out / "last.pt")
+                    break
+            bar.close()
+            if interrupted:
+                break
+
+            # end of epoch: validation, logs, checkpoints
+            mase = evaluate(
+                raw_model, val_m[val_shard], val_y[val_shard],
+                batch_size=config.batch_size, device=device,
+            )
+            totals = torch.tensor([mase.sum().item(), len(mase), loss_sum, n_seen], device=device,
+                                  dtype=torch.float64)
+            if distributed:
+                dist.all_reduce(totals)
+            val_mase = (totals[0] / totals[1]).item()
+            train_loss = (totals[2] / totals[3]).item()
+            seconds = time.perf_counter() - t0
+            history.append({
+                "epoch": epoch + 1, "train_loss": train_loss, "val_mase": val_mase, "lr": lr,
+                "time_s": seconds, "samples_per_s": totals[3].item() / seconds,
+            })
+            improved = val_mase < best_val
+            if improved:
+                best_val, best_epoch = val_mase, epoch + 1
+            if is_main:
+                ckpt = checkpoint(epoch + 1, 0, None)
+                _save_atomic(ckpt, out / "last.pt")
+                if improved:
+                    _save_atomic(ckpt, out / "best.pt")
+                _write_logs(out, history)
+                tqdm.write(
+                    f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4g}  "
+                    f"val MASE {val_mase:.3f} %  lr {lr:.3g}  {seconds:.1f} s"
+                    + ("  (best)" if improved else "")
+                )
+            if stop.requested:  # Ctrl-C during validation: the epoch is complete and saved
+                interrupted = True
+                break
+
+    if interrupted and is_main:
+        print(
+            f"\nrln-design train: interrupted; state saved to {str(out / 'last.pt')!r}. "
+            f"Resume with the same options plus --resume, e.g.\n"
+            f"  rln-design train --out {config.out} --resume"
+        )
+    if distributed:
+        dist.barrier()
+    if owns_group:
+        dist.destroy_process_group()
+    return {
+        "epochs_done": len(history),
+        "best_val_mase": best_val,
+        "best_epoch": best_epoch,
+        "interrupted": interrupted,
+        "history": history,
+        "out": str(out),
+    }

@@ -1,0 +1,246 @@
+"""Tests of the training loop (rln_design/train.py) and the `rln-design train` command."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rln_design.cli.train import train as train_cli
+from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.train import (
+    TrainConfig,
+    augment_batch,
+    cosine_lr,
+    iterate_loss,
+    load_checkpoint,
+    load_split,
+    train_model,
+)
+
+TINY = ModelConfig(kind="rln", n_iter=2, width=4)
+
+
+def _blur_target(structures):
+    """A smooth, structure-dependent, mean-1 field that commutes with flips and the y/z swap."""
+    f = structures.astype(np.float32)
+    for axis in (1, 2, 3):
+        f = (f + np.roll(f, 1, axis) + np.roll(f, -1, axis)) / 3
+    return (1 + 0.5 * (f - f.mean(axis=(1, 2, 3), keepdims=True))).astype(np.float32)
+
+
+def make_dataset(path, n=24, shape=(6, 6, 6), seed=0, with_strain=True):
+    rng = np.random.default_rng(seed)
+    structures = (rng.random((n, *shape)) < 0.5).astype(np.uint8)
+    with h5py.File(path, "w") as f:
+        f["structures"] = structures
+        if with_strain:
+            f["strain"] = _blur_target(structures)
+        f["split"] = np.where(np.arange(n) % 4 == 3, 1, 0).astype(np.uint8)
+        done = np.ones(n, bool)
+        done[0] = False
+        f["done"] = done
+        f.attrs["contrast"] = 10.0
+        f.attrs["config"] = json.dumps({"n": n})
+        f.attrs["version"] = "0.1.0"
+    return str(path)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_dataset(tmp_path / "data.h5")
+
+
+def _config(data, out, **kw):
+    base = dict(data=data, out=str(out), model=TINY, epochs=2, batch_size=4, lr=5e-3,
+                threads=1, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(out, name="last.pt"):
+    return load_checkpoint(os.path.join(out, name))["model"]
+
+
+def _assert_same_weights(a, b, atol):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=key)
+
+
+def test_load_split_keeps_done_samples_of_the_split(data):
+    m, y, attrs = load_split(data, "train")
+    assert m.dtype == torch.uint8 and y.dtype == torch.float32
+    assert len(m) == 17  # 18 train rows (i % 4 != 3) minus row 0 (not done)
+    with h5py.File(data) as f:
+        expected = f["structures"][1:3]
+    np.testing.assert_array_equal(m[:2].numpy(), expected)
+    assert attrs["contrast"] == 10.0 and json.loads(attrs["config"]) == {"n": 24}
+    assert len(load_split(data, "validation")[0]) == 6
+    assert len(load_split(data, "train", max_samples=5)[0]) == 5
+
+
+def test_load_split_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_split(tmp_path / "nope.h5")
+    path = make_dataset(tmp_path / "nostrain.h5", with_strain=False)
+    with pytest.raises(ValueError, match="has no 'strain' dataset"):
+        load_split(path)
+
+
+def test_cosine_lr_matches_torch_scheduler():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=2e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7, eta_min=1e-8)
+    for epoch in range(7):
+        assert cosine_lr(epoch, lr=2e-3, eta_min=1e-8, epochs=7) == pytest.approx(
+            opt.param_groups[0]["lr"], rel=1e-12
+        )
+        opt.step()
+        sched.step()
+
+
+def test_iterate_loss_uniform_weights():
+    y = torch.ones(2, 3, 3, 3)
+    iterates = [y + 0.1, y + 0.3]
+    assert iterate_loss(iterates, y, "mse").item() == pytest.approx((0.01 + 0.09) / 2, rel=1e-5)
+    assert iterate_loss(iterates, y, "rmse_pct").item() == pytest.approx((10 + 30) / 2, rel=1e-5)
+
+
+def test_augmentation_maps_pairs_to_pairs():
+    # the fixture's target is equivariant under flips and the y/z swap, like eps_xx itself
+    rng = np.random.default_rng(1)
+    m = (rng.random((3, 5, 4, 4)) < 0.5).astype(np.uint8)
+    y = torch.from_numpy(_blur_target(m))
+    g = torch.Generator().manual_seed(0)
+    changed = 0
+    for _ in range(8):
+        ma, ya = augment_batch(torch.from_numpy(m), y, g)
+        torch.testing.assert_close(ya, torch.from_numpy(_blur_target(ma.numpy())), atol=1e-6,
+                                   rtol=0)
+        changed += not torch.equal(ma, torch.from_numpy(m))
+    assert changed > 0
+
+
+def test_tiny_run_lowers_loss_and_writes_artifacts(data, tmp_path):
+    out = tmp_path / "run"
+    summary = train_model(_config(data, out, epochs=3))
+    losses = [row["train_loss"] for row in summary["history"]]
+    assert losses[-1] < losses[0]
+    for name in ("last.pt", "best.pt", "metrics.jsonl", "learning_curve.png", "config.json"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert set(rows[0]) >= {"epoch", "train_loss", "val_mase", "lr", "time_s"}
+
+    ckpt = torch.load(out / "best.pt", weights_only=True)
+    assert ckpt["epoch"] == summary["best_epoch"]
+    assert ckpt["config"]["model"] == {"kind": "rln", "n_iter": 2, "history": 2, "width": 4}
+    assert ckpt["config"]["grad_clip"] == 4.0  # 2 * N
+    assert ckpt["contrast"] == 10.0 and ckpt["grid"] == [6, 6, 6]
+    assert ckpt["version"] == __import__("rln_design").__version__
+    assert ckpt["data_attrs"][data]["contrast"] == 10.0
+    model = RLN(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    assert TrainConfig.from_dict(ckpt["config"]) == _config(data, out, epochs=3)
+
+
+def test_same_seed_same_weights(data, tmp_path):
+    train_model(_config(data, tmp_path / "a", augment=True, epochs=1))
+    train_model(_config(data, tmp_path / "b", augment=True, epochs=1))
+    _assert_same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "b"), atol=0)
+
+
+@pytest.mark.parametrize("stop_at", [(0, 1), (0, 4)])  # mid-epoch, and the epoch's last step
+def test_interrupt_and_resume_equals_uninterrupted_run(data, tmp_path, stop_at):
+    full = tmp_path / "full"
+    train_model(_config(data, full, augment=True))
+
+    def interrupt(epoch, step):
+        if (epoch, step) == stop_at:
+            signal.raise_signal(signal.SIGINT)
+
+    part = tmp_path / "part"
+    summary = train_model(_config(data, part, augment=True), on_step=interrupt)
+    assert summary["interrupted"]
+    ckpt = load_checkpoint(part / "last.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (stop_at[0], stop_at[1] + 1)
+    summary = train_model(_config(data, part, augment=True, resume=True))
+    assert not summary["interrupted"] and summary["epochs_done"] == 2
+    _assert_same_weights(_weights(full), _weights(part), atol=1e-6)
+    full_hist = load_checkpoint(full / "last.pt")["history"]
+    for a, b in zip(full_hist, summary["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_mase"] == pytest.approx(b["val_mase"], rel=1e-5)
+
+
+def test_resume_refuses_changed_config(data, tmp_path):
+    train_model(_config(data, tmp_path, epochs=1))
+    with pytest.raises(ValueError, match="lr: checkpoint 0.005 vs now 0.001"):
+        train_model(_config(data, tmp_path, epochs=1, lr=1e-3, resume=True))
+
+
+def _cli(args):
+    return CliRunner().invoke(train_cli, args)
+
+
+def test_cli_bad_input_messages(data, tmp_path):
+    result = _cli(["--data", str(tmp_path / "missing.h5")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert "Traceback" not in result.output
+    nostrain = make_dataset(tmp_path / "nostrain.h5", with_strain=False)
+    result = _cli(["--data", nostrain])
+    assert result.exit_code == 2 and "has no strain dataset" in result.output
+    result = _cli(["--data", data, "--epochs", "0"])
+    assert result.exit_code == 2 and "must be > 0, got 0" in result.output
+    result = _cli([])
+    assert result.exit_code == 2 and "Missing option '--data'" in result.output
+    result = _cli(["--data", data, "--out", str(tmp_path / "empty"), "--resume"])
+    assert result.exit_code == 2 and "last.pt' does not exist" in result.output
+
+
+def test_cli_trains_and_resume_takes_options_from_checkpoint(data, tmp_path):
+    out = str(tmp_path / "run")
+    args = ["--data", data, "--out", out, "--n-iter", "1", "--width", "4", "--epochs", "1",
+            "--batch-size", "8", "--threads", "1", "--no-progress", "--model", "rln-t"]
+    result = _cli(args)
+    assert result.exit_code == 0, result.output
+    assert "best validation MASE" in result.output
+    # resume of a finished run: nothing left to do, options come from the checkpoint
+    result = _cli(["--out", out, "--resume", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(os.path.join(out, "last.pt"))["config"]["model"]["kind"] == "rln-t"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
+    os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
+def test_ddp_two_cpu_processes(data, tmp_path):
+    script = tmp_path / "ddp_train.py"
+    out = tmp_path / "ddp"
+    script.write_text(textwrap.dedent(f"""
+        from rln_design.models.recurrent import ModelConfig
+        from rln_design.train import TrainConfig, train_model
+        s = train_model(TrainConfig(data={data!r}, out={str(out)!r}, epochs=2, batch_size=2,
+                        model=ModelConfig(n_iter=2, width=4), threads=1, progress=False))
+        print("RESULT", s["epochs_done"], s["best_val_mase"])
+    """))
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    proc = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "--master_port", "29617", str(script)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("RESULT 2") == 2  # both ranks finished both epochs
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2  # only rank 0 wrote
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
