@@ -381,14 +381,12 @@ def generate_torch(params, noise, *, temperature: float = 0.05, mode: str = "sig
     p = p.to(device=device, dtype=dtype)
     u = u.to(device=device, dtype=dtype)
 
-    if p.ndim == 1:
-        p = p[None]
-    if u.ndim == 3:
-        u = u[None]
-    if p.ndim != 2 or p.shape[1] != 4:
+    if p.ndim not in (1, 2) or p.shape[-1] != 4:
         raise ValueError(f"params must have shape (4,) or (batch, 4), got {tuple(p.shape)}")
-    if u.ndim != 4:
+    if u.ndim not in (3, 4):
         raise ValueError(f"noise must have shape (x, y, z) or (batch, x, y, z), got {tuple(u.shape)}")
+    p = p[None] if p.ndim == 1 else p  # (batch, 4)
+    u = u[None] if u.ndim == 3 else u  # (batch, x, y, z)
     shape = _check_shape(u.shape[1:])
     batch = max(p.shape[0], u.shape[0])
     if p.shape[0] not in (1, batch) or u.shape[0] not in (1, batch):
