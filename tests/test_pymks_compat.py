@@ -45,3 +45,13 @@ def test_two_point_correlation_pymks_crops_non_cubic():
     theirs = _pymks.two_point_correlation(s)  # lags -3..3 on every axis
     assert theirs.shape == (1, 7, 7, 7)
     np.testing.assert_allclose(theirs, ours[:, 1:8, 2:9, 0:7], atol=1e-13)
+
+
+def test_localization_regressor_runs_with_np_complex_patch():
+    # pymks.fmks.localization builds its coefficients with dtype=np.complex (gone from numpy).
+    pymks = _pymks.load_pymks()
+    x = (np.random.default_rng(0).random((6, 5, 5)) > 0.5).astype(float)
+    y = 2 * x + np.roll(x, 1, axis=1)  # an exactly linear, periodic local response
+    features = pymks.PrimitiveTransformer(n_state=2, min_=0, max_=1).transform(x)
+    model = pymks.LocalizationRegressor().fit(features, y)
+    np.testing.assert_allclose(np.asarray(model.predict(features)), y, atol=1e-10)
