@@ -24,6 +24,7 @@ _EXPORTS = {
     "generate_batch": "rln_design.microstructure",
     "generate_torch": "rln_design.microstructure",
     "generate_pymks": "rln_design.microstructure",
+    "noise": "rln_design.microstructure",
     "latin_hypercube": "rln_design.microstructure",
     "ParameterBox": "rln_design.microstructure",
     # finite elements
@@ -33,7 +34,8 @@ _EXPORTS = {
     # statistics
     "STATISTICS": "rln_design.stats",
     "compute_statistic": "rln_design.stats",
-    "two_point_correlation": "rln_design.stats",
+    "two_point_correlation": "rln_design.twopoint",
+    "correlation_length": "rln_design.twopoint",
     # data
     "generate_dataset": "rln_design.data",
     "load_dataset": "rln_design.data",
