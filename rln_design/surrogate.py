@@ -1,0 +1,398 @@
+"""The trained RLN as a strain surrogate for design scripts: load by name or path, predict, differentiate.
+
+A surrogate maps two-phase structures ``m`` `(batch, x, y, z)` (0 soft, 1 stiff) to the normalized
+strain field ``y = eps_xx / <eps_xx>`` (mean 1 per sample, load eps_xx along ``x``) that the periodic
+voxel FE solution satisfies: ``div(C(m) : eps) = 0``, ``<eps> = eps_bar``, periodic.
+
+Where surrogates come from:
+
+* a *name* (``"cr10"``, ``"cr50"``) is looked up as ``<dir>/<name>/model.pt`` in the directories of
+  the environment variable ``RLN_DESIGN_SURROGATES`` (``os.pathsep``-separated, first match wins)
+  and then in the repository-level ``surrogates/`` folder next to the package;
+* a *path* may be a surrogate directory (``model.pt`` + ``card.md``), a shipped ``model.pt`` or a
+  training checkpoint (``best.pt`` / ``last.pt`` of ``rln_design.train``).
+
+Every file is read with ``torch.load(weights_only=True)``: no pickled code is executed.
+
+Example:
+    >>> from rln_design import Surrogate, generate
+    >>> s = Surrogate.load("cr10")                       # doctest: +SKIP
+    >>> y = s.predict(generate(4, 4, 4, 0.5))            # doctest: +SKIP
+    >>> y.shape, y.mean()                                # doctest: +SKIP
+    ((31, 31, 31), 1.0)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rln_design._version import __version__
+from rln_design.models.recurrent import RLN, ModelConfig
+
+__all__ = ["Surrogate", "SURROGATES_ENV", "surrogate_dirs", "available_surrogates", "resolve_surrogate"]
+
+SURROGATES_ENV = "RLN_DESIGN_SURROGATES"
+MODEL_FILE = "model.pt"
+CARD_FILE = "card.md"
+
+
+# ----------------------------------------------------------------------------------- locating
+
+
+def surrogate_dirs() -> list[Path]:
+    """Directories searched for named surrogates, in order.
+
+    ``$RLN_DESIGN_SURROGATES`` (``os.pathsep``-separated) first, then ``<repo>/surrogates`` (the
+    folder next to the ``rln_design`` package of a source checkout).
+    """
+    dirs = [Path(p) for p in os.environ.get(SURROGATES_ENV, "").split(os.pathsep) if p]
+    import rln_design
+
+    dirs.append(Path(rln_design.__file__).resolve().parent.parent / "surrogates")
+    return dirs
+
+
+def available_surrogates() -> list[str]:
+    """Names of the surrogates found in :func:`surrogate_dirs` (sorted, without duplicates)."""
+    names = set()
+    for d in surrogate_dirs():
+        if d.is_dir():
+            names.update(p.parent.name for p in d.glob(f"*/{MODEL_FILE}"))
+    return sorted(names)
+
+
+def resolve_surrogate(name_or_path: str | os.PathLike) -> Path:
+    """The weights file of a surrogate name, surrogate directory or checkpoint path.
+
+    Raises:
+        FileNotFoundError: neither an existing path nor a known name; the message lists the
+            available names and where they were searched.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / MODEL_FILE).is_file():
+            return path / MODEL_FILE
+        raise FileNotFoundError(f"surrogate directory {str(path)!r} has no {MODEL_FILE}")
+    name = str(name_or_path)
+    if os.sep not in name and "/" not in name:
+        for d in surrogate_dirs():
+            candidate = d / name / MODEL_FILE
+            if candidate.is_file():
+                return candidate
+    available = available_surrogates()
+    searched = ", ".join(str(d) for d in surrogate_dirs())
+    raise FileNotFoundError(
+        f"unknown surrogate {name!r}: not a file or directory, and no surrogate of that name. "
+        f"Available names: {', '.join(available) if available else '(none)'} "
+        f"(searched {searched}; set {SURROGATES_ENV} to add directories)"
+    )
+
+
+# ----------------------------------------------------------------------------------- metadata
+
+
+def _plain(value):
+    """JSON strings (dataset ``config``, ``imposed_strain``) -> python objects, recursively."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    return value
+
+
+def _data_summary(ckpt: dict) -> dict:
+    """Training-data attributes of a checkpoint: ``{"files": {path: attrs}}`` or a flat attrs dict.
+
+    Training checkpoints hold ``data_attrs`` = ``{path: attrs}``; shipped surrogates hold ``data``
+    (either form). Dataset ``config`` JSON strings are decoded so the parameter box is readable.
+    """
+    data = ckpt.get("data", ckpt.get("data_attrs")) or {}
+    data = _plain(data)
+    if data and all(isinstance(v, dict) for v in data.values()) and "contrast" not in data:
+        return {"files": data}
+    return data
+
+
+def _first_attr(data: dict, key: str):
+    if key in data:
+        return data[key]
+    for attrs in data.get("files", {}).values():
+        if isinstance(attrs, dict) and key in attrs:
+            return attrs[key]
+    return None
+
+
+# ----------------------------------------------------------------------------------- surrogate
+
+
+class Surrogate:
+    """A trained RLN-family model with its metadata, as a numpy/torch strain predictor.
+
+    The model was trained on *binary* structures (0 soft, 1 stiff). A floating input in [0, 1] is
+    read as the probability of the stiff phase (one-hot channels ``(1 - m, m)``), which makes
+    the prediction differentiable in relaxed structures; values strictly between 0 and 1 are an
+    extrapolation outside the training data, useful for gradients but not an accurate field.
+
+    The network is convolutional and periodic, so any grid runs; accuracy is only established on
+    the training grid :attr:`grid` (a different grid gives a warning).
+
+    Attributes:
+        model: the :class:`~rln_design.models.RLN` (eval mode, parameters frozen).
+        metadata: everything known about the model: ``model_config``, ``train_config``,
+            ``metrics``, ``data``, ``version``, ``contrast``, ``grid``, ``source``.
+        card: text of the model card (``card.md``), or ``""``.
+
+    Args:
+        model: an RLN.
+        metadata: see above (``contrast`` and ``grid`` are read from it).
+        card: model card text.
+    """
+
+    def __init__(self, model: RLN, metadata: dict | None = None, card: str = ""):
+        self.model = model.eval()
+        for p in self.model.parameters():  # gradients are wanted for inputs, never for weights
+            p.requires_grad_(False)
+        self.metadata = dict(metadata or {})
+        self.card = card
+
+    # --------------------------------------------------------------------------- construction
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, *, source: str = "", card: str = "") -> "Surrogate":
+        """Build from a checkpoint dict (shipped ``model.pt`` or a training ``best.pt``/``last.pt``).
+
+        Raises:
+            ValueError: the dict has no ``model`` state dict or ``model_config``.
+        """
+        if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
+            keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+            raise ValueError(
+                f"{source or 'checkpoint'} is not an rln-design surrogate or training checkpoint "
+                f"(needs 'model' and 'model_config'; has {keys})"
+            )
+        config = ModelConfig(**ckpt["model_config"])
+        model = RLN(config)
+        model.load_state_dict(ckpt["model"])
+        data = _data_summary(ckpt)
+        metrics = _plain(ckpt.get("metrics"))
+        if metrics is None:  # training checkpoint: best validation metric and its history
+            metrics = {"val_mase": ckpt.get("best_val_mase"), "best_epoch": ckpt.get("best_epoch")}
+            metrics = {k: v for k, v in metrics.items() if v is not None}
+        grid = ckpt.get("grid") or _first_attr(data, "grid") or _first_attr(data, "shape")
+        if grid is None:
+            size = (_first_attr(data, "config") or {}).get("size") if isinstance(
+                _first_attr(data, "config"), dict) else None
+            grid = [size] * 3 if size else None
+        contrast = ckpt.get("contrast", _first_attr(data, "contrast"))
+        metadata = {
+            "model_config": asdict(config),
+            "train_config": _plain(ckpt.get("train_config", ckpt.get("config"))),
+            "metrics": metrics,
+            "data": data,
+            "version": ckpt.get("version"),
+            "contrast": float(contrast) if contrast is not None else None,
+            "grid": tuple(int(g) for g in grid) if grid is not None else None,
+            "source": source,
+        }
+        return cls(model, metadata, card)
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike = "cr10", *, device: str | torch.device = "cpu"
+             ) -> "Surrogate":
+        """Load a shipped surrogate by name, a surrogate directory, or a checkpoint file.
+
+        Args:
+            name_or_path: ``"cr10"``, ``"cr50"`` (see :func:`available_surrogates`), a directory
+                with ``model.pt``, or a ``.pt`` file (shipped or ``best.pt``/``last.pt``).
+            device: where the model lives.
+
+        Raises:
+            FileNotFoundError: unknown name (the message lists the available ones) or missing file.
+            ValueError: the file is not a surrogate/checkpoint.
+        """
+        path = resolve_surrogate(name_or_path)
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # pickle/zip errors have many types
+            raise ValueError(f"cannot read surrogate {str(path)!r}: {err}") from None
+        card_path = path.parent / CARD_FILE
+        card = card_path.read_text() if card_path.is_file() else ""
+        return cls.from_checkpoint(ckpt, source=str(path), card=card).to(device)
+
+    def save(self, directory: str | os.PathLike, *, card: str | None = None) -> Path:
+        """Write ``directory/model.pt`` (weights-only safe) and ``directory/card.md``.
+
+        The file holds ``model`` (state dict), ``model_config``, ``train_config``, ``metrics``,
+        ``version``, ``data``, ``contrast``, ``grid``; :meth:`load` reads it back.
+
+        Returns:
+            Path of ``model.pt``.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = self.metadata
+        ckpt = {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model_config": asdict(self.model.config),
+            "train_config": meta.get("train_config"),
+            "metrics": meta.get("metrics") or {},
+            "version": meta.get("version") or __version__,
+            "data": meta.get("data") or {},
+            "contrast": meta.get("contrast"),
+            "grid": list(meta["grid"]) if meta.get("grid") else None,
+        }
+        torch.save(ckpt, directory / MODEL_FILE)
+        text = self.card if card is None else card
+        if text:
+            (directory / CARD_FILE).write_text(text)
+        return directory / MODEL_FILE
+
+    # --------------------------------------------------------------------------- attributes
+
+    @property
+    def contrast(self) -> float | None:
+        """E_stiff / E_soft of the training data."""
+        return self.metadata.get("contrast")
+
+    @property
+    def grid(self) -> tuple[int, int, int] | None:
+        """Training grid ``(x, y, z)``."""
+        return self.metadata.get("grid")
+
+    @property
+    def kind(self) -> str:
+        """Model kind: ``"rln"``, ``"rln-t"`` or ``"fln"``."""
+        return self.model.config.kind
+
+    @property
+    def data(self) -> dict:
+        """Training-data summary (dataset attributes: contrast, config with the parameter box ...)."""
+        return self.metadata.get("data") or {}
+
+    @property
+    def accuracy(self) -> dict:
+        """Metrics recorded with the model (e.g. ``test_mase``, ``val_mase``; MASE in percent)."""
+        return self.metadata.get("metrics") or {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def to(self, *args, **kwargs) -> "Surrogate":
+        """Move the model (``torch.nn.Module.to`` arguments: device and/or dtype); returns self."""
+        self.model.to(*args, **kwargs)
+        return self
+
+    def __repr__(self):
+        acc = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in self.accuracy.items())
+        return (f"Surrogate(kind={self.kind!r}, contrast={self.contrast}, grid={self.grid}, "
+                f"device={self.device}, {acc or 'no metrics'})")
+
+    # --------------------------------------------------------------------------- prediction
+
+    def _validate(self, structures):
+        """Check kind, rank and range; return ``(tensor (batch, x, y, z), single, is_numpy)``."""
+        is_numpy = not isinstance(structures, torch.Tensor)
+        if is_numpy:
+            if not isinstance(structures, np.ndarray):
+                raise TypeError(
+                    f"structures must be a numpy array or torch tensor, got {type(structures).__name__}"
+                )
+            if not (np.issubdtype(structures.dtype, np.number) or structures.dtype == bool):
+                raise TypeError(f"structures must be numeric, got dtype {structures.dtype}")
+            t = torch.from_numpy(np.ascontiguousarray(structures))
+        else:
+            t = structures
+        if t.dim() not in (3, 4):
+            raise ValueError(
+                f"structures must be (x, y, z) or (batch, x, y, z), got shape {tuple(t.shape)}"
+            )
+        if t.numel() == 0:
+            raise ValueError(f"structures is empty (shape {tuple(t.shape)})")
+        if t.dtype.is_complex:
+            raise TypeError(f"structures must be real, got dtype {t.dtype}")
+        if t.dtype != torch.bool:
+            with torch.no_grad():
+                lo, hi = t.min().item(), t.max().item()
+            if not (lo >= 0 and hi <= 1):  # also catches NaN
+                raise ValueError(
+                    f"structure values must lie in [0, 1] (0 soft, 1 stiff); got min {lo:g}, "
+                    f"max {hi:g}"
+                )
+        single = t.dim() == 3
+        if single:
+            t = t.unsqueeze(0)
+        grid = self.grid
+        if grid is not None and tuple(t.shape[1:]) != tuple(grid):
+            warnings.warn(
+                f"structure grid {tuple(t.shape[1:])} differs from the training grid {tuple(grid)}: "
+                "the periodic network runs, but its accuracy there is unmeasured",
+                stacklevel=3,
+            )
+        return t, single, is_numpy
+
+    def predict(self, structures, *, batch_size: int = 32):
+        """Predict the normalized strain ``eps_xx / <eps_xx>`` of each structure.
+
+        Args:
+            structures: `(batch, x, y, z)` or `(x, y, z)`, numpy or torch, values in [0, 1]
+                (0 soft, 1 stiff; bool/uint8/int/float). Floats strictly inside (0, 1) are stiff
+                probabilities: an extrapolation (the model saw binary structures only).
+            batch_size: structures per forward pass (memory vs speed; results do not depend on it).
+
+        Returns:
+            Strain field of the input's shape, mean 1 per structure. numpy in: float32 numpy.
+            torch in: a tensor on the input's device, in the input's floating dtype (float32 for
+            integer/bool input). If the input requires grad (and grad mode is on) the result is
+            differentiable with respect to it; otherwise it is computed under
+            ``torch.inference_mode`` and returned as an ordinary tensor without history.
+
+        Raises:
+            TypeError: not a numpy array / torch tensor, or a non-numeric dtype.
+            ValueError: wrong number of dimensions, empty, or values outside [0, 1].
+        """
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        t, single, is_numpy = self._validate(structures)
+        device, dtype = self.device, self.dtype
+        differentiable = (not is_numpy) and t.requires_grad and torch.is_grad_enabled()
+        out_dtype = t.dtype if t.dtype.is_floating_point else dtype
+        if differentiable:
+            parts = [self.model(t[i : i + batch_size].to(device=device, dtype=dtype))
+                     for i in range(0, len(t), batch_size)]
+            y = torch.cat(parts).to(device=t.device, dtype=out_dtype)
+        else:
+            with torch.inference_mode():
+                parts = [self.model(t[i : i + batch_size].to(device=device, dtype=dtype)).float().cpu()
+                         if is_numpy else
+                         self.model(t[i : i + batch_size].to(device=device, dtype=dtype))
+                         for i in range(0, len(t), batch_size)]
+                y = torch.cat(parts)
+            if is_numpy:
+                y = y.numpy().astype(np.float32, copy=False)
+            else:  # clone outside inference mode: the caller gets a normal tensor
+                y = y.to(device=t.device, dtype=out_dtype).clone()
+        return y[0] if single else y
+
+    __call__ = predict
