@@ -1,0 +1,232 @@
+"""The design problem (targets + optional objective) as numbers the loops optimize, and the history.
+
+For the K realizations of a design point, target ``j`` has the *robust relative margin*
+
+    m_j = margin_j(mean_j + kappa * std_j * s_j) / scale_j        (s_j = +1 for ``<``, -1 for ``>``)
+
+i.e. the margin of the statistic ``kappa`` realization standard deviations on the unfavourable
+side of its mean, relative to the threshold (``kappa = 1`` by default: about 84 % of realizations
+meet the target when ``m_j >= 0`` under a normal approximation). The loops maximize
+
+* constraints only: the *score* ``min_j m_j`` -- the design most likely to meet all targets, with
+  the largest margin;
+* with an objective: ``sign * mean(objective)`` subject to ``m_j >= 0`` (BoTorch constraints;
+  a smooth hinge penalty in the gradient loop).
+
+The probability that a realization meets a target is reported both as the fraction of the K
+realizations and as the normal approximation ``Phi(margin(mean) / std)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rln_design.design.targets import Objective, Target
+
+__all__ = ["DesignProblem", "History"]
+
+
+@dataclass(frozen=True)
+class DesignProblem:
+    """Targets, an optional objective and the risk factor ``kappa``.
+
+    Attributes:
+        targets: :class:`~rln_design.design.targets.Target` tuple (may be empty if an objective
+            is given).
+        objective: optional :class:`~rln_design.design.targets.Objective`.
+        kappa: realization standard deviations of safety in the robust margin.
+    """
+
+    targets: tuple = ()
+    objective: Objective | None = None
+    kappa: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "targets", tuple(self.targets))
+        if not self.targets and self.objective is None:
+            raise ValueError("a design problem needs at least one target or an objective")
+
+    @property
+    def statistic_names(self) -> list[str]:
+        names = [t.statistic for t in self.targets]
+        if self.objective is not None:
+            names.append(self.objective.statistic)
+        return list(dict.fromkeys(names))
+
+    @property
+    def n_outcomes(self) -> int:
+        """Columns of :meth:`outcomes`: objective (if any) then one per target."""
+        return len(self.targets) + (self.objective is not None)
+
+    # ---- numpy
+    def robust_margins(self, stats: dict) -> np.ndarray:
+        """Robust relative margins `(n, n_targets)` from statistics ``{name: (n, K)}``."""
+        cols = []
+        for t in self.targets:
+            v = np.asarray(stats[t.statistic], dtype=np.float64)
+            mean, std = np.nanmean(v, 1), _std(v)
+            worse = mean + self.kappa * std if t.upper else mean - self.kappa * std
+            cols.append(t.relative_margin(worse))
+        return np.stack(cols, 1) if cols else np.zeros((len(next(iter(stats.values()))), 0))
+
+    def outcomes(self, stats: dict) -> np.ndarray:
+        """GP outcomes `(n, M)`, all to be maximized: ``[sign * objective mean] + margins``."""
+        m = self.robust_margins(stats)
+        if self.objective is None:
+            return m
+        obj = self.objective.sign * np.nanmean(np.asarray(stats[self.objective.statistic], float), 1)
+        return np.concatenate([obj[:, None], m], 1)
+
+    def score_outcomes(self, y: np.ndarray) -> np.ndarray:
+        """Scalar score `(n,)` from outcomes `(n, M)` (higher is better).
+
+        Constraints only: ``min_j m_j``. With an objective: the objective where all margins are
+        >= 0, otherwise ``-1e3 + min_j m_j`` (every feasible design beats every infeasible one).
+        """
+        y = np.asarray(y, dtype=np.float64)
+        if self.objective is None:
+            return y.min(1)
+        obj, m = y[:, 0], y[:, 1:]
+        if m.shape[1] == 0:
+            return obj
+        worst = m.min(1)
+        return np.where(worst >= 0, obj, -1e3 + worst)
+
+    def score(self, stats: dict) -> np.ndarray:
+        """:meth:`score_outcomes` of :meth:`outcomes`."""
+        return self.score_outcomes(self.outcomes(stats))
+
+    def summarize(self, stats: dict) -> list[dict]:
+        """Per design point: mean, std and probability of meeting each target, and the score."""
+        score = self.score(stats)
+        out = []
+        n = len(score)
+        for i in range(n):
+            row = {"score": float(score[i]), "targets": [], "statistics": {}}
+            for name, v in stats.items():
+                v = np.asarray(v, dtype=np.float64)[i]
+                row["statistics"][name] = {"mean": float(np.nanmean(v)), "std": float(_std(v[None])[0]),
+                                           "values": [float(x) for x in v]}
+            for t in self.targets:
+                v = np.asarray(stats[t.statistic], dtype=np.float64)[i]
+                mean, std = float(np.nanmean(v)), float(_std(v[None])[0])
+                row["targets"].append({
+                    "target": str(t), "mean": mean, "std": std,
+                    "met_by_mean": bool(t.met(mean)),
+                    "fraction_met": float(np.mean(t.met(v))),
+                    "probability_normal": _prob(t, mean, std),
+                    "relative_margin": float(t.relative_margin(mean)),
+                })
+            if self.objective is not None:
+                v = np.asarray(stats[self.objective.statistic], dtype=np.float64)[i]
+                row["objective"] = {"statistic": self.objective.statistic, "sense": self.objective.sense,
+                                    "mean": float(np.nanmean(v)), "std": float(_std(v[None])[0])}
+            out.append(row)
+        return out
+
+    # ---- torch (gradient loop)
+    def loss_torch(self, stats: dict, *, softmin_temperature: float = 0.02, penalty: float = 10.0):
+        """Differentiable loss `(n,)` to *minimize* from torch statistics ``{name: (n, K)}``.
+
+        Constraints only: ``-softmin_j m_j`` with ``softmin = -tau logsumexp(-m / tau)``.
+        With an objective: ``-sign * objective + penalty * sum_j tau softplus(-m_j / tau)``.
+        """
+        import torch
+
+        margins = []
+        for t in self.targets:
+            v = stats[t.statistic]
+            mean = v.mean(1)
+            std = v.std(1, correction=0) if v.shape[1] > 1 else torch.zeros_like(mean)
+            worse = mean + self.kappa * std if t.upper else mean - self.kappa * std
+            margins.append(t.relative_margin(worse))
+        tau = softmin_temperature
+        if self.objective is None:
+            m = torch.stack(margins, 1)
+            return tau * torch.logsumexp(-m / tau, dim=1)
+        loss = -self.objective.sign * stats[self.objective.statistic].mean(1)
+        for m in margins:
+            loss = loss + penalty * tau * torch.nn.functional.softplus(-m / tau)
+        return loss
+
+    def to_dict(self) -> dict:
+        return {"targets": [t.to_dict() for t in self.targets],
+                "objective": None if self.objective is None else self.objective.to_dict(),
+                "kappa": self.kappa}
+
+
+def _std(v: np.ndarray) -> np.ndarray:
+    """Sample standard deviation over realizations (ddof = 1; 0 for a single realization)."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape[1] < 2:
+        return np.zeros(v.shape[0])
+    return np.nanstd(v, axis=1, ddof=1)
+
+
+def _prob(t: Target, mean: float, std: float) -> float:
+    """Normal-approximation probability that one realization meets ``t``."""
+    if not np.isfinite(mean):
+        return float("nan")
+    if std <= 1e-12:
+        return float(t.met(mean))
+    z = t.margin(mean) / std
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+
+@dataclass
+class History:
+    """Every evaluation of the run, in order (the JSON report stores it verbatim).
+
+    Each record: ``index``, ``params`` (dict), ``source`` (``sobol``/``bayes``/``gradient``/
+    ``fe-feedback``/``verify``), ``evaluator``, ``seeds``, ``score``, ``statistics``
+    (``{name: {mean, std, values}}``) and ``targets`` (per-target summary).
+    """
+
+    problem: DesignProblem
+    records: list = field(default_factory=list)
+
+    def add(self, params, seeds, stats: dict, *, source: str, evaluator: str, iteration: int = 0) -> list[dict]:
+        from rln_design.microstructure import PARAM_NAMES
+
+        params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+        seeds = np.atleast_2d(np.asarray(seeds))
+        rows = self.problem.summarize(stats)
+        added = []
+        for i, row in enumerate(rows):
+            rec = {"index": len(self.records), "iteration": int(iteration), "source": source,
+                   "evaluator": evaluator,
+                   "params": {n: float(v) for n, v in zip(PARAM_NAMES, params[i])},
+                   "seeds": [int(s) for s in seeds[min(i, len(seeds) - 1)]], **row}
+            self.records.append(rec)
+            added.append(rec)
+        return added
+
+    def select(self, *, evaluator: str | None = None, exclude_sources=("verify",)) -> list[dict]:
+        return [r for r in self.records
+                if (evaluator is None or r["evaluator"] == evaluator) and r["source"] not in exclude_sources]
+
+    def params_array(self, records) -> np.ndarray:
+        from rln_design.microstructure import PARAM_NAMES
+
+        return np.array([[r["params"][n] for n in PARAM_NAMES] for r in records], dtype=np.float64).reshape(-1, 4)
+
+    def stats_arrays(self, records) -> dict:
+        """``{name: (n, K)}`` of the given records (K may differ between records: NaN-padded)."""
+        names = list(records[0]["statistics"]) if records else []
+        k = max((len(r["statistics"][names[0]]["values"]) for r in records), default=0) if names else 0
+        out = {}
+        for name in names:
+            a = np.full((len(records), k), np.nan)
+            for i, r in enumerate(records):
+                v = r["statistics"][name]["values"]
+                a[i, :len(v)] = v
+            out[name] = a
+        return out
+
+    def best_so_far(self, evaluator: str | None = None) -> np.ndarray:
+        """Running maximum of the observed score, `(n,)` (convergence plot)."""
+        scores = np.array([r["score"] for r in self.select(evaluator=evaluator)], dtype=float)
+        return np.maximum.accumulate(scores) if len(scores) else scores
