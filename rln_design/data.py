@@ -442,8 +442,11 @@ def _run(tasks, *, workers: int, scheduler) -> Iterator[dict]:
     if scheduler is not None:
         yield from _run_dask(tasks, scheduler)
     elif workers <= 1:
-        for task in tasks:
-            yield _solve_chunk(task)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):  # as in the workers; restored for the caller afterwards
+            for task in tasks:
+                yield _solve_chunk(task)
     else:
         pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
         futures = [pool.submit(_solve_chunk, task) for task in tasks]

@@ -43,7 +43,7 @@ def plot_sample_slices(structure: np.ndarray, strain: np.ndarray, path, *, title
     ):
         # arrays are (h, v); imshow wants (rows=v, cols=h)
         axes[0, col].imshow(s_slice.T, origin="lower", cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        axes[0, col].set_title(f"structure {name}")
+        axes[0, col].set_title(f"structure {name} (black = stiff)")
         image = axes[1, col].imshow(
             e_slice.T, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest"
         )
@@ -51,7 +51,7 @@ def plot_sample_slices(structure: np.ndarray, strain: np.ndarray, path, *, title
         for row in range(2):
             axes[row, col].set_xlabel(h)
             axes[row, col].set_ylabel(v)
-    fig.colorbar(image, ax=axes[1, :].tolist(), shrink=0.8, label="eps_xx / imposed eps_xx")
+    fig.colorbar(image, ax=axes[1, :].tolist(), shrink=0.8, label="eps_xx / eps_bar")
     if title:
         fig.suptitle(title)
     path = Path(path)
