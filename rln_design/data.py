@@ -46,6 +46,8 @@ DEFAULT_IMPOSED_STRAIN = (1e-3, 0.0, 0.0, 0.0, 0.0, 0.0)  # xx, yy, zz, yz, xz, 
 # SeedSequence spawn-key streams (documented in docs/datasets.md; never renumber)
 _STREAM_DESIGN, _STREAM_SAMPLE, _STREAM_SPLIT = 0, 1, 2
 
+DASK_CONNECT_TIMEOUT = "10s"
+
 _BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -461,7 +463,13 @@ def _run(tasks, *, workers: int, scheduler) -> Iterator[dict]:
 def _run_dask(tasks, scheduler) -> Iterator[dict]:
     from dask.distributed import Client, as_completed
 
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    if isinstance(scheduler, Client):
+        client = scheduler
+    else:
+        try:
+            client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(f"cannot connect to the Dask scheduler at {scheduler!r}: {exc}") from None
     futures = [client.submit(_solve_chunk, task, pure=False) for task in tasks]
     try:
         for future in as_completed(futures):

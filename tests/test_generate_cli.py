@@ -129,3 +129,12 @@ def test_strain_is_normalized(tmp_path):
     assert run(*TINY, "--out", str(out)).exit_code == 0
     with h5py.File(out, "r") as f:
         np.testing.assert_allclose(f["strain"][()].mean(axis=(1, 2, 3)), 1.0, atol=1e-5)
+
+
+def test_unreachable_scheduler(tmp_path, monkeypatch):
+    import rln_design.data as data
+
+    monkeypatch.setattr(data, "DASK_CONNECT_TIMEOUT", "1s")
+    result = run(*TINY, "--out", str(tmp_path / "d.h5"), "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 2, result.output
+    assert "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:9'" in " ".join(result.output.split())

@@ -110,6 +110,8 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         )
     except (FileExistsError, ConfigMismatchError) as exc:
         raise click.UsageError(str(exc)) from None
+    except ConnectionError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--scheduler'") from None
     except KeyboardInterrupt:
         import h5py
 
