@@ -1,0 +1,90 @@
+"""``rln-design evaluate``: test-split accuracy of surrogates and baselines (MASE, statistic errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rln_design.cli.options import positive_float, positive_int
+
+
+@click.command()
+@click.option("--model", "models", multiple=True,
+              help="Surrogate name (cr10, cr50), surrogate directory or checkpoint (best.pt); "
+                   "repeat to compare several.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="HDF5 dataset written by `rln-design generate`.")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test",
+              show_default=True, help="Split to evaluate on.")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Add the mean-field (y = 1) and MKS (fit on the file's train split) baselines.")
+@click.option("--mks-ridge", type=positive_float, default=1e-6, show_default=True,
+              help="Relative Tikhonov weight of the MKS least-squares fit.")
+@click.option("--batch-size", type=positive_int, default=32, show_default=True,
+              help="Structures per forward pass.")
+@click.option("--max-samples", type=positive_int, default=None,
+              help="Evaluate a seeded random subset of this many instances.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --max-samples.")
+@click.option("--device", default="cpu", show_default=True, help="Device of the surrogates.")
+@click.option("--threads", type=positive_int, default=None, help="torch CPU threads.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Slices (structure, FE, prediction, |error|) of each model's worst instance; "
+                   "several models get -<n> suffixes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stdout).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Progress bars on stderr.")
+def evaluate(models, data, split, baselines, mks_ridge, batch_size, max_samples, seed, device,
+             threads, png, as_json, progress):
+    """Accuracy of surrogates on a dataset split, next to the mean-field and MKS baselines.
+
+    Per instance MASE = 100 * mean |pred - FE| (fields normalized by the imposed strain; mean and
+    std over instances, the paper's metric), and for each design statistic (peak, p99, p99.9,
+    soft/stiff mean, std of the strain) the relative error |S_pred - S_FE| / |S_FE| (mean and
+    95th percentile). Example:
+
+        rln-design evaluate --model cr10 --model runs/rln/best.pt --data cr10.h5 --png worst.png
+    """
+    import torch
+
+    from rln_design.evaluate import evaluate_dataset, format_table, plot_error_slices
+
+    if not models and not baselines:
+        raise click.UsageError("nothing to evaluate: give --model and/or keep --baselines")
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        report, details = evaluate_dataset(
+            models, data, split=split, baselines=baselines, mks_ridge=mks_ridge,
+            batch_size=batch_size, max_samples=max_samples, seed=seed, device=device,
+            progress=progress,
+        )
+    except FileNotFoundError as err:
+        raise click.BadParameter(str(err), param_hint="--model") from None
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+
+    if png:
+        structures, strain, _ = details["_data"]
+        targets = [row for row in report["rows"] if row["kind"] != "baseline"] or report["rows"][:1]
+        paths = []
+        for k, row in enumerate(targets):
+            path = Path(png)
+            if len(targets) > 1:
+                path = path.with_name(f"{path.stem}-{k + 1}{path.suffix}")
+            worst = details[row["label"]]["worst"]
+            plot_error_slices(
+                structures[worst["index"]], strain[worst["index"]], worst["prediction"], path,
+                title=f"{row['label']}: worst {split} instance #{row['worst']['index']} "
+                      f"(MASE {worst['mase']:.2f} %)",
+            )
+            paths.append(str(path))
+        report["png"] = paths
+
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=float))
+        return
+    click.echo(format_table(report))
+    for path in report.get("png", []):
+        click.echo(f"worst-instance picture: {path}")

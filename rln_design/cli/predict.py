@@ -1,0 +1,110 @@
+"""``rln-design predict``: the surrogate's strain field of a structure (.npy or a dataset sample)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from rln_design.cli.options import positive_int
+
+SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
+                 "stiff_mean_strain", "volume_fraction")
+
+
+@click.command()
+@click.argument("structure", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--h5", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Take the structure from this HDF5 dataset instead of a .npy file.")
+@click.option("--index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Row of --h5 (index into the whole file).")
+@click.option("--surrogate", default="cr10", show_default=True,
+              help="Surrogate name (cr10, cr50), directory, or checkpoint path.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Predicted field .npy (default: <input stem>_strain.npy in the current dir).")
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Slices picture (default: next to --out with .png); '-' for none.")
+@click.option("--batch-size", type=positive_int, default=32, show_default=True,
+              help="Structures per forward pass (for a batch in the .npy).")
+@click.option("--device", default="cpu", show_default=True, help="Device of the surrogate.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_json):
+    """Predict eps_xx / imposed eps_xx of STRUCTURE.npy ((x, y, z) or (batch, x, y, z), 0 soft,
+    1 stiff) or of sample --index of --h5, with a surrogate; write the field (.npy) and slices
+    (.png; first structure of a batch). With --h5 the FE field stored there is compared too.
+
+    Example:
+
+        rln-design predict structure.npy --surrogate cr10
+        rln-design predict --h5 cr10.h5 --index 17 --out s17.npy
+    """
+    from rln_design.stats import compute_statistics
+    from rln_design.surrogate import Surrogate
+
+    if (structure is None) == (h5 is None):
+        raise click.UsageError("give either STRUCTURE.npy or --h5 FILE (with --index)")
+    fe = None
+    if h5 is not None:
+        import h5py
+
+        with h5py.File(h5, "r") as f:
+            if "structures" not in f:
+                raise click.BadParameter(f"{h5} has no 'structures' dataset", param_hint="--h5")
+            n = f["structures"].shape[0]
+            if index >= n:
+                raise click.BadParameter(f"index {index} out of range: {h5} has {n} samples",
+                                         param_hint="--index")
+            m = f["structures"][index]
+            if "strain" in f and ("done" not in f or bool(f["done"][index])):
+                fe = f["strain"][index]
+        stem = f"{Path(h5).stem}_{index}"
+    else:
+        try:
+            m = np.load(structure, allow_pickle=False)
+        except ValueError as err:
+            raise click.BadParameter(f"cannot read {structure}: {err}", param_hint="STRUCTURE") from None
+        stem = Path(structure).stem
+    try:
+        model = Surrogate.load(surrogate, device=device)
+    except (FileNotFoundError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--surrogate") from None
+
+    start = time.perf_counter()
+    try:
+        field = model.predict(m, batch_size=batch_size)
+    except (TypeError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="STRUCTURE") from None
+    seconds = time.perf_counter() - start
+
+    out = Path(out) if out else Path(f"{stem}_strain.npy")
+    np.save(out, field)
+    batch_m = m[None] if m.ndim == 3 else m
+    batch_y = field[None] if field.ndim == 3 else field
+    stats = {k: np.asarray(v).tolist()
+             for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
+    report = {"surrogate": str(surrogate), "kind": model.kind, "contrast": model.contrast,
+              "shape": list(m.shape), "out": str(out), "seconds": seconds, "statistics": stats}
+    if fe is not None:
+        report["mase_vs_fe"] = float(100.0 * np.abs(field.astype(np.float64) - fe).mean())
+    if png != "-":
+        from rln_design.plots import plot_sample_slices
+
+        png_path = Path(png) if png else out.with_suffix(".png")
+        plot_sample_slices(batch_m[0], batch_y[0], png_path,
+                           title=f"{surrogate} prediction ({model.kind}, CR {model.contrast})")
+        report["png"] = str(png_path)
+
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"surrogate {surrogate} ({model.kind}, contrast {model.contrast}, trained grid "
+               f"{model.grid}): {len(batch_m)} x {tuple(batch_m.shape[1:])} in {seconds:.3f} s")
+    for name, values in stats.items():
+        click.echo(f"    {name:<18} " + "  ".join(f"{v:.3f}" for v in values[:8])
+                   + (" ..." if len(values) > 8 else ""))
+    if fe is not None:
+        click.echo(f"    MASE vs stored FE field: {report['mase_vs_fe']:.3f} %")
+    click.echo(f"field: {out}" + (f"   picture: {report['png']}" if "png" in report else ""))

@@ -1,0 +1,206 @@
+"""Tests of rln_design/surrogate.py (Surrogate load/predict) and the `rln-design predict` command."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rln_design.cli.predict import predict as predict_cli
+from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.surrogate import (
+    SURROGATES_ENV,
+    Surrogate,
+    available_surrogates,
+    surrogate_dirs,
+)
+
+TINY = ModelConfig(kind="rln", n_iter=2, width=2)
+GRID = (6, 6, 6)
+
+
+def tiny_surrogate(seed=0) -> Surrogate:
+    torch.manual_seed(seed)
+    meta = {"contrast": 10.0, "grid": GRID, "metrics": {"test_mase": 1.5, "val_mase": 1.4},
+            "data": {"contrast": 10.0, "config": json.dumps({"size": 6, "bounds": {"vf": [0.1, 0.9]}})}}
+    return Surrogate(RLN(TINY), meta, card="# tiny\nA test surrogate.\n")
+
+
+def structures(n=3, seed=0):
+    return (np.random.default_rng(seed).random((n, *GRID)) < 0.5).astype(np.uint8)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    s = tiny_surrogate()
+    s.save(tmp_path / "tiny")
+    return s, tmp_path / "tiny"
+
+
+def test_save_load_round_trip_weights_only(saved):
+    s, directory = saved
+    # the shipped format is plain tensors/containers: weights_only loading must succeed
+    raw = torch.load(directory / "model.pt", weights_only=True)
+    assert {"model", "model_config", "train_config", "metrics", "version", "data"} <= set(raw)
+    for path in (directory, directory / "model.pt"):
+        t = Surrogate.load(path)
+        m = structures()
+        np.testing.assert_array_equal(t.predict(m), s.predict(m))
+        assert t.contrast == 10.0 and t.grid == GRID and t.kind == "rln"
+        assert t.accuracy == {"test_mase": 1.5, "val_mase": 1.4}
+        assert t.card.startswith("# tiny")
+        assert t.data["config"]["size"] == 6  # dataset config JSON decoded
+
+
+def test_load_training_checkpoint(tmp_path):
+    from rln_design.train import TrainConfig, make_checkpoint
+
+    torch.manual_seed(1)
+    model = RLN(TINY)
+    config = TrainConfig(data=("d.h5",), model=TINY, epochs=2)
+    ckpt = make_checkpoint(
+        model=model, optimizer=torch.optim.Adam(model.parameters()), config=config, epoch=2,
+        step=0, best_val_mase=3.25, best_epoch=2, history=[], grid=GRID, epoch_state=None,
+        data_attrs={"d.h5": {"contrast": 50.0, "config": json.dumps({"bounds": {"gx": [1, 16]}})}},
+    )
+    torch.save(ckpt, tmp_path / "best.pt")
+    s = Surrogate.load(tmp_path / "best.pt")
+    assert s.contrast == 50.0 and s.grid == GRID
+    assert s.accuracy["val_mase"] == 3.25
+    assert s.metadata["train_config"]["epochs"] == 2
+    assert s.data["files"]["d.h5"]["config"]["bounds"]["gx"] == [1, 16]
+    m = torch.from_numpy(structures())
+    with torch.no_grad():
+        expected = model.eval()(m)
+    torch.testing.assert_close(s.predict(m), expected, atol=0, rtol=0)
+
+
+def test_named_lookup_and_unknown_name(saved, monkeypatch, tmp_path):
+    _, directory = saved
+    monkeypatch.setenv(SURROGATES_ENV, str(tmp_path))
+    assert surrogate_dirs()[0] == tmp_path
+    assert "tiny" in available_surrogates()
+    assert Surrogate.load("tiny").grid == GRID
+    with pytest.raises(FileNotFoundError, match=r"unknown surrogate 'nope'.*Available names: .*tiny"):
+        Surrogate.load("nope")
+
+
+def test_not_a_checkpoint(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="needs 'model' and 'model_config'"):
+        Surrogate.load(tmp_path / "x.pt")
+    (tmp_path / "y.pt").write_text("not torch")
+    with pytest.raises(ValueError, match="cannot read surrogate"):
+        Surrogate.load(tmp_path / "y.pt")
+
+
+def test_predict_shapes_and_types():
+    s = tiny_surrogate()
+    m = structures(5)
+    y = s.predict(m, batch_size=2)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float32 and y.shape == (5, *GRID)
+    np.testing.assert_allclose(y.mean(axis=(1, 2, 3)), 1.0, atol=1e-5)
+    single = s.predict(m[0])
+    assert single.shape == GRID
+    np.testing.assert_allclose(single, y[0], atol=1e-6)
+    # batching does not change the result (per-sample mean, no batch coupling)
+    np.testing.assert_allclose(s.predict(m, batch_size=1), y, atol=1e-6)
+    for t in (torch.from_numpy(m), torch.from_numpy(m).bool(), torch.from_numpy(m).double()):
+        out = s.predict(t)
+        assert isinstance(out, torch.Tensor) and out.shape == (5, *GRID)
+        assert out.dtype == (torch.float64 if t.dtype == torch.float64 else torch.float32)
+        assert not out.requires_grad and not out.is_inference()
+        np.testing.assert_allclose(out.numpy(), y, atol=1e-5)
+    assert s.predict(torch.from_numpy(m[0])).shape == GRID
+    assert s.to("cpu") is s and s.device.type == "cpu"
+
+
+def test_gradient_reaches_relaxed_input():
+    s = tiny_surrogate()
+    x = torch.rand(2, *GRID, dtype=torch.float64, requires_grad=True)
+    y = s.predict(x, batch_size=1)
+    assert y.requires_grad and y.dtype == torch.float64
+    y.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in s.model.parameters())  # weights stay frozen
+    with torch.no_grad():  # grad mode off: no graph even for a leaf requiring grad
+        assert not s.predict(x).requires_grad
+
+
+@pytest.mark.parametrize("bad, kind, message", [
+    (np.full(GRID, 2, np.uint8), ValueError, r"must lie in \[0, 1\].*max 2"),
+    (np.full(GRID, -0.5), ValueError, r"must lie in \[0, 1\].*min -0.5"),
+    (np.full(GRID, np.nan), ValueError, r"must lie in \[0, 1\]"),
+    (np.zeros((6, 6)), ValueError, r"\(x, y, z\) or \(batch, x, y, z\), got shape \(6, 6\)"),
+    (np.zeros((1, 1, 6, 6, 6)), ValueError, r"got shape \(1, 1, 6, 6, 6\)"),
+    (np.zeros((0, 6, 6, 6)), ValueError, "empty"),
+    ([[[0, 1]]], TypeError, "numpy array or torch tensor, got list"),
+    (np.array([[["a"]]]), TypeError, "numeric"),
+])
+def test_predict_errors(bad, kind, message):
+    with pytest.raises(kind, match=message):
+        tiny_surrogate().predict(bad)
+
+
+def test_predict_other_grid_warns():
+    with pytest.warns(UserWarning, match=r"differs from the training grid \(6, 6, 6\)"):
+        assert tiny_surrogate().predict(np.zeros((4, 5, 6), np.uint8)).shape == (4, 5, 6)
+
+
+@pytest.mark.parametrize("name, contrast", [("cr10", 10.0), ("cr50", 50.0)])
+def test_shipped_surrogates(name, contrast):
+    if name not in available_surrogates():
+        pytest.skip(f"surrogates/{name} not shipped yet")
+    s = Surrogate.load(name)
+    assert s.contrast == contrast
+    assert s.grid == (31, 31, 31)
+    assert s.kind in ("rln", "rln-t", "fln")
+    assert s.card.strip(), "a shipped surrogate needs a model card"
+    from rln_design.microstructure import generate
+
+    y = s.predict(generate(4.0, 4.0, 4.0, 0.5, seed=0))
+    assert y.shape == (31, 31, 31) and abs(float(y.mean()) - 1.0) < 1e-4
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def test_predict_cli_npy_and_h5(saved, tmp_path, monkeypatch):
+    s, directory = saved
+    monkeypatch.chdir(tmp_path)
+    m = structures(2)
+    np.save("batch.npy", m)
+    result = CliRunner().invoke(predict_cli, ["batch.npy", "--surrogate", str(directory), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    field = np.load(report["out"])
+    np.testing.assert_allclose(field, s.predict(m), atol=1e-6)
+    assert (tmp_path / report["png"]).stat().st_size > 0
+    assert len(report["statistics"]["peak_strain"]) == 2
+
+    with h5py.File("d.h5", "w") as f:
+        f["structures"] = m
+        f["strain"] = np.ones_like(m, dtype=np.float32)
+        f["done"] = np.ones(2, bool)
+    result = CliRunner().invoke(predict_cli, ["--h5", "d.h5", "--index", "1", "--surrogate",
+                                              str(directory), "--out", "one.npy", "--png", "-"])
+    assert result.exit_code == 0, result.output
+    pred = np.load("one.npy")
+    assert pred.shape == GRID
+    assert "MASE vs stored FE field" in result.output
+    assert f"{100 * np.abs(pred - 1).mean():.3f} %" in result.output
+
+
+def test_predict_cli_errors(saved, tmp_path, monkeypatch):
+    _, directory = saved
+    monkeypatch.chdir(tmp_path)
+    np.save("bad.npy", np.full(GRID, 3.0))
+    result = CliRunner().invoke(predict_cli, ["bad.npy", "--surrogate", str(directory)])
+    assert result.exit_code == 2 and "must lie in [0, 1]" in result.output
+    np.save("ok.npy", np.zeros(GRID, np.uint8))
+    result = CliRunner().invoke(predict_cli, ["ok.npy", "--surrogate", "no-such-model"])
+    assert result.exit_code == 2 and "unknown surrogate 'no-such-model'" in result.output
+    result = CliRunner().invoke(predict_cli, [])
+    assert result.exit_code == 2 and "either STRUCTURE.npy or --h5" in result.output
