@@ -39,6 +39,9 @@ _EXPORTS = {
     # data
     "generate_dataset": "rln_design.data",
     "load_dataset": "rln_design.data",
+    "StrainDataset": "rln_design.data",
+    "dataset_info": "rln_design.data",
+    "DatasetConfig": "rln_design.data",
     # models / training / surrogate
     "RLN": "rln_design.models.recurrent",
     "ProximalNet": "rln_design.models.proximal",
