@@ -1,0 +1,141 @@
+"""Tests of rln_design/evaluate.py (MASE, statistic errors) and the `rln-design evaluate` command."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rln_design.cli.evaluate import evaluate as evaluate_cli
+from rln_design.evaluate import evaluate_model, mase, relative_errors, summarize
+from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.surrogate import Surrogate
+
+
+def test_mase_by_hand():
+    true = np.array([1.0, 1.5, 0.5, 1.0]).reshape(1, 2, 2, 1)
+    pred = np.ones_like(true)
+    # 100 * (0 + 0.5 + 0.5 + 0) / 4 = 25
+    np.testing.assert_allclose(mase(pred, true), [25.0])
+    two = mase(np.concatenate([pred, true]), np.concatenate([true, true]))
+    np.testing.assert_allclose(two, [25.0, 0.0])
+    with pytest.raises(ValueError, match="must both be"):
+        mase(pred[0], true[0])
+
+
+def test_relative_errors_by_hand():
+    m = np.array([0, 0, 1, 1]).reshape(1, 2, 2, 1)
+    true = np.array([1.5, 1.1, 0.5, 0.9]).reshape(1, 2, 2, 1)
+    pred = np.array([1.2, 1.2, 0.6, 1.0]).reshape(1, 2, 2, 1)
+    e = relative_errors(m, pred, true)
+    np.testing.assert_allclose(e["peak_strain"], [abs(1.2 - 1.5) / 1.5])
+    np.testing.assert_allclose(e["soft_mean_strain"], [abs(1.2 - 1.3) / 1.3])
+    np.testing.assert_allclose(e["stiff_mean_strain"], [abs(0.8 - 0.7) / 0.7])
+    np.testing.assert_allclose(e["std_strain"], [abs(np.std([1.2, 1.2, .6, 1.]) - np.std([1.5, 1.1, .5, .9]))
+                                                  / np.std([1.5, 1.1, .5, .9])])
+    # numpy's linear-interpolation quantile over the 4 voxels
+    q = lambda v, p: np.quantile(v, p)  # noqa: E731
+    np.testing.assert_allclose(e["p99_strain"], [abs(q([1.2, 1.2, .6, 1.], .99) - q([1.5, 1.1, .5, .9], .99))
+                                                  / q([1.5, 1.1, .5, .9], .99)])
+    # a structure without stiff phase: the stiff mean is undefined -> NaN, skipped by summarize
+    e = relative_errors(np.zeros_like(m), pred, true)
+    assert np.isnan(e["stiff_mean_strain"][0])
+
+
+def test_summarize():
+    s = summarize([0.0, 1.0, 2.0, 3.0, np.nan])
+    assert s["n"] == 4 and s["mean"] == 1.5 and s["max"] == 3.0
+    assert s["std"] == pytest.approx(np.std([0, 1, 2, 3]))
+    assert s["p95"] == pytest.approx(2.85)  # linear interpolation: 3 * 0.95 between 2 and 3
+    assert summarize([np.nan])["n"] == 0
+
+
+class _Offset:
+    """A fake predictor: the true field plus a known offset on one instance."""
+
+    def __init__(self, strain, bad, offset):
+        self.strain, self.bad, self.offset, self.seen = strain, bad, offset, 0
+
+    def predict(self, m):
+        out = self.strain[self.seen : self.seen + len(m)].copy()
+        if self.seen <= self.bad < self.seen + len(m):
+            out[self.bad - self.seen] += self.offset
+        self.seen += len(m)
+        return out
+
+
+def test_evaluate_model_batches_and_worst():
+    rng = np.random.default_rng(0)
+    m = (rng.random((7, 4, 4, 4)) < 0.5).astype(np.uint8)
+    y = (1 + 0.1 * rng.normal(size=m.shape)).astype(np.float32)
+    r = evaluate_model(_Offset(y, 5, 0.02), m, y, batch_size=3)
+    expected = np.zeros(7)
+    expected[5] = 2.0  # 100 * 0.02
+    np.testing.assert_allclose(r["mase"], expected, atol=1e-4)
+    assert r["worst"]["index"] == 5 and r["worst"]["prediction"].shape == (4, 4, 4)
+    assert r["summary"]["mase"]["mean"] == pytest.approx(2.0 / 7, abs=1e-4)
+    assert r["errors"]["peak_strain"].shape == (7,)
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def _tiny_dataset(path, n=16, grid=(6, 6, 6)):
+    """Structures with fields from a fixed linear localization (MKS is exact on it)."""
+    rng = np.random.default_rng(1)
+    m = (rng.random((n, *grid)) < 0.5).astype(np.uint8)
+    kernel = 0.1 * rng.normal(size=grid)
+    kernel -= kernel.mean()
+    y = 1 + np.fft.ifftn(np.fft.fftn(kernel) * np.fft.fftn(m, axes=(1, 2, 3)), axes=(1, 2, 3)).real
+    with h5py.File(path, "w") as f:
+        f["structures"] = m
+        f["strain"] = y.astype(np.float32)
+        f["split"] = np.array([0] * 10 + [1] * 2 + [2] * 4, np.uint8)
+        f["done"] = np.ones(n, bool)
+        f.attrs["contrast"] = 10.0
+    return m, y.astype(np.float32)
+
+
+def test_evaluate_cli_json(tmp_path):
+    m, y = _tiny_dataset(tmp_path / "d.h5")
+    torch.manual_seed(0)
+    s = Surrogate(RLN(ModelConfig(kind="rln-t", n_iter=2, width=2)), {"contrast": 50.0, "grid": (6, 6, 6)})
+    s.save(tmp_path / "tiny")
+    args = ["--model", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json",
+            "--no-progress", "--png", str(tmp_path / "worst.png"), "--batch-size", "3"]
+    result = CliRunner().invoke(evaluate_cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n"] == 4 and report["split"] == "test" and report["grid"] == [6, 6, 6]
+    rows = {row["label"]: row for row in report["rows"]}
+    assert set(rows) == {str(tmp_path / "tiny"), "mean-field", "mks"}
+    # mean field: MASE = 100 * mean |y - 1| of the test fields (computed here by hand)
+    test_y = y[12:]
+    per = 100 * np.abs(test_y.astype(np.float64) - 1).reshape(4, -1).mean(1)
+    assert rows["mean-field"]["mase"]["mean"] == pytest.approx(per.mean(), rel=1e-6)
+    assert rows["mean-field"]["mase"]["std"] == pytest.approx(per.std(), rel=1e-5)
+    assert rows["mean-field"]["worst"]["index"] == int(np.argmax(per))
+    # MKS is exact on a linear localization
+    assert rows["mks"]["mase"]["mean"] < 1e-3
+    assert rows["mks"]["statistics"]["peak_strain"]["p95"] < 1e-5
+    tiny = rows[str(tmp_path / "tiny")]
+    np.testing.assert_allclose(
+        tiny["mase"]["mean"], 100 * np.abs(s.predict(m[12:]) - test_y).mean(), rtol=1e-5)
+    assert any("contrast 50" in note for note in report["notes"])
+    assert report["png"] == [str(tmp_path / "worst.png")]
+    assert (tmp_path / "worst.png").stat().st_size > 0
+
+
+def test_evaluate_cli_table_and_errors(tmp_path):
+    _tiny_dataset(tmp_path / "d.h5")
+    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--no-progress",
+                                               "--max-samples", "3"])
+    assert result.exit_code == 0, result.output
+    assert "MASE % mean +- std" in result.output and "mean-field" in result.output
+    assert "n = 3" in result.output
+    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--model", "nope"])
+    assert result.exit_code == 2 and "unknown surrogate 'nope'" in result.output
+    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--no-baselines"])
+    assert result.exit_code == 2 and "nothing to evaluate" in result.output
