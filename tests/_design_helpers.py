@@ -3,6 +3,9 @@
 import numpy as np
 import torch
 
+# tiny GPs and grids: one thread is faster than two on a shared 2-core machine
+torch.set_num_threads(1)
+
 from rln_design.design.evaluators import FunctionEvaluator
 from rln_design.design.space import DesignSpace
 from rln_design.microstructure import ParameterBox

@@ -13,7 +13,7 @@ from _design_helpers import SPACE, U_STAR, quadratic_evaluator
 def test_bo_finds_known_optimum_constraints_only():
     problem = DesignProblem((parse_target("peak_strain<1.2"),), kappa=1.0)
     loop = BayesLoop(problem, SPACE, quadratic_evaluator(),
-                     BayesConfig(n_init=8, n_iter=7, q=2, num_restarts=4, raw_samples=128, mc_samples=64))
+                     BayesConfig(n_init=8, n_iter=7, q=2, num_restarts=2, raw_samples=64, mc_samples=32))
     history = loop.run()
     assert len(history.records) == 8 + 7 * 2
     assert {r["source"] for r in history.records} == {"sobol", "bayes"}
@@ -28,7 +28,7 @@ def test_bo_with_objective_and_constraint_respects_constraint():
     # minimize peak subject to peak < 1.5: same optimum; checks the constrained acquisition path
     problem = DesignProblem((parse_target("peak_strain<1.5"),), parse_objective("peak_strain", "minimize"))
     loop = BayesLoop(problem, SPACE, quadratic_evaluator(),
-                     BayesConfig(n_init=6, n_iter=5, q=2, num_restarts=4, raw_samples=128, mc_samples=64))
+                     BayesConfig(n_init=6, n_iter=5, q=2, num_restarts=2, raw_samples=64, mc_samples=32))
     loop.run()
     best = loop.best(1)[0]
     assert np.abs(SPACE.to_unit(best[None])[0] - U_STAR).max() < 0.3

@@ -1,0 +1,117 @@
+"""``rln-design optimize``: inverse design of (gx, gy, gz, vf) for strain targets, FE-verified."""
+
+from __future__ import annotations
+
+import click
+
+_STAT_HELP = ("statistics of eps_xx / imposed strain: peak_strain, p99_strain, p999_strain, mean_strain, "
+              "std_strain, soft_mean_strain, stiff_mean_strain, volume_fraction, corr_length_x/y/z")
+
+
+def _check_targets(ctx, param, value):
+    from rln_design.design.targets import TargetError, parse_target
+
+    for text in value:
+        try:
+            parse_target(text)
+        except TargetError as err:
+            raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+    return tuple(value)
+
+
+def _check_stat(ctx, param, value):
+    if value is None:
+        return None
+    from rln_design.design.targets import TargetError, parse_objective
+
+    try:
+        parse_objective(value)
+    except TargetError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+    return value
+
+
+def _check_bounds(ctx, param, value):
+    from rln_design.design.space import parse_bounds
+
+    try:
+        parse_bounds(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+    return tuple(value)
+
+
+@click.command()
+@click.option("--target", "targets", multiple=True, callback=_check_targets, metavar="EXPR",
+              help="Target 'STATISTIC OP VALUE', e.g. 'peak_strain<1.5' (repeatable; OP <, <=, >, >=). "
+                   + _STAT_HELP)
+@click.option("--minimize", callback=_check_stat, metavar="STAT", help="Statistic to minimize (optional).")
+@click.option("--maximize", callback=_check_stat, metavar="STAT", help="Statistic to maximize (optional).")
+@click.option("--bounds", multiple=True, callback=_check_bounds, metavar="NAME=LO:HI",
+              help="Bounds on a design variable, e.g. 'gx=1:10' (repeatable; gx, gy, gz in voxels, vf).")
+@click.option("--method", type=click.Choice(["bayes", "gradient", "both"]), default="bayes", show_default=True)
+@click.option("--evaluator", type=click.Choice(["surrogate", "fe"]), default="surrogate", show_default=True,
+              help="What the loops evaluate; candidates are always verified with FE.")
+@click.option("--surrogate", default="cr10", show_default=True, help="Shipped surrogate name (cr10, cr50) or path.")
+@click.option("--realizations", "-k", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Structures per design point (K).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-init", type=click.IntRange(min=1), default=8, show_default=True, help="Sobol initial points.")
+@click.option("--iterations", type=click.IntRange(min=0), default=6, show_default=True,
+              help="Bayesian iterations.")
+@click.option("--q", type=click.IntRange(min=1), default=2, show_default=True, help="Batch size per iteration.")
+@click.option("--restarts", type=click.IntRange(min=1), default=2, show_default=True, help="Gradient restarts.")
+@click.option("--steps", type=click.IntRange(min=1), default=25, show_default=True, help="Adam steps.")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Designs verified with FE.")
+@click.option("--fresh", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Fresh FE realizations per verified design.")
+@click.option("--fe-rounds", type=click.IntRange(min=0), default=1, show_default=True,
+              help="If FE refutes all candidates: rounds of adding FE data to the GP and continuing.")
+@click.option("--kappa", type=float, default=1.0, show_default=True,
+              help="Safety in realization standard deviations for the robust margin.")
+@click.option("--grid", type=click.IntRange(min=3), default=None, help="Cubic grid size (default: surrogate's).")
+@click.option("--contrast", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="FE contrast (default: the surrogate's).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="design-run", show_default=True,
+              help="Output directory (report.json, PNGs).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
+@click.option("--quiet", "-q", "quiet", is_flag=True, help="No progress output.")
+def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, realizations, seed, n_init,
+             iterations, q, restarts, steps, top_k, fresh, fe_rounds, kappa, grid, contrast, out, no_plots,
+             quiet):
+    """Find microstructure parameters (gx, gy, gz, vf) that meet strain TARGETS.
+
+    Loops run on the surrogate (or FE); the top designs are re-solved with FE on the same and on
+    fresh realizations, and a design meets a target only if FE confirms it.
+
+    Example: rln-design optimize --target "peak_strain<1.5" --target "volume_fraction>=0.4"
+    """
+    if not targets and not (minimize or maximize):
+        raise click.UsageError("give at least one --target (e.g. --target 'peak_strain<1.5') or an objective "
+                               "(--minimize/--maximize)")
+    if minimize and maximize:
+        raise click.UsageError("give at most one of --minimize and --maximize")
+    if evaluator == "fe" and method != "bayes":
+        raise click.UsageError("--method gradient/both needs the differentiable surrogate (--evaluator surrogate)")
+
+    from rln_design.design.run import OptimizeConfig
+    from rln_design.design.run import optimize as run_optimize
+    from rln_design.design.report import summary_text
+
+    try:
+        config = OptimizeConfig(targets=targets, minimize=minimize, maximize=maximize, bounds=bounds,
+                                method=method, evaluator=evaluator, surrogate=surrogate,
+                                realizations=realizations, seed=seed, n_init=n_init, iterations=iterations,
+                                q=q, restarts=restarts, steps=steps, top_k=top_k, fresh=fresh,
+                                fe_rounds=fe_rounds, kappa=kappa, grid=grid, contrast=contrast,
+                                plots=not no_plots)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    try:
+        result = run_optimize(config, out=out, progress=not quiet, log=log)
+    except FileNotFoundError as err:  # unknown surrogate name/path
+        raise click.BadParameter(str(err), param_hint="--surrogate") from None
+    click.echo(summary_text(result))
+    if result["verdict"]["status"] != "success":
+        raise SystemExit(2)

@@ -1,0 +1,314 @@
+"""End-to-end inverse design: targets -> loops -> FE verification -> report.
+
+:func:`optimize` is what ``rln-design optimize`` runs; :class:`OptimizeConfig` holds one field per
+CLI option and is saved, resolved, in the report.
+
+Example:
+    >>> from rln_design import optimize
+    >>> result = optimize(targets=("peak_strain<1.5",), method="bayes", out="runs/peak")
+    >>> result["verdict"]["status"]          # "success" only on FE evidence
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from rln_design.design.bayes import BayesConfig, BayesLoop
+from rln_design.design.evaluators import FEEvaluator, SurrogateEvaluator
+from rln_design.design.gradient import GradientConfig, GradientLoop
+from rln_design.design.objective import DesignProblem, History
+from rln_design.design.space import DesignSpace, parse_bounds, training_box
+from rln_design.design.targets import parse_objective, parse_targets
+from rln_design.design.verify import verify_designs, verdict
+
+__all__ = ["OptimizeConfig", "optimize", "METHODS", "EVALUATORS"]
+
+METHODS = ("bayes", "gradient", "both")
+EVALUATORS = ("surrogate", "fe")
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """Every setting of a design run (one field per ``rln-design optimize`` option).
+
+    Attributes:
+        targets: target expressions, e.g. ``("peak_strain<1.5", "volume_fraction>=0.4")``.
+        minimize, maximize: optional objective statistic (at most one of them).
+        bounds: ``NAME=LO:HI`` bounds on ``gx, gy, gz, vf`` (default: the surrogate's training
+            box, else ``ParameterBox()``).
+        method: ``bayes``, ``gradient`` or ``both`` (Bayesian first, gradient from its best).
+        evaluator: ``surrogate`` (fast) or ``fe`` (the loops call the FE solver directly).
+        surrogate: shipped name (``cr10``, ``cr50``) or a path.
+        realizations: K structures per design point and evaluation.
+        seed: the run's seed (Sobol design, realizations, optimizer).
+        n_init, iterations, q: Bayesian loop (Sobol points, iterations, batch size).
+        restarts, steps, lr: gradient loop.
+        top_k: designs verified with FE.
+        fresh: fresh FE realizations per verified design (besides the K loop ones).
+        fe_rounds: rounds of "add FE results to the GP, continue, verify again" when FE refutes
+            every candidate (Bayesian methods only).
+        fe_iterations: Bayesian iterations per FE round.
+        kappa: realization standard deviations of safety in the robust margin.
+        grid: structure grid (default: the surrogate's training grid, else 31^3).
+        contrast: FE contrast (default: the surrogate's).
+        common_random_numbers: same K seeds at every design point.
+        plots: write PNG figures.
+    """
+
+    targets: tuple = ()
+    minimize: str | None = None
+    maximize: str | None = None
+    bounds: tuple = ()
+    method: str = "bayes"
+    evaluator: str = "surrogate"
+    surrogate: str = "cr10"
+    realizations: int = 4
+    seed: int = 0
+    n_init: int = 8
+    iterations: int = 6
+    q: int = 2
+    restarts: int = 2
+    steps: int = 25
+    lr: float = 0.15
+    top_k: int = 3
+    fresh: int = 4
+    fe_rounds: int = 1
+    fe_iterations: int = 3
+    kappa: float = 1.0
+    grid: tuple | None = None
+    contrast: float | None = None
+    common_random_numbers: bool = True
+    plots: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "bounds", tuple(self.bounds))
+        if self.grid is not None:
+            g = (self.grid,) * 3 if isinstance(self.grid, int) else tuple(self.grid)
+            object.__setattr__(self, "grid", tuple(int(x) for x in g))
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} must be one of {', '.join(METHODS)}")
+        if self.evaluator not in EVALUATORS:
+            raise ValueError(f"evaluator={self.evaluator!r} must be one of {', '.join(EVALUATORS)}")
+        if self.minimize and self.maximize:
+            raise ValueError("give at most one of minimize and maximize")
+        if not self.targets and not (self.minimize or self.maximize):
+            raise ValueError("nothing to design for: give at least one target or an objective")
+        for name in ("realizations", "top_k", "n_init", "q", "restarts", "steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("fresh", "fe_rounds", "fe_iterations", "iterations"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.evaluator == "fe" and self.method != "bayes":
+            raise ValueError("the gradient loop needs the differentiable surrogate: use "
+                             "--evaluator surrogate with --method gradient/both")
+
+
+def _versions() -> dict:
+    import botorch
+    import scipy
+    import torch
+
+    import rln_design
+
+    return {"rln_design": rln_design.__version__, "torch": torch.__version__,
+            "botorch": botorch.__version__, "numpy": np.__version__, "scipy": scipy.__version__}
+
+
+def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=None, fe_evaluator=None,
+             surrogate=None, progress: bool = False, log=None, **overrides) -> dict:
+    """Run a design study: loops on the surrogate (or FE), FE verification, report.
+
+    Args:
+        config: :class:`OptimizeConfig`; keyword ``overrides`` replace its fields
+            (``optimize(targets=("peak_strain<1.5",))``).
+        out: output directory for ``report.json`` and PNGs (None: nothing written).
+        loop_evaluator, fe_evaluator: evaluators to use instead of the ones the config names
+            (stand-ins in tests, a GPU FE solver ...).
+        surrogate: an already loaded surrogate (instead of ``config.surrogate``).
+        progress: progress bars.
+        log: ``log(str)`` for progress messages (default: silent).
+
+    Returns:
+        The report dict (also written to ``out/report.json``): ``config``, ``versions``,
+        ``problem``, ``space``, ``history`` (every evaluation), ``verification`` (FE, per design),
+        ``verdict`` (``success`` only if FE confirms every target; otherwise ``infeasible`` with
+        the closest design), ``figures``.
+
+    Raises:
+        ValueError: invalid configuration, targets or bounds (message says which).
+    """
+    t0 = time.time()
+    log = log or (lambda msg: None)
+    config = replace(config or OptimizeConfig(targets=overrides.pop("targets", ())), **overrides)
+    targets = parse_targets(config.targets)
+    objective = None
+    if config.minimize:
+        objective = parse_objective(config.minimize, "minimize")
+    elif config.maximize:
+        objective = parse_objective(config.maximize, "maximize")
+    problem = DesignProblem(targets, objective, kappa=config.kappa)
+
+    # ---- surrogate, box, grid, evaluators
+    needs_surrogate = loop_evaluator is None and (config.evaluator == "surrogate" or config.method != "bayes")
+    needs_surrogate = needs_surrogate or (loop_evaluator is None and surrogate is not None)
+    surrogate_info = None
+    if needs_surrogate and surrogate is None:
+        from rln_design.surrogate import Surrogate
+
+        log(f"loading surrogate {config.surrogate!r}")
+        surrogate = Surrogate.load(config.surrogate)
+    trained_box = None
+    if surrogate is not None:
+        meta = getattr(surrogate, "metadata", {}) or {}
+        trained_box = training_box(meta)
+        surrogate_info = {"name": str(config.surrogate), "contrast": getattr(surrogate, "contrast", None),
+                          "grid": getattr(surrogate, "grid", None),
+                          "training_box": None if trained_box is None else
+                          {"lower": trained_box.lower.tolist(), "upper": trained_box.upper.tolist()}}
+    from rln_design.microstructure import DEFAULT_SHAPE, ParameterBox
+
+    box = parse_bounds(config.bounds, trained_box or ParameterBox())
+    warnings_list = []
+    if trained_box is not None and (np.any(box.lower < trained_box.lower - 1e-9)
+                                    or np.any(box.upper > trained_box.upper + 1e-9)):
+        warnings_list.append("bounds extend beyond the surrogate's training box: surrogate predictions "
+                             "there are extrapolations (FE verification decides)")
+    shape = config.grid or (tuple(surrogate.grid) if surrogate is not None and getattr(surrogate, "grid", None)
+                            else DEFAULT_SHAPE)
+    contrast = config.contrast or (getattr(surrogate, "contrast", None) if surrogate is not None else None) or 10.0
+    if surrogate is not None and getattr(surrogate, "contrast", None) and config.contrast \
+            and abs(float(surrogate.contrast) - float(config.contrast)) > 1e-9:
+        warnings_list.append(f"FE contrast {config.contrast} differs from the surrogate's {surrogate.contrast}")
+    space = DesignSpace(box=box, shape=shape, n_realizations=config.realizations, seed=config.seed,
+                        common_random_numbers=config.common_random_numbers)
+    fe = fe_evaluator or FEEvaluator(contrast=contrast, shape=shape)
+    if loop_evaluator is None:
+        loop_evaluator = SurrogateEvaluator(surrogate, shape=shape) if config.evaluator == "surrogate" else fe
+    diff_evaluator = loop_evaluator if hasattr(loop_evaluator, "evaluate_torch") else None
+    if config.method != "bayes" and diff_evaluator is None:
+        raise ValueError(f"method {config.method!r} needs a differentiable evaluator")
+    for w in warnings_list:
+        log(f"warning: {w}")
+
+    # ---- loops
+    history = History(problem)
+    bo = grad = None
+    if config.method in ("bayes", "both"):
+        log(f"Bayesian loop: {config.n_init} Sobol points + {config.iterations} x q={config.q}, "
+            f"K={config.realizations} realizations, evaluator {loop_evaluator.name}")
+        bo = BayesLoop(problem, space, loop_evaluator,
+                       BayesConfig(n_init=config.n_init, n_iter=config.iterations, q=config.q, seed=config.seed),
+                       history)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bo.run(progress=progress)
+    if config.method in ("gradient", "both"):
+        starts = bo.best(config.restarts) if bo is not None else None
+        log(f"gradient loop: {config.restarts} restarts x {config.steps} Adam steps")
+        grad = GradientLoop(problem, space, diff_evaluator,
+                            GradientConfig(restarts=config.restarts, steps=config.steps, lr=config.lr,
+                                           seed=config.seed), history)
+        grad.run(starts, progress=progress)
+        if bo is not None:
+            bo.add_observations(grad.final, grad.final_stats, source="gradient", replace=False)
+
+    # ---- verification (+ FE feedback rounds)
+    def candidates(exclude):
+        if bo is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ranked = bo.best(config.top_k + len(exclude))
+        else:
+            recs = history.select()
+            order = np.argsort([-r["score"] for r in recs])
+            ranked = history.params_array([recs[i] for i in order])
+        keep = [p for p in ranked if all(np.abs(space.to_unit(p[None]) - space.to_unit(e[None])).max() > 1e-6
+                                         for e in exclude)]
+        return np.array(keep[:config.top_k]).reshape(-1, 4)
+
+    compare = loop_evaluator if loop_evaluator is not fe else None
+    verified_params: list = []
+    verifications: list = []
+    rounds = 0
+    while True:
+        designs = candidates(verified_params)
+        log(f"FE verification of {len(designs)} design(s) on {config.realizations} loop + {config.fresh} fresh "
+            f"realizations (contrast {contrast:g}, grid {'x'.join(map(str, shape))})")
+        new = verify_designs(designs, problem, space, fe, loop_evaluator=compare, n_fresh=config.fresh,
+                             progress=progress)
+        for p, v in zip(designs, new):
+            history.add(p[None], np.array(v.seeds_same + v.seeds_fresh)[None],
+                        {n: np.concatenate([v.fe_same[n], v.fe_fresh[n]])[None] for n in problem.statistic_names},
+                        source="verify", evaluator="fe", iteration=rounds)
+        verified_params += list(designs)
+        verifications += new
+        result_verdict = verdict(verifications, problem)
+        if result_verdict["status"] == "success" or bo is None or rounds >= config.fe_rounds or not len(designs):
+            break
+        rounds += 1
+        log(f"FE refutes the candidates: adding FE results to the GP, {config.fe_iterations} more iterations "
+            f"(round {rounds}/{config.fe_rounds})")
+        for p, v in zip(designs, new):
+            stats = {n: v.fe_same[n][None] for n in problem.statistic_names}
+            bo.add_observations(p[None], stats, source="fe-feedback")
+            history.add(p[None], np.array(v.seeds_same)[None], stats, source="fe-feedback", evaluator="fe",
+                        iteration=rounds)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bo.run(config.fe_iterations, progress=progress)
+
+    report = {
+        "config": asdict(config),
+        "seed": config.seed,
+        "versions": _versions(),
+        "surrogate": surrogate_info,
+        "contrast": contrast,
+        "problem": problem.to_dict(),
+        "space": space.to_dict(),
+        "warnings": warnings_list,
+        "n_evaluations": len(history.select()),
+        "history": history.records,
+        "bayes": None if bo is None else {"acquisition_values": bo.acq_values, "fe_rounds": rounds},
+        "gradient": None if grad is None else {"trace": grad.trace, "final": grad.final.tolist()},
+        "verification": [v.to_dict() for v in verifications],
+        "verdict": result_verdict,
+        "figures": {},
+        "out": None if out is None else str(out),
+    }
+    report["elapsed_s"] = time.time() - t0
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if config.plots:
+            report["figures"] = _figures(report, verifications, result_verdict, problem, space, fe, grad, out)
+        report["elapsed_s"] = time.time() - t0
+        from rln_design.design.report import write_json_atomic
+
+        write_json_atomic(report, out / "report.json")
+    return report
+
+
+def _figures(report, verifications, result_verdict, problem, space, fe, grad, out: Path) -> dict:
+    from rln_design.design.report import plot_best_design, plot_convergence, plot_strain_histogram
+
+    figs = {"convergence": str(plot_convergence(report["history"], out / "convergence.png",
+                                                trace=grad.trace if grad is not None else None))}
+    best = result_verdict.get("best")
+    if best is not None and hasattr(fe, "fields"):
+        v = verifications[best]
+        p = np.array([[v.params[n] for n in ("gx", "gy", "gz", "vf")]])
+        structures, strain = fe.fields(p, np.array(v.seeds_same[:1])[None])  # (1, 1, x, y, z)
+        title = ", ".join(f"{k}={x:.3g}" for k, x in v.params.items())
+        figs["best_design"] = str(plot_best_design(structures[0, 0], strain[0, 0], out / "best_design.png",
+                                                   title=f"best design (FE): {title}"))
+        figs["strain_histogram"] = str(plot_strain_histogram(
+            strain[0, 0], out / "strain_histogram.png", targets=problem.targets,
+            title=f"FE eps_xx / eps_bar, best design ({result_verdict['status']})"))
+    return figs
