@@ -30,6 +30,8 @@ class TargetError(ValueError):
 
 def _unknown(name: str) -> TargetError:
     close = difflib.get_close_matches(name, list(STATISTICS), n=1, cutoff=0.5)
+    if not close:  # "p99" -> "p99_strain": a prefix is a good hint too
+        close = [n for n in STATISTICS if n.startswith(name)][:1]
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return TargetError(f"unknown statistic {name!r}.{hint} Valid statistics: {', '.join(STATISTICS)}")
 
