@@ -1,0 +1,245 @@
+"""CPU speed of the RLN surrogate against the FE solver, and which inference options pay off.
+
+Reproduce (writes ``studies/surrogate_benchmark.md`` and prints it)::
+
+    python studies/surrogate_benchmark.py            # batch 1 and 32, 2 FE solves (~10 min loaded)
+    python studies/surrogate_benchmark.py --quick    # batch 1 and 4, 1 FE solve
+
+What is measured, all in one run on the same 31^3 structures (generated from a Latin hypercube of
+the default parameter box), torch intra-op threads = 2 unless stated:
+
+* ms per structure of the RLN forward pass at batch 1 and batch 32 for: ``torch.inference_mode``
+  fp32 (reference: the ``Surrogate.predict`` path), ``torch.no_grad`` fp32 (batch 1),
+  inference mode + ``channels_last_3d`` weights, 1 vs 2 threads, bf16 CPU autocast (batch 1 only:
+  without native bf16 instructions it is emulated and ~10x slower), and the public
+  ``Surrogate.predict`` (batch 1);
+* ms per structure of ``solve_fe`` (contrast of the surrogate, rtol 1e-6) on the first structures;
+* the surrogate:FE speed ratio;
+* the accuracy cost of bf16: MASE (100 mean |y_bf16 - y_fp32|) against the fp32 prediction on the
+  same structure (and against FE when a trained surrogate is used).
+
+The weights do not change the speed: without a shipped surrogate a randomly initialized RLN of the
+paper's size is timed (the report says which). Batch-1 timings are medians of round-robin repeats
+after a warm-up round; the machine may be shared, so the load average before and after is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import statistics
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OUT = Path(__file__).with_suffix(".md")
+THREADS = 2
+
+
+def cpu_info() -> str:
+    name, flags = platform.processor() or "unknown CPU", set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            if line.startswith("model name") and name == (platform.processor() or "unknown CPU"):
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    bf16 = sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
+    return (f"{name}, {os.cpu_count()} logical CPUs, torch CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, native bf16 flags: "
+            f"{', '.join(bf16) if bf16 else 'none (no avx512_bf16/amx: bf16 is emulated)'}")
+
+
+def load_model(name: str):
+    """(RLN in eval mode, surrogate or None, description)."""
+    from rln_design.models.recurrent import RLN, ModelConfig
+    from rln_design.surrogate import Surrogate, available_surrogates
+
+    if name in available_surrogates() or Path(name).exists():
+        s = Surrogate.load(name)
+        return s.model, s, f"shipped surrogate `{name}` ({s.kind}, contrast {s.contrast})"
+    torch.manual_seed(0)
+    model = RLN(ModelConfig()).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    s = Surrogate(model, {"contrast": 10.0, "grid": (31, 31, 31)})
+    return model, s, (f"no shipped surrogate `{name}` found: randomly initialized RLN "
+                      "(paper size, 5 x 132,801 parameters); speed does not depend on the weights, "
+                      "accuracy numbers vs FE are meaningless")
+
+
+def time_forward(fn, x, repeats: int) -> tuple[float, torch.Tensor]:
+    """Median ms per structure of ``fn(x)`` over ``repeats`` calls after one warm-up call."""
+    y = fn(x[:1])  # warm-up: allocator, oneDNN primitives, autocast caches
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        y = fn(x)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * statistics.median(times) / len(x), y
+
+
+def make_runner(model, *, mode: str, bf16: bool = False):
+    grad_ctx = torch.inference_mode if mode == "inference" else torch.no_grad
+
+    def run(x):
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+        with grad_ctx(), amp:
+            return model(x).float()
+
+    return run
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="batch 1 and 4, fewer repeats, 1 FE solve")
+    parser.add_argument("--surrogate", default="cr10", help="surrogate name or path (default cr10)")
+    parser.add_argument("--out", type=Path, default=OUT, help="markdown report path")
+    args = parser.parse_args(argv)
+
+    from rln_design.fe.solver import solve_fe
+    from rln_design.microstructure import generate_batch, latin_hypercube
+
+    load_before = os.getloadavg()
+    torch.set_num_threads(THREADS)
+    big = 4 if args.quick else 32
+    reps1 = 2 if args.quick else 3
+    n_fe = 1 if args.quick else 2
+    params = latin_hypercube(big, seed=0)
+    structures_np = generate_batch(params, np.arange(big), shape=(31, 31, 31))
+    x = torch.from_numpy(structures_np)
+    model, surrogate, weights = load_model(args.surrogate)
+    contrast = surrogate.contrast or 10.0
+    t_start = time.perf_counter()
+
+    rows = []  # (variant, batch, threads, ms)
+
+    def record(variant, batch, ms, threads=THREADS):
+        rows.append((variant, batch, threads, ms))
+        print(f"  {variant:<40} batch {batch:>2}  threads {threads}  {ms:9.1f} ms/structure", flush=True)
+
+    # FE on the first structures, same process, same threads setting
+    print(f"FE: {n_fe} x 31^3, contrast {contrast:g}", flush=True)
+    fe_ms, fe_fields = [], []
+    for i in range(n_fe):
+        t0 = time.perf_counter()
+        result = solve_fe(structures_np[i], contrast=contrast, rtol=1e-6)
+        fe_ms.append(1000.0 * (time.perf_counter() - t0))
+        fe_fields.append(result.eps_xx_normalized())
+        print(f"  structure {i}: {fe_ms[-1]:.0f} ms, {int(result.iterations)} PCG iterations", flush=True)
+    fe_fields = np.stack(fe_fields)
+
+    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
+    # (name, runner, threads); the first is the reference (the Surrogate.predict path)
+    variants = [
+        ("inference_mode fp32", make_runner(model, mode="inference"), THREADS),
+        ("no_grad fp32", make_runner(model, mode="no_grad"), THREADS),
+        ("inference_mode fp32 + channels_last_3d", make_runner(cl_model, mode="inference"), THREADS),
+        ("inference_mode fp32", make_runner(model, mode="inference"), 1),
+        ("Surrogate.predict (numpy in/out)", lambda b: torch.from_numpy(surrogate.predict(b.numpy())),
+         THREADS),
+    ]
+    print("surrogate:", flush=True)
+    # batch 1: round robin over the variants, so that load changes hit all of them alike
+    times = {k: [] for k in range(len(variants))}
+    preds = {}
+    x1 = x[:1]
+    for rep in range(reps1 + 1):  # rep 0 is the warm-up
+        for k, (name, fn, threads) in enumerate(variants):
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            preds[k] = fn(x1)
+            if rep:
+                times[k].append(1000.0 * (time.perf_counter() - t0))
+    torch.set_num_threads(THREADS)
+    for k, (name, _, threads) in enumerate(variants):
+        record(name, 1, statistics.median(times[k]), threads)
+    ms, y_bf16 = time_forward(make_runner(model, mode="inference", bf16=True), x1, 1)
+    record("inference_mode + bf16 autocast", 1, ms)
+    for name, fn, threads in variants[:4]:
+        if name.startswith("no_grad"):
+            continue
+        torch.set_num_threads(threads)
+        ms, _ = time_forward(fn, x, 1)
+        record(name, big, ms, threads)
+    torch.set_num_threads(THREADS)
+
+    y32 = preds[0].numpy()
+    bf16_vs_fp32 = float(100 * np.abs(y_bf16.numpy() - y32).mean())
+    fp32_vs_fe = float(100 * np.abs(y32[0] - fe_fields[0]).mean())
+    bf16_vs_fe = float(100 * np.abs(y_bf16.numpy()[0] - fe_fields[0]).mean())
+    cl_same = float(np.abs(preds[2].numpy() - y32).max())
+    load_after = os.getloadavg()
+    wall = time.perf_counter() - t_start
+
+    ref = {b: ms for v, b, t, ms in rows if v == "inference_mode fp32" and t == THREADS}
+    fe = statistics.mean(fe_ms)
+    best = {}
+    for v, b, t, ms in rows:
+        if "Surrogate.predict" not in v:
+            best[b] = min(best.get(b, float("inf")), ms)
+    lines = [
+        "# Surrogate vs FE speed on CPU",
+        "",
+        f"Produced by `python studies/surrogate_benchmark.py{' --quick' if args.quick else ''}` "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
+        "",
+        f"- weights: {weights}",
+        f"- CPU: {cpu_info()}",
+        f"- torch {torch.__version__}, intra-op threads {THREADS} unless stated",
+        f"- load average (1, 5, 15 min) before {tuple(round(v, 2) for v in load_before)}, after "
+        f"{tuple(round(v, 2) for v in load_after)}: the 2 cores were shared with other jobs, so "
+        "absolute times are pessimistic; ratios measured back to back are more robust",
+        f"- structures: 31^3, Latin-hypercube parameters, generated seeds 0..{big - 1}; benchmark "
+        f"wall time {wall:.0f} s",
+        "",
+        "| variant | batch | threads | ms / structure | speedup vs inference_mode fp32, "
+        f"{THREADS} threads, same batch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for v, b, t, ms in rows:
+        speed = f"{ref[b] / ms:.2f}x" if b in ref else "-"
+        lines.append(f"| {v} | {b} | {t} | {ms:.1f} | {speed} |")
+    lines += [
+        f"| **FE `solve_fe`** (contrast {contrast:g}, rtol 1e-6, numpy backend) | 1 | "
+        f"{THREADS} | **{fe:.0f}** | - |",
+        "",
+        "Speed ratio surrogate : FE (FE ms / surrogate ms per structure, best surrogate variant, "
+        "same run; > 1 means the surrogate is faster): "
+        + ", ".join(f"batch {b}: **{fe / ms:.2f}**" for b, ms in sorted(best.items())),
+        "",
+        "Accuracy of the options (same structure, MASE in %, 100 mean |a - b|):",
+        f"- bf16 autocast vs fp32 prediction: {bf16_vs_fp32:.3f}",
+        f"- fp32 vs FE: {fp32_vs_fe:.3f}; bf16 vs FE: {bf16_vs_fe:.3f}"
+        + (" (random weights: not meaningful)" if "randomly" in weights else ""),
+        f"- channels_last_3d vs default layout: max |difference| {cl_same:.2e} (same numbers)",
+        "",
+        "Notes:",
+        "- bf16 autocast is timed at batch 1 only: this CPU has no native bf16 instructions "
+        "(no avx512_bf16 / AMX flag), oneDNN emulates bf16 and it is much slower than fp32, and it "
+        "adds error; do not use it for CPU inference here. On a CPU with avx512_bf16/AMX re-run "
+        "this study before deciding.",
+        "- `Surrogate.predict` uses inference_mode fp32 (plus input validation and a copy to numpy).",
+        "- batch-1 variants are timed round robin (median of the repeats), so a change of machine "
+        "load hits them alike; batch-" + str(big) + " rows are single timed calls.",
+        "- threads: on cores shared with other busy processes, 2 OpenMP threads can be slower "
+        "than 1 (each parallel region waits for the slowest thread); compare the 1- and 2-thread "
+        "rows of this run before choosing.",
+    ]
+    text = "\n".join(lines) + "\n"
+    args.out.write_text(text)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
