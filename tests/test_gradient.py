@@ -55,3 +55,19 @@ def test_needs_differentiable_evaluator():
 
     with pytest.raises(TypeError, match="needs a differentiable evaluator"):
         GradientLoop(DesignProblem((parse_target("peak_strain<1.5"),)), SPACE, Plain())
+
+
+def test_optimize_both_methods_end_to_end(tmp_path):
+    """Bayes then gradient from its best designs, stand-in surrogate, FE verification on 5^3."""
+    from rln_design.design.evaluators import FEEvaluator
+    from rln_design.design.run import optimize
+
+    r = optimize(targets=("peak_strain<3",), method="both", grid=(5, 5, 5), n_init=3, iterations=1, q=1,
+                 restarts=1, steps=3, top_k=1, fresh=1, realizations=1, fe_rounds=0,
+                 loop_evaluator=SurrogateEvaluator(ReussSurrogate(), shape=(5, 5, 5)),
+                 fe_evaluator=FEEvaluator(10, (5, 5, 5)), out=tmp_path)
+    sources = [h["source"] for h in r["history"]]
+    assert sources[:5] == ["sobol"] * 3 + ["bayes", "gradient"] and sources[-1] == "verify"
+    assert len(r["gradient"]["trace"]) == 3
+    assert {"convergence", "best_design", "strain_histogram"} <= set(r["figures"])
+    assert (tmp_path / "report.json").exists() and (tmp_path / "best_design.png").exists()

@@ -30,6 +30,22 @@ from rln_design.design.space import DesignSpace
 __all__ = ["BayesConfig", "BayesLoop"]
 
 
+class _gp_threads:
+    """Run GP fitting/acquisition on one torch thread: tiny matrices, and on a shared 2-core
+    machine one thread was 3-5x faster than two (thread contention); restored afterwards."""
+
+    def __enter__(self):
+        import torch
+
+        self.n = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.n)
+
+
 @dataclass(frozen=True)
 class BayesConfig:
     """Settings of the Bayesian loop.
@@ -164,13 +180,14 @@ class BayesLoop:
         from botorch.optim import optimize_acqf
 
         q = q or self.config.q
-        self.fit()
-        acq = self._acquisition()
-        bounds = torch.stack([torch.zeros(4), torch.ones(4)]).double()
-        torch.manual_seed(self.config.seed + 1000 + self.iteration)
-        cand, value = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=self.config.num_restarts,
-                                    raw_samples=self.config.raw_samples,
-                                    options={"seed": self.config.seed + self.iteration, "maxiter": 100})
+        with _gp_threads():
+            self.fit()
+            acq = self._acquisition()
+            bounds = torch.stack([torch.zeros(4), torch.ones(4)]).double()
+            torch.manual_seed(self.config.seed + 1000 + self.iteration)
+            cand, value = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=self.config.num_restarts,
+                                        raw_samples=self.config.raw_samples,
+                                        options={"seed": self.config.seed + self.iteration, "maxiter": 100})
         self.acq_values.append(float(value))
         return self.space.clip(self.space.from_unit(cand.detach().numpy()))
 
@@ -211,7 +228,8 @@ class BayesLoop:
         """Top ``k`` distinct observed designs by posterior-mean score, `(k', 4)`."""
         if len(self.X) == 0:
             return np.zeros((0, 4))
-        self.fit()
+        with _gp_threads():
+            self.fit()
         params = self.space.from_unit(self.X)
         order = np.argsort(-self.posterior_score(params))
         return _distinct(params[order], self.X[order], k, min_distance)

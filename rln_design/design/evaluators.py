@@ -186,7 +186,11 @@ class SurrogateEvaluator(_FieldEvaluator):
 
         names = _names(names)
         n = params.shape[0]
-        u = torch.as_tensor(noise_batch(seeds, self.shape), dtype=params.dtype)  # (K, x, y, z)
+        key = (tuple(int(x) for x in np.asarray(seeds).ravel()), params.dtype)
+        if getattr(self, "_noise_key", None) != key:  # fixed noise: build once per loop
+            self._noise = torch.as_tensor(noise_batch(seeds, self.shape), dtype=params.dtype)
+            self._noise_key = key
+        u = self._noise  # (K, x, y, z)
         k = u.shape[0]
         p = params.repeat_interleave(k, dim=0)  # (n K, 4), point-major
         structures = generate_torch(p, u.repeat(n, 1, 1, 1), temperature=generator_temperature, mode=mode)

@@ -146,7 +146,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
     """
     t0 = time.time()
     log = log or (lambda msg: None)
-    config = replace(config or OptimizeConfig(targets=overrides.pop("targets", ())), **overrides)
+    config = OptimizeConfig(**overrides) if config is None else replace(config, **overrides)
     targets = parse_targets(config.targets)
     objective = None
     if config.minimize:
@@ -264,6 +264,11 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
             warnings.simplefilter("ignore")
             bo.run(config.fe_iterations, progress=progress)
 
+    if result_verdict["status"] != "success" and box.upper[0] < shape[0] and any(
+            t.upper and t.statistic.endswith("strain") for t in problem.targets):
+        # strain peaks fall as grains elongate along the load (iso-strain limit)
+        result_verdict["message"] += (f"; grains longer along x than the box allows may help: "
+                                      f"try --bounds gx=1:{shape[0]}")
     report = {
         "config": asdict(config),
         "seed": config.seed,
