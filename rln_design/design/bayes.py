@@ -195,7 +195,9 @@ class BayesLoop:
         """Scrambled Sobol points `(n_init, 4)` in the box (seeded)."""
         from scipy.stats import qmc
 
-        u = qmc.Sobol(4, scramble=True, seed=self.config.seed).random(self.config.n_init)
+        n = self.config.n_init
+        # first n points of a 2^m scrambled Sobol sequence (balanced prefix, no size warning)
+        u = qmc.Sobol(4, scramble=True, seed=self.config.seed).random_base2(max(0, (n - 1).bit_length()))[:n]
         return self.space.clip(self.space.from_unit(u))
 
     def run(self, n_iter: int | None = None, *, progress: bool = False) -> History:

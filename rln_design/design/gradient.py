@@ -116,7 +116,8 @@ class GradientLoop:
         if starts is None:
             from scipy.stats import qmc
 
-            u0 = qmc.Sobol(4, scramble=True, seed=c.seed + 7).random(c.restarts)
+            m = max(0, (c.restarts - 1).bit_length())
+            u0 = qmc.Sobol(4, scramble=True, seed=c.seed + 7).random_base2(m)[:c.restarts]
         else:
             u0 = self.space.to_unit(self.space.clip(np.atleast_2d(starts)))
         u0 = np.clip(u0, 1e-3, 1 - 1e-3)
