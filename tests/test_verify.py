@@ -9,7 +9,6 @@ from rln_design.design.run import optimize
 from rln_design.design.space import DesignSpace
 from rln_design.design.targets import parse_target
 from rln_design.design.verify import verdict, verify_designs
-from rln_design.microstructure import ParameterBox
 
 from _design_helpers import ReussSurrogate  # noqa: F401  (sets torch threads)
 

@@ -61,7 +61,9 @@ def _check_bounds(ctx, param, value):
               help="Bayesian iterations.")
 @click.option("--q", type=click.IntRange(min=1), default=2, show_default=True, help="Batch size per iteration.")
 @click.option("--restarts", type=click.IntRange(min=1), default=2, show_default=True, help="Gradient restarts.")
-@click.option("--steps", type=click.IntRange(min=1), default=25, show_default=True, help="Adam steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=15, show_default=True, help="Adam steps.")
+@click.option("--gradient-realizations", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Fixed noise fields in the gradient loop (<= K).")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Designs verified with FE.")
 @click.option("--fresh", type=click.IntRange(min=0), default=4, show_default=True,
               help="Fresh FE realizations per verified design.")
@@ -77,8 +79,8 @@ def _check_bounds(ctx, param, value):
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @click.option("--quiet", "-q", "quiet", is_flag=True, help="No progress output.")
 def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, realizations, seed, n_init,
-             iterations, q, restarts, steps, top_k, fresh, fe_rounds, kappa, grid, contrast, out, no_plots,
-             quiet):
+             iterations, q, restarts, steps, gradient_realizations, top_k, fresh, fe_rounds, kappa, grid,
+             contrast, out, no_plots, quiet):
     """Find microstructure parameters (gx, gy, gz, vf) that meet strain TARGETS.
 
     Loops run on the surrogate (or FE); the top designs are re-solved with FE on the same and on
@@ -102,7 +104,8 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
         config = OptimizeConfig(targets=targets, minimize=minimize, maximize=maximize, bounds=bounds,
                                 method=method, evaluator=evaluator, surrogate=surrogate,
                                 realizations=realizations, seed=seed, n_init=n_init, iterations=iterations,
-                                q=q, restarts=restarts, steps=steps, top_k=top_k, fresh=fresh,
+                                q=q, restarts=restarts, steps=steps,
+                                gradient_realizations=gradient_realizations, top_k=top_k, fresh=fresh,
                                 fe_rounds=fe_rounds, kappa=kappa, grid=grid, contrast=contrast,
                                 plots=not no_plots)
     except ValueError as err:

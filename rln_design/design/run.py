@@ -48,6 +48,8 @@ class OptimizeConfig:
         seed: the run's seed (Sobol design, realizations, optimizer).
         n_init, iterations, q: Bayesian loop (Sobol points, iterations, batch size).
         restarts, steps, lr: gradient loop.
+        gradient_realizations: fixed noise fields of the gradient loop (<= K; each costs a
+            surrogate forward + backward per step, ~1 s at 31^3 on one CPU core).
         top_k: designs verified with FE.
         fresh: fresh FE realizations per verified design (besides the K loop ones).
         fe_rounds: rounds of "add FE results to the GP, continue, verify again" when FE refutes
@@ -73,7 +75,8 @@ class OptimizeConfig:
     iterations: int = 6
     q: int = 2
     restarts: int = 2
-    steps: int = 25
+    steps: int = 15
+    gradient_realizations: int = 2
     lr: float = 0.15
     top_k: int = 3
     fresh: int = 4
@@ -99,7 +102,7 @@ class OptimizeConfig:
             raise ValueError("give at most one of minimize and maximize")
         if not self.targets and not (self.minimize or self.maximize):
             raise ValueError("nothing to design for: give at least one target or an objective")
-        for name in ("realizations", "top_k", "n_init", "q", "restarts", "steps"):
+        for name in ("realizations", "top_k", "n_init", "q", "restarts", "steps", "gradient_realizations"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         for name in ("fresh", "fe_rounds", "fe_iterations", "iterations"):
@@ -214,6 +217,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         log(f"gradient loop: {config.restarts} restarts x {config.steps} Adam steps")
         grad = GradientLoop(problem, space, diff_evaluator,
                             GradientConfig(restarts=config.restarts, steps=config.steps, lr=config.lr,
+                                           n_realizations=min(config.gradient_realizations, config.realizations),
                                            seed=config.seed), history)
         grad.run(starts, progress=progress)
         if bo is not None:

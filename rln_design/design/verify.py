@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from rln_design.design.objective import DesignProblem
+from rln_design.design.objective import DesignProblem, _prob
 from rln_design.design.space import DesignSpace
 
 __all__ = ["TargetCheck", "DesignVerification", "verify_designs", "verdict"]
@@ -112,8 +112,6 @@ def verify_designs(designs, problem: DesignProblem, space: DesignSpace, fe_evalu
             v = fe_all[t.statistic]
             mean = float(np.nanmean(v))
             std = float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0
-            from rln_design.design.objective import _prob
-
             loop_mean = float(np.nanmean(loop[t.statistic])) if loop is not None else None
             checks.append(TargetCheck(
                 target=str(t), fe_mean=mean, fe_std=std,
