@@ -231,89 +231,79 @@ def _volume_fraction(structures, strain):
     return np.asarray(s, dtype=np.float64).mean(1)
 
 
-def two_point_correlation(structures, *, normalize: bool = True):
-    """Periodic two-point auto-correlation of the stiff phase.
+def two_point_correlation(structures):
+    """Periodic stiff-phase autocorrelation ``f(r) = <m(s) m(s + r)>_s`` (numpy or torch).
 
-    ``S2(r) = <m(x) m(x + r)>_x`` for the indicator ``m`` (1 = stiff), computed by FFT
-    (``S2 = irfftn(|rfftn(m)|^2) / N``), zero shift at index ``(0, 0, 0)``. With ``normalize`` the
-    auto-*covariance* normalized to 1 at zero shift is returned,
-    ``(S2(r) - vf^2) / (vf - vf^2)``, which decays from 1 to about 0 over the grain size.
+    Same definition and layout as :func:`rln_design.twopoint.two_point_correlation` (numpy input
+    is delegated to it): ``f = irfftn(|rfftn(m)|^2) / N``, fftshifted so that the zero lag sits at
+    index ``n // 2`` of each axis. The torch path is differentiable (relaxed structures in [0, 1]).
 
     Args:
-        structures: `(batch, x, y, z)` numpy or torch, 0/1 or relaxed in [0, 1].
-        normalize: return the normalized auto-covariance instead of ``S2``.
+        structures: `(batch, x, y, z)` of {0, 1} (or relaxed in [0, 1] for torch).
 
     Returns:
         `(batch, x, y, z)` float, same kind as the input.
     """
     if structures.ndim != 4:
         raise ValueError(f"two_point_correlation takes (batch, x, y, z); got {tuple(structures.shape)}")
+    if not _is_torch(structures):
+        from rln_design.twopoint import two_point_correlation as numpy_two_point
+
+        return numpy_two_point(structures, periodic=True)
+    import torch
+
     dims = (1, 2, 3)
     shape = tuple(structures.shape[1:])
-    n = float(np.prod(shape))
-    if _is_torch(structures):
-        import torch
-
-        m = structures if structures.dtype.is_floating_point else structures.double()
-        f = torch.fft.rfftn(m, dim=dims)
-        s2 = torch.fft.irfftn(f * f.conj(), s=shape, dim=dims) / n
-        if not normalize:
-            return s2
-        vf = m.mean(dim=dims, keepdim=True)
-        return (s2 - vf**2) / (vf - vf**2).clamp_min(1e-12)
-    m = np.asarray(structures, dtype=np.float64)
-    f = np.fft.rfftn(m, axes=dims)
-    s2 = np.fft.irfftn(f * f.conj(), s=shape, axes=dims) / n
-    if not normalize:
-        return s2
-    vf = m.mean(axis=dims, keepdims=True)
-    return (s2 - vf**2) / np.maximum(vf - vf**2, 1e-12)
+    m = structures if structures.dtype.is_floating_point else structures.double()
+    f = torch.fft.rfftn(m, dim=dims)
+    corr = torch.fft.irfftn(f * f.conj(), s=shape, dim=dims) / float(np.prod(shape))
+    return torch.fft.fftshift(corr, dim=dims)
 
 
 def correlation_length(structures, axis: int):
     """Correlation length of the stiff phase along ``axis`` (0 = x, 1 = y, 2 = z), in voxels.
 
-    The shift at which the normalized auto-covariance along that axis first falls to ``1/e``
-    (linear interpolation between voxels; half the box length if it never does). For structures
-    from the generator this grows in proportion to the grain width along that axis.
+    The first lag at which the normalized auto-covariance ``C(r) = (f(r) - vf^2) / (vf - vf^2)``
+    along that axis falls below ``1/e`` (linear interpolation), as
+    :func:`rln_design.twopoint.correlation_length`, except that a structure that stays correlated
+    over half the cell gets half the cell length instead of ``inf`` (a finite number a design loop
+    can use). For generator structures it grows in proportion to the grain width along the axis.
 
     Args:
         structures: `(batch, x, y, z)` numpy or torch.
         axis: 0, 1 or 2.
 
     Returns:
-        `(batch,)`.
+        `(batch,)`; NaN for a single-phase structure.
     """
-    c = two_point_correlation(structures, normalize=True)
     n_axis = structures.shape[1 + axis]
-    half = n_axis // 2
-    sl = [slice(None)] + [0, 0, 0]
-    sl[1 + axis] = slice(0, half + 1)
-    profile = c[tuple(sl)]  # (batch, half + 1)
-    level = math.exp(-1.0)
-    torch_mode = _is_torch(profile)
-    p = profile.detach().cpu().numpy() if torch_mode else profile
-    below = p < level
-    # first shift below the level (half if none)
-    first = np.where(below.any(1), below.argmax(1), half)
-    first = np.maximum(first, 1)
-    i0 = first - 1
-    rows = np.arange(p.shape[0])
-    if torch_mode:
-        import torch
+    half = float(n_axis - 1 - n_axis // 2)
+    if not _is_torch(structures):
+        from rln_design.twopoint import correlation_length as numpy_length
 
-        r = torch.as_tensor(rows)
-        a = profile[r, torch.as_tensor(i0)]
-        b = profile[r, torch.as_tensor(first)]
-        denom = torch.where((a - b).abs() > 1e-12, a - b, torch.ones_like(a))
-        frac = ((a - level) / denom).clamp(0, 1)
-        hit = torch.as_tensor(below.any(1))
-        return torch.where(hit, torch.as_tensor(i0, dtype=a.dtype) + frac, torch.full_like(a, float(half)))
-    a = p[rows, i0]
-    b = p[rows, first]
-    denom = np.where(np.abs(a - b) > 1e-12, a - b, 1.0)
-    frac = np.clip((a - level) / denom, 0, 1)
-    return np.where(below.any(1), i0 + frac, float(half))
+        out = numpy_length(np.asarray(structures), axis)
+        return np.where(np.isinf(out), half, out)
+    import torch
+
+    f = two_point_correlation(structures)
+    centre = [n // 2 for n in structures.shape[1:]]
+    index = [slice(None)] + centre
+    index[1 + axis] = slice(centre[axis], None)
+    line = f[tuple(index)]  # (batch, lags 0 .. n - 1 - n // 2)
+    vf = line[:, :1]
+    cov = (line - vf**2) / (vf - vf**2)
+    level = math.exp(-1.0)
+    below = (cov < level).detach().cpu().numpy()
+    rows = np.arange(len(below))
+    first = np.where(below.any(1), below.argmax(1), 1)
+    first = np.maximum(first, 1)
+    r = torch.as_tensor(rows)
+    c0 = cov[r, torch.as_tensor(first - 1)]
+    c1 = cov[r, torch.as_tensor(first)]
+    length = torch.as_tensor(first - 1, dtype=cov.dtype) + (c0 - level) / (c0 - c1)
+    hit = torch.as_tensor(below.any(1))
+    out = torch.where(hit, length, torch.full_like(length, half))
+    return torch.where(torch.isfinite(cov[:, 0]), out, torch.full_like(out, float("nan")))
 
 
 def _corr_length(axis):

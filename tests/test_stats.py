@@ -95,18 +95,28 @@ def test_soft_quantile_gradient_matches_finite_differences():
 
 
 def test_two_point_and_correlation_length():
-    # a laminate of period 4 along x: S2 at shift 2 along x is 0 (anti-correlated), along y it is vf
+    # layers of period 4 along x (vf 1/2): f(0) = 1/2, f(2 e_x) = 0 (never both stiff), f(e_y) = 1/2
     s = np.zeros((1, 8, 4, 4))
     s[:, 0:2] = 1
     s[:, 4:6] = 1
-    s2 = two_point_correlation(s, normalize=False)
-    assert s2[0, 0, 0, 0] == pytest.approx(0.5) and s2[0, 2, 0, 0] == pytest.approx(0.0)
-    assert s2[0, 0, 1, 0] == pytest.approx(0.5)
-    c = two_point_correlation(torch.as_tensor(s), normalize=True)
-    assert c[0, 0, 0, 0].item() == pytest.approx(1.0)
-    # normalized covariance along x: 1, 0, -1 -> crosses 1/e at 1 - 1/e
-    assert correlation_length(s, 0)[0] == pytest.approx(1 - np.exp(-1), abs=1e-12)
-    assert correlation_length(s, 1)[0] == pytest.approx(2.0)  # never decays: half the box
+    for a in (s, torch.as_tensor(s)):
+        f = two_point_correlation(a)  # zero lag at n // 2
+        assert float(f[0, 4, 2, 2]) == pytest.approx(0.5) and float(f[0, 6, 2, 2]) == pytest.approx(0.0)
+        assert float(f[0, 4, 3, 2]) == pytest.approx(0.5)
+        # normalized covariance along x: 1, 0, -1 -> crosses 1/e at 1 - 1/e
+        assert float(correlation_length(a, 0)[0]) == pytest.approx(1 - np.exp(-1), abs=1e-12)
+        assert float(correlation_length(a, 1)[0]) == pytest.approx(1.0)  # never decays: half the cell (capped)
+    from rln_design.twopoint import correlation_length as reference
+
+    from rln_design.microstructure import generate_batch
+
+    st = generate_batch(np.array([[3.0, 1.5, 1.0, 0.4], [1.0, 2.0, 2.0, 0.6]]), np.array([0, 1]),
+                        shape=(12, 12, 12))
+    for axis in range(3):
+        ref = reference(st, axis)
+        ours = correlation_length(torch.as_tensor(st), axis).numpy()
+        finite = np.isfinite(ref)
+        np.testing.assert_allclose(ours[finite], ref[finite], atol=1e-10)
 
 
 def test_unknown_statistic_message():
