@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+EXIT_NOT_CONFIRMED = 3  # the run worked, but FE confirms no design meets every target
+
 _STAT_HELP = ("statistics of eps_xx / imposed strain: peak_strain, p99_strain, p999_strain, mean_strain, "
               "std_strain, soft_mean_strain, stiff_mean_strain, volume_fraction, corr_length_x/y/z")
 
@@ -117,4 +119,4 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
         raise click.BadParameter(str(err), param_hint="--surrogate") from None
     click.echo(summary_text(result))
     if result["verdict"]["status"] != "success":
-        raise SystemExit(2)
+        raise SystemExit(EXIT_NOT_CONFIRMED)

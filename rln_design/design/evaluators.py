@@ -224,9 +224,22 @@ class FEEvaluator(_FieldEvaluator):
         self.rtol = float(rtol)
 
     def _strain(self, structures):
-        from rln_design.fe.solver import solve_fe
+        import warnings
 
-        return solve_fe(np.asarray(structures), contrast=self.contrast, rtol=self.rtol).eps_xx_normalized()
+        from rln_design.fe.solver import ConvergenceError, solve_fe
+
+        structures = np.asarray(structures)
+        try:
+            return solve_fe(structures, contrast=self.contrast, rtol=self.rtol).eps_xx_normalized()
+        except ConvergenceError:
+            # one bad structure must not sink the batch: solve one by one, NaN where FE fails
+            out = np.full(structures.shape, np.nan, dtype=np.float32)
+            for i, st in enumerate(structures):
+                try:
+                    out[i] = solve_fe(st, contrast=self.contrast, rtol=self.rtol).eps_xx_normalized()
+                except ConvergenceError as err:
+                    warnings.warn(f"FE did not converge for a structure ({err}); its statistics are NaN")
+            return out
 
 
 class FunctionEvaluator:
