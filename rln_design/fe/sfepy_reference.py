@@ -119,9 +119,8 @@ def solve_sfepy(
         def fun(coors, domain=None):
             return np.flatnonzero(select(coors))
 
-        return domain.create_region(
-            name, f"vertices by {name}_fun", "vertex", functions=Functions([Function(f"{name}_fun", fun)])
-        )
+        functions = Functions([Function(f"{name}_fun", fun)])
+        return domain.create_region(name, f"vertices by {name}_fun", "vertex", functions=functions)
 
     def on(axis, value):
         return lambda c: np.abs(c[:, axis] - value) < tol
@@ -159,20 +158,28 @@ def solve_sfepy(
     equations = Equations([Equation("balance", term)])
 
     shift = eps_xx * lengths[0]
+
+    def shift_fun(ts, coors, region=None):
+        return np.full(len(coors), shift)
+
     functions = Functions(
         [
             Function("match_x_plane", periodic.match_x_plane),
             Function("match_y_plane", periodic.match_y_plane),
             Function("match_z_plane", periodic.match_z_plane),
-            Function("shift", lambda ts, coors, region=None: np.full(len(coors), shift)),
+            Function("shift", shift_fun),
         ]
     )
     # EPBCs eliminate the DOFs of their first region: the + faces follow the - faces
     epbcs = Conditions(
         [
-            PeriodicBC("per_y", [faces["y+"], faces["y-"]], {"u.all": "u.all"}, match="match_y_plane"),
-            PeriodicBC("per_z", [faces["z+"], faces["z-"]], {"u.all": "u.all"}, match="match_z_plane"),
-            PeriodicBC("per_x", [faces["x+"], faces["x-"]], {"u.[1,2]": "u.[1,2]"}, match="match_x_plane"),
+            PeriodicBC(f"per_{label}", [faces[label + "+"], faces[label + "-"]], dofs,
+                       match=f"match_{label}_plane")
+            for label, dofs in (
+                ("y", {"u.all": "u.all"}),
+                ("z", {"u.all": "u.all"}),
+                ("x", {"u.[1,2]": "u.[1,2]"}),
+            )
         ]
     )
     ebcs = Conditions(
@@ -189,14 +196,17 @@ def solve_sfepy(
                 {"u.0": "u.0"},
                 Function("match_x_plane", periodic.match_x_plane),
                 "shifted_periodic",
-                arguments=(Function("shift", lambda ts, coors, region=None: np.full(len(coors), shift)),),
+                arguments=(Function("shift", shift_fun),),
             )
         ]
     )
 
     problem = Problem("periodic_voxels", equations=equations, functions=functions)
     problem.set_bcs(ebcs=ebcs, epbcs=epbcs, lcbcs=lcbcs)
-    problem.set_solver(Newton({"i_max": 1, "eps_a": 1e-30, "eps_r": 1.0}, lin_solver=_linear_solver(linear_solver, rtol)))
+    # linear problem: one Newton step is the linear solve
+    newton = Newton({"i_max": 1, "eps_a": 1e-30, "eps_r": 1.0},
+                    lin_solver=_linear_solver(linear_solver, rtol))
+    problem.set_solver(newton)
     problem.solve(save_results=False)
 
     strain = problem.evaluate(
