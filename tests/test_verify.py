@@ -59,6 +59,9 @@ def test_unreachable_target_reported_infeasible_with_closest_design(tmp_path):
     assert r["verdict"]["status"] == "infeasible"
     assert r["verdict"]["best"] is not None and "closest" in r["verdict"]["message"]
     assert not any(v["meets_all"] for v in r["verification"])
+    # FE refuted the candidates: FE data went into the GP and new candidates were verified
+    sources = [h["source"] for h in r["history"]]
+    assert "fe-feedback" in sources and sources.count("verify") == 2
     import json
 
     saved = json.loads((tmp_path / "report.json").read_text())

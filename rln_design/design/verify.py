@@ -165,8 +165,9 @@ def verdict(verifications: list[DesignVerification], problem: DesignProblem) -> 
             best = max(ok, key=lambda i: sign * verifications[i].objective["fe_mean"])
         else:
             best = max(ok, key=lambda i: verifications[i].min_fe_margin)
-        return {"status": "success", "best": best,
-                "message": f"FE confirms design {best} meets all targets"}
+        message = (f"FE confirms design {best} meets all targets" if problem.targets else
+                   f"design {best} is the best by its FE objective (no targets)")
+        return {"status": "success", "best": best, "message": message}
     closest = max(range(len(verifications)), key=lambda i: verifications[i].min_fe_margin)
     missed = [c.target for c in verifications[closest].targets if not c.confirmed]
     return {"status": "infeasible", "best": closest,
