@@ -71,3 +71,17 @@ def test_optimize_both_methods_end_to_end(tmp_path):
     assert len(r["gradient"]["trace"]) == 3
     assert {"convergence", "best_design", "strain_histogram"} <= set(r["figures"])
     assert (tmp_path / "report.json").exists() and (tmp_path / "best_design.png").exists()
+
+
+def test_straight_through_gradient_and_protocols():
+    from rln_design.design.evaluators import DifferentiableEvaluator, Evaluator, FEEvaluator
+
+    ev = SurrogateEvaluator(ReussSurrogate(), shape=(6, 6, 6))
+    assert isinstance(ev, DifferentiableEvaluator) and isinstance(FEEvaluator(), Evaluator)
+    assert not isinstance(FEEvaluator(), DifferentiableEvaluator)
+    p = torch.tensor([[3.0, 2.0, 2.0, 0.5]], dtype=torch.float64, requires_grad=True)
+    stats = ev.evaluate_torch(p, np.array([0, 1]), ["peak_strain", "volume_fraction"], mode="straight_through")
+    # forward value is the hard structure: the volume fraction is exactly round(vf N) / N
+    assert stats["volume_fraction"].detach().numpy() == pytest.approx(np.full((1, 2), 108 / 216))
+    (g,) = torch.autograd.grad(stats["peak_strain"].sum(), p)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
