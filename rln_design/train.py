@@ -78,6 +78,9 @@ class TrainConfig:
         threads: torch intra-op threads (``None``: torch default).
         max_train_samples: random seeded subset of the training split (``None``: all).
         max_val_samples: random seeded subset of the validation split (``None``: all).
+        val_data: files whose validation split is used instead of that of ``data`` (``()``: the
+            same files). The model is fully convolutional, so it can train on small periodic
+            volumes (cheap) and select its best epoch on the grid it will be used at.
         resume: continue from ``out/last.pt``.
         progress: show a tqdm bar per epoch.
 
@@ -103,12 +106,15 @@ class TrainConfig:
     threads: int | None = None
     max_train_samples: int | None = None
     max_val_samples: int | None = None
+    val_data: tuple[str, ...] = ()
     resume: bool = False
     progress: bool = True
 
     def __post_init__(self):
         data = (self.data,) if isinstance(self.data, (str, os.PathLike)) else self.data
         object.__setattr__(self, "data", tuple(str(p) for p in data))
+        val = (self.val_data,) if isinstance(self.val_data, (str, os.PathLike)) else self.val_data
+        object.__setattr__(self, "val_data", tuple(str(p) for p in val))
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", ModelConfig(**self.model))
         if self.grad_clip is None:
@@ -129,6 +135,7 @@ class TrainConfig:
         """Plain dict (lists, str, numbers, None) for checkpoints and JSON."""
         d = asdict(self)
         d["data"] = list(self.data)
+        d["val_data"] = list(self.val_data)
         return d
 
     @classmethod
@@ -137,6 +144,7 @@ class TrainConfig:
         d = dict(d)
         d["model"] = ModelConfig(**d["model"])
         d["data"] = tuple(d["data"])
+        d["val_data"] = tuple(d.get("val_data", ()))
         return cls(**d)
 
 
@@ -322,11 +330,14 @@ def augment_batch(structures, strain, generator: torch.Generator):
     The symmetries map a solution (m, eps_xx) to a solution: a periodic reflection ``x -> -x``
     (or y, z) leaves eps_xx unchanged (it changes sign twice), as does swapping y and z (the load is
     along x). Each reflection is drawn with probability 1/2; the swap too, when y and z sizes match.
+    Last, a random periodic shift (torch.roll) of the whole batch: the problem is periodic, so a
+    shifted structure has the shifted field (the V-Net's stride-2 layers are not exactly
+    shift-equivariant, which this teaches it).
 
     Args:
         structures: `(batch, x, y, z)`.
         strain: `(batch, x, y, z)`.
-        generator: CPU generator (4 draws per call).
+        generator: CPU generator (7 draws per call).
 
     Returns:
         ``(structures, strain)`` transformed alike.
@@ -337,6 +348,8 @@ def augment_batch(structures, strain, generator: torch.Generator):
         structures, strain = structures.flip(dims), strain.flip(dims)
     if bits[3] and structures.shape[2] == structures.shape[3]:
         structures, strain = structures.transpose(2, 3), strain.transpose(2, 3)
+    shifts = [int(torch.randint(0, n, (1,), generator=generator)) for n in structures.shape[1:]]
+    structures, strain = structures.roll(shifts, (1, 2, 3)), strain.roll(shifts, (1, 2, 3))
     return structures, strain
 
 
@@ -534,7 +547,16 @@ def train_model(
     train_m, train_y, data_attrs = _load_data(
         config.data, "train", config.max_train_samples, config.seed
     )
-    val_m, val_y, _ = _load_data(config.data, "validation", config.max_val_samples, config.seed)
+    val_m, val_y, val_attrs = _load_data(
+        config.val_data or config.data, "validation", config.max_val_samples, config.seed
+    )
+    val_contrasts = {a.get("contrast") for a in val_attrs.values()}
+    train_contrasts = {a.get("contrast") for a in data_attrs.values()}
+    if val_contrasts != train_contrasts:
+        raise ValueError(
+            f"validation data contrast {sorted(map(str, val_contrasts))} differs from the training "
+            f"data contrast {sorted(map(str, train_contrasts))}"
+        )
     grid = tuple(train_m.shape[1:])
 
     # model and optimizer (seeded init; overwritten on resume)

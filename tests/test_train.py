@@ -244,3 +244,20 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2  # only rank 0 wrote
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
+
+
+def test_validation_on_another_grid_selects_with_that_data(data, tmp_path):
+    # train on 6^3 volumes, validate on 9^3 structures (fully convolutional model)
+    val = make_dataset(tmp_path / "val9.h5", n=16, shape=(9, 9, 9), seed=3)
+    summary = train_model(_config(data, tmp_path / "run", val_data=(val,)))
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert ckpt["config"]["val_data"] == [val]
+    assert np.isfinite(summary["best_val_mase"])
+
+
+def test_validation_data_of_another_contrast_is_refused(data, tmp_path):
+    val = make_dataset(tmp_path / "val.h5", n=8, seed=4)
+    with h5py.File(val, "a") as f:
+        f.attrs["contrast"] = 50.0
+    with pytest.raises(ValueError, match="validation data contrast"):
+        train_model(_config(data, tmp_path / "run", val_data=(val,)))

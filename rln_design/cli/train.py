@@ -66,7 +66,8 @@ def _check_data_file(ctx, param, paths):
 @click.option("--loss", type=click.Choice(["mse", "rmse_pct"]), default="mse", show_default=True,
               help="mse (paper) or rmse_pct = 100 sqrt(MSE) / mean (reference code).")
 @click.option("--augment/--no-augment", default=False, show_default=True,
-              help="Random flips along x, y, z and y<->z swaps (exact symmetries of eps_xx).")
+              help="Random flips along x, y, z, y<->z swaps and periodic shifts (exact symmetries "
+                   "of the periodic eps_xx problem).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--amp/--no-amp", default=False, show_default=True,
@@ -77,6 +78,10 @@ def _check_data_file(ctx, param, paths):
               help="Train on a seeded random subset of this size.")
 @click.option("--max-val-samples", default=None, type=int, callback=_positive,
               help="Validate on a seeded random subset of this size.")
+@click.option("--val-data", "val_data", multiple=True, type=click.Path(dir_okay=False),
+              callback=_check_data_file, metavar="FILE.h5",
+              help="Validate on the validation split of these files instead (e.g. 31^3 data while "
+                   "training on 16^3 volumes).")
 @click.option("--resume", is_flag=True,
               help="Continue OUT/last.pt exactly; options not given are taken from it.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
@@ -103,7 +108,8 @@ def train(ctx, **options):
                 if name in _MODEL_OPTIONS:
                     options[name] = saved["model"][_MODEL_OPTIONS[name]]
                 elif name in saved:
-                    options[name] = tuple(saved[name]) if name == "data" else saved[name]
+                    value = saved[name]
+                    options[name] = tuple(value) if name in ("data", "val_data") else value
     if not options["data"]:
         raise click.UsageError("Missing option '--data' (an HDF5 file from `rln-design generate`).")
 
