@@ -112,7 +112,14 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
                                 plots=not no_plots)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    def log(msg):
+        if not quiet:  # tqdm.write keeps messages and progress bars on separate lines
+            import sys
+
+            from tqdm.auto import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
+
     try:
         result = run_optimize(config, out=out, progress=not quiet, log=log)
     except FileNotFoundError as err:  # unknown surrogate name/path
