@@ -34,6 +34,7 @@ _EXPORTS = {
     # statistics
     "STATISTICS": "rln_design.stats",
     "compute_statistic": "rln_design.stats",
+    "compute_statistics": "rln_design.stats",
     "two_point_correlation": "rln_design.twopoint",
     "correlation_length": "rln_design.twopoint",
     # data
@@ -53,6 +54,15 @@ _EXPORTS = {
     "parse_target": "rln_design.design.targets",
     "Target": "rln_design.design.targets",
     "optimize": "rln_design.design.run",
+    "OptimizeConfig": "rln_design.design.run",
+    "parse_objective": "rln_design.design.targets",
+    "DesignSpace": "rln_design.design.space",
+    "DesignProblem": "rln_design.design.objective",
+    "BayesLoop": "rln_design.design.bayes",
+    "GradientLoop": "rln_design.design.gradient",
+    "verify_designs": "rln_design.design.verify",
+    "SurrogateEvaluator": "rln_design.design.evaluators",
+    "FEEvaluator": "rln_design.design.evaluators",
 }
 
 __all__ = ["__version__", *_EXPORTS]
