@@ -195,9 +195,9 @@ class Surrogate:
             metrics = {"val_mase": ckpt.get("best_val_mase"), "best_epoch": ckpt.get("best_epoch")}
             metrics = {k: v for k, v in metrics.items() if v is not None}
         grid = ckpt.get("grid") or _first_attr(data, "grid") or _first_attr(data, "shape")
-        if grid is None:
-            size = (_first_attr(data, "config") or {}).get("size") if isinstance(
-                _first_attr(data, "config"), dict) else None
+        if grid is None:  # dataset config of rln_design.data: cubic grid of `size` voxels
+            dataset_config = _first_attr(data, "config")
+            size = dataset_config.get("size") if isinstance(dataset_config, dict) else None
             grid = [size] * 3 if size else None
         contrast = ckpt.get("contrast", _first_attr(data, "contrast"))
         metadata = {

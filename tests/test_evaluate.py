@@ -139,3 +139,7 @@ def test_evaluate_cli_table_and_errors(tmp_path):
     assert result.exit_code == 2 and "unknown surrogate 'nope'" in result.output
     result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--no-baselines"])
     assert result.exit_code == 2 and "nothing to evaluate" in result.output
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["foo"] = np.zeros(3)
+    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "other.h5")])
+    assert result.exit_code == 2 and "cannot read" in result.output and "rln-design dataset" in result.output

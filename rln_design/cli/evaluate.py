@@ -64,6 +64,8 @@ def evaluate(models, data, split, baselines, mks_ridge, batch_size, max_samples,
         raise click.BadParameter(str(err), param_hint="--model") from None
     except ValueError as err:
         raise click.UsageError(str(err)) from None
+    except (KeyError, OSError) as err:  # h5py: missing dataset / unreadable file
+        raise click.UsageError(f"cannot read {data} as an rln-design dataset: {err}") from None
 
     if png:
         structures, strain, _ = details["_data"]
