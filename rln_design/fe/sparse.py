@@ -189,6 +189,28 @@ def solve_sparse(
         raise ValueError(f"method must be 'cg' or 'direct'; got {method!r}")
     structure = _check(structure, contrast, e_soft, nu)
     stiffness, load = assemble(structure, contrast, e_soft, nu, strain)
+    return solve_assembled(stiffness, load, structure.shape, strain, method, rtol, maxiter)
+
+
+def solve_assembled(
+    stiffness,
+    load: np.ndarray,
+    grid,
+    strain=None,
+    method: str = "cg",
+    rtol: float = 1e-6,
+    maxiter: int = 20000,
+) -> SparseResult:
+    """Solve ``K u~ = -f`` for an assembled system (see :func:`assemble`, :func:`solve_sparse`).
+
+    Args:
+        stiffness: ``K`` (3N, 3N) sparse.
+        load: ``f`` (3N,).
+        grid: ``(x, y, z)`` of the structure.
+        strain, method, rtol, maxiter: as in :func:`solve_sparse`.
+    """
+    if method not in ("cg", "direct"):
+        raise ValueError(f"method must be 'cg' or 'direct'; got {method!r}")
     rhs = -load
     rhs_norm = np.linalg.norm(rhs)
     iterations = 0
@@ -219,7 +241,7 @@ def solve_sparse(
             raise RuntimeError(f"Jacobi-CG did not converge in {maxiter} iterations (info {info})")
         iterations = count[0]
     residual = float(np.linalg.norm(stiffness @ u - rhs) / rhs_norm) if rhs_norm > 0 else 0.0
-    grid = structure.shape
+    grid = tuple(grid)
     return SparseResult(
         strain=element_strain(u, grid, strain),
         displacement=np.moveaxis(u.reshape(*grid, 3), -1, 0),
