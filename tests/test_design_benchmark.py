@@ -1,0 +1,69 @@
+"""Smoke test of studies/design_benchmark.py: --quick on a 9^3 grid with an untrained tiny surrogate."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.surrogate import SURROGATES_ENV, Surrogate
+
+SCRIPT = Path(__file__).resolve().parent.parent / "studies" / "design_benchmark.py"
+GRID = 9
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("design_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tiny_surrogate_dir(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    meta = {"contrast": 10.0, "grid": (GRID,) * 3, "metrics": {}}
+    Surrogate(RLN(ModelConfig(kind="rln", n_iter=1, width=2)), meta).save(tmp_path / "surrogates" / "tiny")
+    monkeypatch.setenv(SURROGATES_ENV, str(tmp_path / "surrogates"))
+    return tmp_path
+
+
+def test_quick_benchmark_counts_fe_solves_and_writes_reports(tiny_surrogate_dir):
+    tmp = tiny_surrogate_dir
+    bench = load_script()
+    out = tmp / "bench.md"
+    result = bench.main(["--quick", "--surrogate", "tiny", "--grid", str(GRID), "--seeds", "0",
+                         "--targets", "peak_vf", "--out", str(out), "--scratch", str(tmp / "runs")])
+    runs = result["runs"]
+    assert len(runs) == 3 and {r["strategy"] for r in runs} == set(bench.STRATEGIES)
+    assert all(r["status"] in ("success", "infeasible") for r in runs), [r.get("error") for r in runs]
+    q = bench.QUICK
+    verify = q["top_k"] * (q["realizations"] + q["fresh"])  # one verified design, K + fresh FE solves
+    for r in runs:
+        report = json.loads((Path(r["out"]) / "report.json").read_text())
+        assert r["success"] == (report["verdict"]["status"] == "success")
+        assert r["fe_solves_verification"] == verify
+        if r["strategy"] == "fe-bayes":  # every loop evaluation is an FE solve: (n_init + iterations q) K
+            assert r["fe_solves_loop"] == (q["n_init"] + q["iterations"] * q["q"]) * q["realizations"]
+            assert r["surrogate_evals"] == 0
+        else:  # surrogate loops solve FE only in verification
+            assert r["fe_solves_loop"] == 0 and r["surrogate_evals"] > 0
+    gradient = [r for r in runs if r["strategy"] == "surrogate-gradient"]
+    assert all(r["surrogate_gradient_evals"] == q["steps"] * q["gradient_realizations"] for r in gradient)
+    summary = result["summary"]
+    assert all(v is not None for row in summary for vs in row["fe_values"].values() for v in vs)
+    assert set(summary[0]["fe_values"]) == {"peak_strain", "volume_fraction"}
+    text = out.read_text()
+    assert "FE-confirmed success" in text and "--quick" in text and "tiny" in text
+    assert json.loads(out.with_suffix(".json").read_text())["summary"][0]["runs"] == 1
+
+
+def test_unknown_preset_is_rejected(capsys):
+    bench = load_script()
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--targets", "nope"])
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
