@@ -305,7 +305,7 @@ class Surrogate:
 
     def __repr__(self):
         acc = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in self.accuracy.items())
+                        for k, v in self.accuracy.items() if isinstance(v, (int, float)))
         return (f"Surrogate(kind={self.kind!r}, contrast={self.contrast}, grid={self.grid}, "
                 f"device={self.device}, {acc or 'no metrics'})")
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Reproduces the shipped CPU surrogates surrogates/cr10 and surrogates/cr50 with the project's own
+# commands (2-core CPU recipe; see surrogates/<name>/card.md for the measured accuracy and time).
+#
+#   bash studies/train_shipped_surrogates.sh cr10     # or cr50
+#
+# Recipe: the paper's RLN (N = 5, k = 2, 132,801 parameters per proximal net) trained on 16^3
+# periodic volumes (~6x cheaper per sample than 31^3 on CPU; the model is fully convolutional),
+# with exact symmetry augmentation (reflections, y<->z swap, periodic shifts), and the best epoch
+# selected on 31^3 validation structures. Test metrics come from the 31^3 test split.
+set -euo pipefail
+name=${1:?usage: train_shipped_surrogates.sh cr10|cr50}
+case $name in
+  cr10) contrast=10; seed16=16;   seed31=31;   count31=2560 ;;
+  cr50) contrast=50; seed16=1016; seed31=1031; count31=1280 ;;
+  *) echo "unknown surrogate $name (cr10 or cr50)" >&2; exit 2 ;;
+esac
+epochs=${EPOCHS:-4}
+threads=${THREADS:-1}
+mkdir -p data runs
+rln-design generate --contrast $contrast --count 8000 --size 16 --realizations 5 --seed $seed16 --out data/${name}_16.h5
+rln-design generate --contrast $contrast --count $count31 --size 31 --realizations 5 --seed $seed31 --out data/${name}_31.h5
+rln-design train --data data/${name}_16.h5 --val-data data/${name}_31.h5 --max-val-samples 48 \
+  --out runs/$name --model rln --epochs $epochs --batch-size 16 --lr 2e-3 --augment --seed 0 \
+  --threads $threads --device cpu
+rln-design evaluate --model runs/$name/best.pt --data data/${name}_31.h5 --split test \
+  --png runs/$name/worst.png --json > runs/$name/evaluation.json
