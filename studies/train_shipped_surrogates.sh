@@ -4,7 +4,8 @@
 #
 #   bash studies/train_shipped_surrogates.sh cr10     # or cr50
 #
-# Recipe: the paper's RLN (N = 5, k = 2, 132,801 parameters per proximal net) trained on 16^3
+# Budget: 3 epochs over 2,400 training volumes (~1 h per surrogate on one core; EPOCHS and
+# TRAIN_SAMPLES override). Recipe: the paper's RLN (N = 5, k = 2, 132,801 parameters per proximal net) trained on 16^3
 # periodic volumes (~6x cheaper per sample than 31^3 on CPU; the model is fully convolutional),
 # with exact symmetry augmentation (reflections, y<->z swap, periodic shifts), and the best epoch
 # selected on 31^3 validation structures. Test metrics come from the 31^3 test split.
@@ -15,13 +16,16 @@ case $name in
   cr50) contrast=50; seed16=1016; seed31=1031; count31=1280 ;;
   *) echo "unknown surrogate $name (cr10 or cr50)" >&2; exit 2 ;;
 esac
-epochs=${EPOCHS:-4}
+epochs=${EPOCHS:-3}
+train_samples=${TRAIN_SAMPLES:-2400}
 threads=${THREADS:-1}
 mkdir -p data runs
 rln-design generate --contrast $contrast --count 8000 --size 16 --realizations 5 --seed $seed16 --out data/${name}_16.h5
 rln-design generate --contrast $contrast --count $count31 --size 31 --realizations 5 --seed $seed31 --out data/${name}_31.h5
 rln-design train --data data/${name}_16.h5 --val-data data/${name}_31.h5 --max-val-samples 48 \
+  --max-train-samples $train_samples \
   --out runs/$name --model rln --epochs $epochs --batch-size 16 --lr 2e-3 --augment --seed 0 \
   --threads $threads --device cpu
 rln-design evaluate --model runs/$name/best.pt --data data/${name}_31.h5 --split test \
-  --png runs/$name/worst.png --json > runs/$name/evaluation.json
+  --max-samples 400 --threads $threads --png runs/$name/worst.png --json > runs/$name/evaluation.json
+python studies/ship_surrogate.py --name $name --run runs/$name --test-data data/${name}_31.h5
