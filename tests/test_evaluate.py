@@ -143,3 +143,12 @@ def test_evaluate_cli_table_and_errors(tmp_path):
         f["foo"] = np.zeros(3)
     result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "other.h5")])
     assert result.exit_code == 2 and "cannot read" in result.output and "rln-design dataset" in result.output
+
+
+def test_evaluate_cli_bad_png_folder_and_device(tmp_path):
+    _tiny_dataset(tmp_path / "d.h5")
+    base = ["--data", str(tmp_path / "d.h5"), "--no-progress"]
+    result = CliRunner().invoke(evaluate_cli, base + ["--png", str(tmp_path / "nope" / "w.png")])
+    assert result.exit_code == 2 and "'--png'" in result.output and "does not exist" in result.output
+    result = CliRunner().invoke(evaluate_cli, base + ["--device", "blah"])
+    assert result.exit_code == 2 and "'blah' is not a device; use cpu, cuda or cuda:N" in result.output

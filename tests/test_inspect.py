@@ -81,3 +81,9 @@ def test_index_out_of_range(dataset, tmp_path):
     result = inspect(dataset, "--png", tmp_path / "s.png", "--index", 10)
     assert result.exit_code == 2
     assert "index 10 out of range: the file has 10 samples (0..9)" in " ".join(result.output.split())
+
+
+def test_png_in_missing_folder(dataset, tmp_path):
+    result = inspect(dataset, "--png", tmp_path / "nope" / "s.png")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'--png'" in result.output and "does not exist" in result.output

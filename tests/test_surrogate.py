@@ -207,3 +207,18 @@ def test_predict_cli_errors(saved, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "unknown surrogate 'no-such-model'" in result.output
     result = CliRunner().invoke(predict_cli, [])
     assert result.exit_code == 2 and "either STRUCTURE.npy or --h5" in result.output
+
+
+def test_predict_cli_bad_output_folder_and_device(saved, tmp_path, monkeypatch):
+    _, directory = saved
+    monkeypatch.chdir(tmp_path)
+    np.save("ok.npy", np.zeros(GRID, np.uint8))
+    base = ["ok.npy", "--surrogate", str(directory)]
+    result = CliRunner().invoke(predict_cli, base + ["--out", "nope/o.npy"])
+    assert result.exit_code == 2 and "'--out'" in result.output
+    assert "the folder 'nope' does not exist" in result.output
+    result = CliRunner().invoke(predict_cli, base + ["--png", "nope/o.png"])
+    assert result.exit_code == 2 and "'--png'" in result.output and "does not exist" in result.output
+    result = CliRunner().invoke(predict_cli, base + ["--device", "blah"])
+    assert result.exit_code == 2 and "'blah' is not a device; use cpu, cuda or cuda:N" in result.output
+    assert not list(tmp_path.glob("*_strain.*"))  # nothing written

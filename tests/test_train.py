@@ -261,3 +261,13 @@ def test_validation_data_of_another_contrast_is_refused(data, tmp_path):
         f.attrs["contrast"] = 50.0
     with pytest.raises(ValueError, match="validation data contrast"):
         train_model(_config(data, tmp_path / "run", val_data=(val,)))
+
+
+def test_cli_bad_device():
+    from rln_design.cli.train import train
+
+    result = CliRunner().invoke(train, ["--device", "blah"])
+    assert result.exit_code == 2 and "'blah' is not a device; use cpu, cuda or cuda:N" in result.output
+    if not torch.cuda.is_available():
+        result = CliRunner().invoke(train, ["--device", "cuda"])
+        assert result.exit_code == 2 and "no CUDA device is available here" in result.output

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rln_design.cli.options import positive_float, positive_int
+from rln_design.cli.options import output_file, positive_float, positive_int, torch_device
 
 
 @click.command()
@@ -27,9 +27,9 @@ from rln_design.cli.options import positive_float, positive_int
 @click.option("--max-samples", type=positive_int, default=None,
               help="Evaluate a seeded random subset of this many instances.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --max-samples.")
-@click.option("--device", default="cpu", show_default=True, help="Device of the surrogates.")
+@click.option("--device", default="cpu", show_default=True, callback=torch_device, help="Device of the surrogates.")
 @click.option("--threads", type=positive_int, default=None, help="torch CPU threads.")
-@click.option("--png", type=click.Path(dir_okay=False), default=None,
+@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=output_file,
               help="Slices (structure, FE, prediction, |error|) of each model's worst instance; "
                    "several models get -<n> suffixes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stdout).")

@@ -1,6 +1,52 @@
-"""Shared click parameter types of the ``rln-design`` commands."""
+"""Shared click parameter types and checks of the ``rln-design`` commands."""
+
+import os
+from pathlib import Path
 
 import click
 
 positive_float = click.FloatRange(min=0.0, min_open=True)
 positive_int = click.IntRange(min=1)
+
+
+def output_file(ctx, param, value):
+    """Callback: the folder of an output file exists and is writable (checked before any work).
+
+    ``None`` and ``"-"`` (no file) pass through unchanged.
+    """
+    if value is None or value == "-":
+        return value
+    parent = Path(value).parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise click.BadParameter(f"cannot write {value!r}: the folder {str(parent)!r} {what}",
+                                 ctx=ctx, param=param)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write {value!r}: the folder {str(parent)!r} is not writable",
+                                 ctx=ctx, param=param)
+    return value
+
+
+def torch_device(ctx, param, value):
+    """Callback: ``value`` names a torch device that exists here (``"auto"`` passes through)."""
+    if value is None or value == "auto":
+        return value
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise click.BadParameter(f"{value!r} is not a device; use cpu, cuda or cuda:N",
+                                 ctx=ctx, param=param) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise click.BadParameter(f"{value!r}: no CUDA device is available here; use cpu",
+                                     ctx=ctx, param=param)
+        if device.index is not None and device.index >= count:
+            raise click.BadParameter(f"{value!r}: only {count} CUDA device(s) (cuda:0..cuda:{count - 1})",
+                                     ctx=ctx, param=param)
+    elif device.type != "cpu":
+        raise click.BadParameter(f"{value!r}: unsupported device type {device.type!r}; use cpu or cuda",
+                                 ctx=ctx, param=param)
+    return value

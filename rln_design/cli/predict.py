@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from rln_design.cli.options import positive_int
+from rln_design.cli.options import output_file, positive_int, torch_device
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
                  "stiff_mean_strain", "volume_fraction")
@@ -23,13 +23,13 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
               help="Row of --h5 (index into the whole file).")
 @click.option("--surrogate", default="cr10", show_default=True,
               help="Surrogate name (cr10, cr50), directory, or checkpoint path.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
+@click.option("--out", type=click.Path(dir_okay=False), default=None, callback=output_file,
               help="Predicted field .npy (default: <input stem>_strain.npy in the current dir).")
-@click.option("--png", type=click.Path(dir_okay=False), default=None,
+@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=output_file,
               help="Slices picture (default: next to --out with .png); '-' for none.")
 @click.option("--batch-size", type=positive_int, default=32, show_default=True,
               help="Structures per forward pass (for a batch in the .npy).")
-@click.option("--device", default="cpu", show_default=True, help="Device of the surrogate.")
+@click.option("--device", default="cpu", show_default=True, callback=torch_device, help="Device of the surrogate.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_json):
     """Predict eps_xx / imposed eps_xx of STRUCTURE.npy ((x, y, z) or (batch, x, y, z), 0 soft,

@@ -8,7 +8,7 @@ import time
 import click
 import numpy as np
 
-from rln_design.cli.options import positive_float, positive_int
+from rln_design.cli.options import output_file, positive_float, positive_int
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
                  "stiff_mean_strain", "volume_fraction")
@@ -27,7 +27,7 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
               help="Structures (seeds seed, seed+1, ...) to solve.")
 @click.option("--rtol", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-6,
               show_default=True, help="PCG relative residual.")
-@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Save slices of the first structure and its field.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=output_file, help="Save slices of the first structure and its field.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json):
     """FE-solve generated structures for (gx, gy, gz, vf) and report eps_xx / imposed statistics.

@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from rln_design.cli.options import torch_device
+
 # CLI parameter -> (TrainConfig field, ModelConfig field or None)
 _MODEL_OPTIONS = {"model": "kind", "n_iter": "n_iter", "history": "history", "width": "width"}
 
@@ -69,7 +71,7 @@ def _check_data_file(ctx, param, paths):
               help="Random flips along x, y, z, y<->z swaps and periodic shifts (exact symmetries "
                    "of the periodic eps_xx problem).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--device", default="auto", show_default=True, callback=torch_device, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--amp/--no-amp", default=False, show_default=True,
               help="bf16 autocast (CUDA only).")
 @click.option("--threads", default=None, type=int, callback=_positive,
