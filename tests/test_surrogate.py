@@ -222,3 +222,26 @@ def test_predict_cli_bad_output_folder_and_device(saved, tmp_path, monkeypatch):
     result = CliRunner().invoke(predict_cli, base + ["--device", "blah"])
     assert result.exit_code == 2 and "'blah' is not a device; use cpu, cuda or cuda:N" in result.output
     assert not list(tmp_path.glob("*_strain.*"))  # nothing written
+
+
+def test_predict_cli_bad_inputs_and_output(saved, tmp_path, monkeypatch):
+    _, directory = saved
+    monkeypatch.chdir(tmp_path)
+    sur = ["--surrogate", str(directory), "--png", "-"]
+    (tmp_path / "notes.h5").write_text("not hdf5")
+    result = CliRunner().invoke(predict_cli, ["--h5", "notes.h5"] + sur)
+    assert result.exit_code == 2 and "notes.h5 is not an HDF5 file" in result.output
+    (tmp_path / "text.npy").write_text("not numpy")
+    result = CliRunner().invoke(predict_cli, ["text.npy"] + sur)
+    assert result.exit_code == 2 and "cannot read text.npy as a numpy .npy array" in result.output
+    np.save("relaxed.npy", np.full(GRID, 0.25))
+    result = CliRunner().invoke(predict_cli, ["relaxed.npy"] + sur)
+    assert result.exit_code == 2 and "must be binary (0 soft, 1 stiff); found the value 0.25" in result.output
+    # --out without .npy: the reported path is the file written (np.save appends .npy)
+    np.save("ok.npy", structures(1)[0])
+    result = CliRunner().invoke(predict_cli, ["ok.npy", "--out", "field", "--json"] + sur)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["out"] == "field.npy" and np.load(report["out"]).shape == GRID
+    assert report["version"] and report["source"] == str(directory / "model.pt")
+    assert not list(tmp_path.glob("*.tmp"))

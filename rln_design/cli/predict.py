@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
+from rln_design._version import __version__
 from rln_design.cli.options import output_file, positive_int, torch_device
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
@@ -50,6 +52,8 @@ def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_js
     if h5 is not None:
         import h5py
 
+        if not h5py.is_hdf5(h5):
+            raise click.BadParameter(f"{h5} is not an HDF5 file", param_hint="--h5")
         with h5py.File(h5, "r") as f:
             if "structures" not in f:
                 raise click.BadParameter(f"{h5} has no 'structures' dataset", param_hint="--h5")
@@ -64,8 +68,15 @@ def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_js
     else:
         try:
             m = np.load(structure, allow_pickle=False)
-        except ValueError as err:
-            raise click.BadParameter(f"cannot read {structure}: {err}", param_hint="STRUCTURE") from None
+        except (ValueError, OSError) as err:
+            raise click.BadParameter(f"cannot read {structure} as a numpy .npy array ({err})",
+                                     param_hint="STRUCTURE") from None
+        # values outside [0, 1] are reported by Surrogate.predict; inside, the CLI wants phases only
+        # (relaxed structures are for the differentiable Python API, and the statistics need phases)
+        if m.dtype.kind in "biuf" and m.size and np.all((m >= 0) & (m <= 1)) and not np.isin(m, (0, 1)).all():
+            bad = m[~np.isin(m, (0, 1))].flat[0]
+            raise click.BadParameter(f"{structure} must be binary (0 soft, 1 stiff); found the value {bad:g}",
+                                     param_hint="STRUCTURE")
         stem = Path(structure).stem
     try:
         model = Surrogate.load(surrogate, device=device)
@@ -80,12 +91,18 @@ def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_js
     seconds = time.perf_counter() - start
 
     out = Path(out) if out else Path(f"{stem}_strain.npy")
-    np.save(out, field)
+    if out.suffix != ".npy":  # as np.save would name it, so that the reported path is the file
+        out = out.with_name(out.name + ".npy")
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as fh:  # temp file + rename: never a half-written field
+        np.save(fh, field)
+    os.replace(tmp, out)
     batch_m = m[None] if m.ndim == 3 else m
     batch_y = field[None] if field.ndim == 3 else field
     stats = {k: np.asarray(v).tolist()
              for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
-    report = {"surrogate": str(surrogate), "kind": model.kind, "contrast": model.contrast,
+    report = {"version": __version__, "surrogate": str(surrogate), "source": model.metadata.get("source"),
+              "kind": model.kind, "contrast": model.contrast,
               "shape": list(m.shape), "out": str(out), "seconds": seconds, "statistics": stats}
     if fe is not None:
         report["mase_vs_fe"] = float(100.0 * np.abs(field.astype(np.float64) - fe).mean())
