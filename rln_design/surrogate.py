@@ -229,8 +229,11 @@ class Surrogate:
         path = resolve_surrogate(name_or_path)
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle/zip errors have many types
-            raise ValueError(f"cannot read surrogate {str(path)!r}: {err}") from None
+        except Exception as err:  # pickle/zip errors have many types (and terse messages)
+            raise ValueError(
+                f"cannot read surrogate {str(path)!r}: not a torch checkpoint (model.pt, best.pt "
+                f"or last.pt) ({type(err).__name__}: {err})"
+            ) from None
         card_path = path.parent / CARD_FILE
         card = card_path.read_text() if card_path.is_file() else ""
         return cls.from_checkpoint(ckpt, source=str(path), card=card).to(device)
@@ -257,10 +260,19 @@ class Surrogate:
             "contrast": meta.get("contrast"),
             "grid": list(meta["grid"]) if meta.get("grid") else None,
         }
-        torch.save(ckpt, directory / MODEL_FILE)
+        # temp file + rename: a crash never leaves a half-written model.pt or card.md
+        tmp = directory / (MODEL_FILE + ".tmp")
+        try:
+            torch.save(ckpt, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, directory / MODEL_FILE)
         text = self.card if card is None else card
         if text:
-            (directory / CARD_FILE).write_text(text)
+            tmp = directory / (CARD_FILE + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, directory / CARD_FILE)
         return directory / MODEL_FILE
 
     # --------------------------------------------------------------------------- attributes

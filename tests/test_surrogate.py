@@ -93,7 +93,7 @@ def test_not_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="needs 'model' and 'model_config'"):
         Surrogate.load(tmp_path / "x.pt")
     (tmp_path / "y.pt").write_text("not torch")
-    with pytest.raises(ValueError, match="cannot read surrogate"):
+    with pytest.raises(ValueError, match=r"cannot read surrogate .*y\.pt': not a torch checkpoint"):
         Surrogate.load(tmp_path / "y.pt")
 
 
@@ -245,3 +245,24 @@ def test_predict_cli_bad_inputs_and_output(saved, tmp_path, monkeypatch):
     assert report["out"] == "field.npy" and np.load(report["out"]).shape == GRID
     assert report["version"] and report["source"] == str(directory / "model.pt")
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    s = tiny_surrogate()
+    s.save(tmp_path / "m")
+    before = (tmp_path / "m" / "model.pt").read_bytes()
+
+    def crash(obj, f, *args, **kwargs):  # a save that dies half-way through writing
+        with open(f, "wb") as fh:
+            fh.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        tiny_surrogate(seed=1).save(tmp_path / "m")
+    assert (tmp_path / "m" / "model.pt").read_bytes() == before  # the old model is intact
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["card.md", "model.pt"]  # no debris
+    monkeypatch.undo()
+    s.save(tmp_path / "m", card="# new card\n")
+    assert (tmp_path / "m" / "card.md").read_text() == "# new card\n"
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["card.md", "model.pt"]
