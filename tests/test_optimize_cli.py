@@ -37,6 +37,15 @@ def test_unknown_surrogate_is_a_bad_parameter(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_surrogate_file_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "notes.pt").write_text("hello")
+    result = CliRunner().invoke(main, ["optimize", "--target", "peak_strain<1.5", "--surrogate",
+                                       str(tmp_path / "notes.pt"), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "cannot read surrogate" in result.output and "not a torch checkpoint" in result.output
+    assert not (tmp_path / "run" / "report.json").exists()
+
+
 def test_fe_evaluator_run_writes_report(tmp_path):
     """The FE evaluator needs no surrogate: a tiny complete run through the CLI."""
     out = tmp_path / "run"

@@ -124,6 +124,8 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
         result = run_optimize(config, out=out, progress=not quiet, log=log)
     except FileNotFoundError as err:  # unknown surrogate name/path
         raise click.BadParameter(str(err), param_hint="--surrogate") from None
+    except ValueError as err:  # e.g. --surrogate is a file but not a checkpoint; the message names it
+        raise click.UsageError(str(err)) from None
     click.echo(summary_text(result))
     if result["verdict"]["status"] != "success":
         raise SystemExit(EXIT_NOT_CONFIRMED)
