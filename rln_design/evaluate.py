@@ -188,7 +188,8 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
 
     Returns:
         ``(report, details)``: ``report`` is JSON-able (``data``, ``split``, ``n``, ``grid``,
-        ``contrast``, ``rows`` with one entry per predictor, ``notes``); ``details`` maps each row
+        ``contrast``, ``rows`` with one entry per predictor, ``notes``, ``config`` (the arguments
+        above), ``seed``, ``version``); ``details`` maps each row
         label to the full :func:`evaluate_model` result, plus ``"_data"``: the evaluated
         ``(structures, strain, file indices within the split)``.
     """
@@ -248,9 +249,13 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
             row["recorded_metrics"] = predictor.accuracy
         rows.append(row)
     details["_data"] = (structures, strain, index)
+    from rln_design._version import __version__
+
+    config = {"split": split, "baselines": baselines, "mks_ridge": mks_ridge, "batch_size": batch_size,
+              "max_samples": max_samples, "seed": seed, "device": str(device)}
     report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
               "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
-              "notes": notes}
+              "notes": notes, "config": config, "seed": seed, "version": __version__}
     return report, details
 
 

@@ -109,6 +109,11 @@ def test_evaluate_cli_json(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n"] == 4 and report["split"] == "test" and report["grid"] == [6, 6, 6]
+    from rln_design import __version__
+
+    assert report["version"] == __version__ and report["seed"] == 0
+    assert report["config"] == {"split": "test", "baselines": True, "mks_ridge": 1e-6, "batch_size": 3,
+                                "max_samples": None, "seed": 0, "device": "cpu"}
     rows = {row["label"]: row for row in report["rows"]}
     assert set(rows) == {str(tmp_path / "tiny"), "mean-field", "mks"}
     # mean field: MASE = 100 * mean |y - 1| of the test fields (computed here by hand)
