@@ -117,6 +117,15 @@ def test_bad_input_is_a_usage_error_with_a_clear_message(tmp_path, args, message
     assert not (tmp_path / "x.h5").exists() and not partial_path(tmp_path / "x.h5").exists()
 
 
+def test_out_below_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    out = tmp_path / "notes.txt" / "sub" / "d.h5"
+    result = run(*TINY, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert f"{str(tmp_path / 'notes.txt')!r} is a file, not a folder" in " ".join(result.output.split())
+    assert "Errno" not in result.output
+
+
 def test_help_lists_every_option():
     result = CliRunner().invoke(main, ["generate", "--help"])
     for option in ("--contrast", "--count", "--size", "--out", "--realizations", "--seed", "--box", "--rtol",

@@ -103,6 +103,14 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    from pathlib import Path
+
+    for folder in (Path(out).parent, *Path(out).parent.parents):  # folders are created, files are not
+        if folder.exists():
+            if not folder.is_dir():
+                raise click.BadParameter(f"cannot write {out!r}: {str(folder)!r} is a file, not a folder",
+                                         param_hint="'--out'")
+            break
     try:
         path = generate_dataset(
             config, out, workers=workers, scheduler=scheduler, chunk_size=chunk_size,
