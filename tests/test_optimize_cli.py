@@ -21,6 +21,9 @@ from rln_design.cli import main
          "at most one of --minimize and --maximize"),
         (["--target", "peak_strain<1.5", "--method", "gradient", "--evaluator", "fe"], "differentiable"),
         (["--target", "peak_strain<1.5", "--method", "newton"], "'newton' is not one of"),
+        (["--target", "peak_strain<1.5", "--kappa", "-1"], "kappa=-1.0 must be >= 0"),
+        (["--target", "peak_strain<1.5", "-k", "2", "--gradient-realizations", "3"],
+         "gradient_realizations=3 must be <= realizations (K = 2)"),
     ],
 )
 def test_bad_input_is_a_usage_error(args, message):

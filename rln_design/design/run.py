@@ -108,6 +108,16 @@ class OptimizeConfig:
         for name in ("fresh", "fe_rounds", "fe_iterations", "iterations"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.gradient_realizations > self.realizations:
+            raise ValueError(
+                f"gradient_realizations={self.gradient_realizations} must be <= realizations "
+                f"(K = {self.realizations}): the gradient loop uses K's first noise fields"
+            )
+        if not self.kappa >= 0:
+            raise ValueError(
+                f"kappa={self.kappa} must be >= 0 (standard deviations of safety; a negative "
+                "value would make the margin optimistic)"
+            )
         if self.evaluator == "fe" and self.method != "bayes":
             raise ValueError("the gradient loop needs the differentiable surrogate: use "
                              "--evaluator surrogate with --method gradient/both")
@@ -217,7 +227,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         log(f"gradient loop: {config.restarts} restarts x {config.steps} Adam steps")
         grad = GradientLoop(problem, space, diff_evaluator,
                             GradientConfig(restarts=config.restarts, steps=config.steps, lr=config.lr,
-                                           n_realizations=min(config.gradient_realizations, config.realizations),
+                                           n_realizations=config.gradient_realizations,
                                            seed=config.seed), history)
         grad.run(starts, progress=progress)
         if bo is not None:
