@@ -64,8 +64,8 @@ def _check_bounds(ctx, param, value):
 @click.option("--q", type=click.IntRange(min=1), default=2, show_default=True, help="Batch size per iteration.")
 @click.option("--restarts", type=click.IntRange(min=1), default=2, show_default=True, help="Gradient restarts.")
 @click.option("--steps", type=click.IntRange(min=1), default=15, show_default=True, help="Adam steps.")
-@click.option("--gradient-realizations", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Fixed noise fields in the gradient loop (<= K).")
+@click.option("--gradient-realizations", type=click.IntRange(min=1), default=None,
+              help="Fixed noise fields in the gradient loop (<= K)  [default: min(2, K)].")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Designs verified with FE.")
 @click.option("--fresh", type=click.IntRange(min=0), default=4, show_default=True,
               help="Fresh FE realizations per verified design.")

@@ -49,7 +49,8 @@ class OptimizeConfig:
         n_init, iterations, q: Bayesian loop (Sobol points, iterations, batch size).
         restarts, steps, lr: gradient loop.
         gradient_realizations: fixed noise fields of the gradient loop (<= K; each costs a
-            surrogate forward + backward per step, ~1 s at 31^3 on one CPU core).
+            surrogate forward + backward per step, ~1 s at 31^3 on one CPU core); ``None``
+            resolves to ``min(2, K)`` (the resolved value is what the report records).
         top_k: designs verified with FE.
         fresh: fresh FE realizations per verified design (besides the K loop ones).
         fe_rounds: rounds of "add FE results to the GP, continue, verify again" when FE refutes
@@ -76,7 +77,7 @@ class OptimizeConfig:
     q: int = 2
     restarts: int = 2
     steps: int = 15
-    gradient_realizations: int = 2
+    gradient_realizations: int | None = None
     lr: float = 0.15
     top_k: int = 3
     fresh: int = 4
@@ -102,6 +103,8 @@ class OptimizeConfig:
             raise ValueError("give at most one of minimize and maximize")
         if not self.targets and not (self.minimize or self.maximize):
             raise ValueError("nothing to design for: give at least one target or an objective")
+        if self.gradient_realizations is None:
+            object.__setattr__(self, "gradient_realizations", min(2, int(self.realizations)))
         for name in ("realizations", "top_k", "n_init", "q", "restarts", "steps", "gradient_realizations"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
