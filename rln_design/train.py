@@ -78,6 +78,9 @@ class TrainConfig:
         threads: torch intra-op threads (``None``: torch default).
         max_train_samples: random seeded subset of the training split (``None``: all).
         max_val_samples: random seeded subset of the validation split (``None``: all).
+        init_from: checkpoint (``best.pt``/``last.pt``/shipped ``model.pt``) whose weights start
+            this run (fresh optimizer and schedule), e.g. to fine-tune at 31^3 a model trained on
+            small periodic volumes; its model configuration must equal ``model``.
         val_data: files whose validation split is used instead of that of ``data`` (``()``: the
             same files). The model is fully convolutional, so it can train on small periodic
             volumes (cheap) and select its best epoch on the grid it will be used at.
@@ -107,6 +110,7 @@ class TrainConfig:
     max_train_samples: int | None = None
     max_val_samples: int | None = None
     val_data: tuple[str, ...] = ()
+    init_from: str | None = None
     resume: bool = False
     progress: bool = True
 
@@ -566,6 +570,16 @@ def train_model(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_epoch, start_step, epoch_state = 0, 0, None
     best_val, best_epoch, history = float("inf"), -1, []
+    if config.init_from and not config.resume:
+        init = load_checkpoint(config.init_from, map_location=device)
+        if ModelConfig(**init["model_config"]) != config.model:
+            raise ValueError(
+                f"init_from {config.init_from!r} holds a model {init['model_config']}, but this run "
+                f"trains {asdict(config.model)}: give the same --model/--n-iter/--history/--width"
+            )
+        model.load_state_dict(init["model"])
+        if is_main:
+            print(f"rln-design train: starting from the weights of {config.init_from!r}")
     if config.resume:
         path = out / "last.pt"
         if not path.is_file():

@@ -271,3 +271,20 @@ def test_cli_bad_device():
     if not torch.cuda.is_available():
         result = CliRunner().invoke(train, ["--device", "cuda"])
         assert result.exit_code == 2 and "no CUDA device is available here" in result.output
+
+
+def test_init_from_starts_at_the_given_weights(data, tmp_path):
+    train_model(_config(data, tmp_path / "a"))
+    source = _weights(tmp_path / "a", "best.pt")
+    # with a vanishing learning rate the run ends where it started: at the source's weights
+    train_model(_config(data, tmp_path / "b", epochs=1, lr=1e-30,
+                        init_from=str(tmp_path / "a" / "best.pt")))
+    _assert_same_weights(_weights(tmp_path / "b"), source, atol=1e-12)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["config"]["init_from"].endswith("best.pt")
+
+
+def test_init_from_a_different_model_is_refused(data, tmp_path):
+    train_model(_config(data, tmp_path / "a", epochs=1))
+    other = ModelConfig(kind="rln", n_iter=3, width=4)
+    with pytest.raises(ValueError, match="give the same --model"):
+        train_model(_config(data, tmp_path / "b", model=other, init_from=str(tmp_path / "a" / "best.pt")))

@@ -84,6 +84,10 @@ def _check_data_file(ctx, param, paths):
               callback=_check_data_file, metavar="FILE.h5",
               help="Validate on the validation split of these files instead (e.g. 31^3 data while "
                    "training on 16^3 volumes).")
+@click.option("--init-from", "init_from", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="CHECKPOINT",
+              help="Start from these weights (fresh optimizer and schedule), e.g. fine-tune at 31^3 "
+                   "a model trained on 16^3 volumes.")
 @click.option("--resume", is_flag=True,
               help="Continue OUT/last.pt exactly; options not given are taken from it.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
