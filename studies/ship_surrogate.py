@@ -51,11 +51,26 @@ def _cpu() -> str:
     return f"{platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
 
 
-def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str) -> str:
+def _history(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _history_table(history: list[dict]) -> list[str]:
+    return [
+        "| epoch | train loss | validation MASE % | lr | seconds |",
+        "|---|---|---|---|---|",
+        *[f"| {r['epoch']} | {r['train_loss']:.4g} | {r['val_mase']:.3f} | {r['lr']:.3g} | "
+          f"{r.get('time_s', float('nan')):.0f} |" for r in history],
+    ]
+
+
+def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
+              stage1: tuple[dict, list[dict]] | None = None) -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
     contrast = float(ckpt.get("contrast") or report.get("contrast"))
-    hours = sum(row.get("time_s", 0.0) for row in history) / 3600.0
+    stages = ([stage1] if stage1 else []) + [(ckpt, history)]
+    hours = sum(row.get("time_s", 0.0) for _, h in stages for row in h) / 3600.0
     ours = next(row for row in report["rows"] if row["kind"] != "baseline")
     paper = PAPER.get(contrast, {})
     lines = [
@@ -69,30 +84,42 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "",
         "## Data",
         "",
-        *[f"- training: {_dataset_line(p)}" for p in config["data"]],
-        *[f"- validation (best-epoch selection, {config.get('max_val_samples') or 'all'} structures): "
-          f"{_dataset_line(p)}" for p in (config.get("val_data") or config["data"])],
+        *[f"- training, stage {k} ({c['config'].get('max_train_samples') or 'all'} of its training "
+          f"split): {_dataset_line(p)}" for k, (c, _) in enumerate(stages, 1) for p in c["config"]["data"]],
+        *[f"- validation, stage {k} (best-epoch selection, {c['config'].get('max_val_samples') or 'all'} "
+          f"structures of its validation split): {_dataset_line(p)}"
+          for k, (c, _) in enumerate(stages, 1) for p in (c["config"].get("val_data") or c["config"]["data"])],
         f"- test: {_dataset_line(test_data)}",
         "",
         "## Training",
         "",
         "Made with the project's own commands, `bash studies/train_shipped_surrogates.sh "
-        f"{name}` (it runs `rln-design generate`, `rln-design train`, `rln-design evaluate`); "
-        "the resolved training configuration:",
-        "",
-        "```json",
-        json.dumps(config, indent=1),
-        "```",
-        "",
+        f"{name}` (it runs `rln-design generate`, `rln-design train`, `rln-design evaluate`).",
         f"- hardware: {_cpu()}, CPU only, torch threads {config.get('threads')}",
-        f"- wall time: {hours:.2f} h for {len(history)} epochs; best validation epoch "
-        f"{ckpt['best_epoch']} (validation MASE {ckpt['best_val_mase']:.2f} %)",
+        f"- wall time: {hours:.2f} h of training in {len(stages)} stage(s); selected weights: "
+        f"epoch {ckpt['best_epoch']} of the last stage (validation MASE {ckpt['best_val_mase']:.2f} %)",
         "",
-        "| epoch | train loss | validation MASE % | lr | seconds |",
-        "|---|---|---|---|---|",
-        *[f"| {r['epoch']} | {r['train_loss']:.4g} | {r['val_mase']:.3f} | {r['lr']:.3g} | "
-          f"{r.get('time_s', float('nan')):.0f} |" for r in history],
-        "",
+    ]
+    for k, (stage_ckpt, stage_history) in enumerate(stages, start=1):
+        stage_config = stage_ckpt["config"]
+        planned = stage_config["epochs"]
+        lines += [
+            f"### Stage {k}: {', '.join(stage_config['data'])}"
+            + (f" (initialized from `{stage_config['init_from']}`)" if stage_config.get("init_from") else ""),
+            "",
+            f"{len(stage_history)} of {planned} planned epochs ran"
+            + ("" if len(stage_history) >= planned else " (stopped early for the time budget; the "
+               "best completed epoch was kept)")
+            + f"; best validation epoch {stage_ckpt['best_epoch']}. Resolved configuration:",
+            "",
+            "```json",
+            json.dumps(stage_config),
+            "```",
+            "",
+            *_history_table(stage_history),
+            "",
+        ]
+    lines += [
         "## Accuracy on the test split (measured by `rln-design evaluate`)",
         "",
         "MASE = 100 mean |pred - FE| per instance (mean +- std over instances); statistic errors are "
@@ -137,10 +164,14 @@ def main(argv=None):
     parser.add_argument("--run", required=True, help="training output directory")
     parser.add_argument("--test-data", required=True, help="HDF5 file of the evaluated test split")
     parser.add_argument("--out", default=str(ROOT / "surrogates"), help="folder of shipped surrogates")
+    parser.add_argument("--stage1", default=None, help="training directory of a first stage (init_from)")
     args = parser.parse_args(argv)
     run = Path(args.run)
     ckpt = load_checkpoint(run / "best.pt")
-    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    history = _history(run)
+    stage1 = None
+    if args.stage1:
+        stage1 = (load_checkpoint(Path(args.stage1) / "best.pt"), _history(Path(args.stage1)))
     report = json.loads((run / "evaluation.json").read_text())
     with h5py.File(args.test_data, "r") as f:
         test_grid = list(f["structures"].shape[1:])
@@ -154,7 +185,7 @@ def main(argv=None):
                  "best_val_mase": ckpt["best_val_mase"], "best_epoch": ckpt["best_epoch"],
                  "training_grid": list(ckpt["grid"]), "test_data": args.test_data},
     )
-    card = make_card(args.name, ckpt, history, report, args.test_data)
+    card = make_card(args.name, ckpt, history, report, args.test_data, stage1)
     out = surrogate.save(Path(args.out) / args.name, card=card)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.parent / 'card.md'} "
           f"(rln-design {__version__})")

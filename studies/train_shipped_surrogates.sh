@@ -4,11 +4,14 @@
 #
 #   bash studies/train_shipped_surrogates.sh cr10     # or cr50
 #
-# Budget: 3 epochs over 2,400 training volumes (~1 h per surrogate on one core; EPOCHS and
-# TRAIN_SAMPLES override). Recipe: the paper's RLN (N = 5, k = 2, 132,801 parameters per proximal net) trained on 16^3
-# periodic volumes (~6x cheaper per sample than 31^3 on CPU; the model is fully convolutional),
-# with exact symmetry augmentation (reflections, y<->z swap, periodic shifts), and the best epoch
-# selected on 31^3 validation structures. Test metrics come from the 31^3 test split.
+# Recipe (2-core CPU budget, ~1.5 h per surrogate; EPOCHS, TRAIN_SAMPLES, FINE_TUNE_SAMPLES override):
+#  1. the paper's RLN (N = 5, k = 2, 132,801 parameters per proximal net) trained on 16^3 periodic
+#     volumes (~6x cheaper per sample than 31^3 on CPU; the model is fully convolutional) with exact
+#     symmetry augmentation (reflections, y<->z swap, periodic shifts); best epoch on 31^3 data;
+#  2. fine-tuned on 31^3 structures: 16^3-only training measured 2.5x the 31^3 error (MASE 12.2 %
+#     at 31^3 vs 4.95 % at 16^3 after one epoch), the periodic cell size matters.
+# Test metrics come from the 31^3 test split. The shipped runs stopped stage 1 early for time (the
+# model cards record how many epochs ran); this script runs the full planned schedule.
 set -euo pipefail
 name=${1:?usage: train_shipped_surrogates.sh cr10|cr50}
 case $name in
@@ -18,6 +21,7 @@ case $name in
 esac
 epochs=${EPOCHS:-3}
 train_samples=${TRAIN_SAMPLES:-2400}
+fine_tune_samples=${FINE_TUNE_SAMPLES:-512}
 threads=${THREADS:-1}
 mkdir -p data runs
 rln-design generate --contrast $contrast --count 8000 --size 16 --realizations 5 --seed $seed16 --out data/${name}_16.h5
@@ -26,6 +30,9 @@ rln-design train --data data/${name}_16.h5 --val-data data/${name}_31.h5 --max-v
   --max-train-samples $train_samples \
   --out runs/$name --model rln --epochs $epochs --batch-size 16 --lr 2e-3 --augment --seed 0 \
   --threads $threads --device cpu
-rln-design evaluate --model runs/$name/best.pt --data data/${name}_31.h5 --split test \
-  --max-samples 400 --threads $threads --png runs/$name/worst.png --json > runs/$name/evaluation.json
-python studies/ship_surrogate.py --name $name --run runs/$name --test-data data/${name}_31.h5
+rln-design train --data data/${name}_31.h5 --max-val-samples 48 --max-train-samples $fine_tune_samples \
+  --init-from runs/$name/best.pt --out runs/$name-31 --model rln --epochs 1 --batch-size 8 --lr 5e-4 \
+  --augment --seed 1 --threads $threads --device cpu
+rln-design evaluate --model runs/$name-31/best.pt --data data/${name}_31.h5 --split test \
+  --max-samples 400 --threads $threads --png runs/$name-31/worst.png --json > runs/$name-31/evaluation.json
+python studies/ship_surrogate.py --name $name --run runs/$name-31 --stage1 runs/$name --test-data data/${name}_31.h5
