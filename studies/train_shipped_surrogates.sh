@@ -21,7 +21,7 @@ case $name in
 esac
 epochs=${EPOCHS:-3}
 train_samples=${TRAIN_SAMPLES:-2400}
-fine_tune_samples=${FINE_TUNE_SAMPLES:-512}
+fine_tune_samples=${FINE_TUNE_SAMPLES:-768}
 threads=${THREADS:-1}
 mkdir -p data runs
 rln-design generate --contrast $contrast --count 8000 --size 16 --realizations 5 --seed $seed16 --out data/${name}_16.h5
