@@ -64,8 +64,31 @@ def _history_table(history: list[dict]) -> list[str]:
     ]
 
 
+def transfer_check(stage1_ckpt: dict, final_ckpt: dict, n: int = 48, seed: int = 0) -> list[tuple]:
+    """MASE of the stage-1 and final weights on the validation splits of both grids' data.
+
+    Returns rows ``(weights, data file, grid, MASE mean, MASE std)``; the same seeded subset of
+    ``n`` validation structures per file for both weights.
+    """
+    import numpy as np
+
+    from rln_design.data import load_dataset
+    from rln_design.evaluate import evaluate_model
+
+    files = list(dict.fromkeys([*stage1_ckpt["config"]["data"], *final_ckpt["config"]["data"]]))
+    rows = []
+    for path in files:
+        structures, strain = load_dataset(path, "validation")
+        index = np.sort(np.random.default_rng(seed).choice(len(structures), min(n, len(structures)), replace=False))
+        for label, ckpt in (("stage 1", stage1_ckpt), ("final", final_ckpt)):
+            result = evaluate_model(Surrogate.from_checkpoint(ckpt), structures[index], strain[index])
+            m = result["summary"]["mase"]
+            rows.append((label, path, "x".join(map(str, structures.shape[1:])), m["mean"], m["std"]))
+    return rows
+
+
 def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
-              stage1: tuple[dict, list[dict]] | None = None) -> str:
+              stage1: tuple[dict, list[dict]] | None = None, transfer: list[tuple] | None = None) -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
     contrast = float(ckpt.get("contrast") or report.get("contrast"))
@@ -117,6 +140,18 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
             "```",
             "",
             *_history_table(stage_history),
+            "",
+        ]
+    if transfer:
+        lines += [
+            "### What each stage buys (validation splits, same 48 structures per file)",
+            "",
+            "Stage-1 weights (trained on the small periodic volumes) and the final weights, each on the"
+            " validation structures of both grids:",
+            "",
+            "| weights | data | grid | MASE % mean +- std |",
+            "|---|---|---|---|",
+            *[f"| {w} | `{p}` | {g} | {m:.2f} +- {sd:.2f} |" for w, p, g, m, sd in transfer],
             "",
         ]
     lines += [
@@ -185,7 +220,8 @@ def main(argv=None):
                  "best_val_mase": ckpt["best_val_mase"], "best_epoch": ckpt["best_epoch"],
                  "training_grid": list(ckpt["grid"]), "test_data": args.test_data},
     )
-    card = make_card(args.name, ckpt, history, report, args.test_data, stage1)
+    transfer = transfer_check(stage1[0], ckpt) if stage1 else None
+    card = make_card(args.name, ckpt, history, report, args.test_data, stage1, transfer)
     out = surrogate.save(Path(args.out) / args.name, card=card)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.parent / 'card.md'} "
           f"(rln-design {__version__})")
