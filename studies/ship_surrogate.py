@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 from pathlib import Path
 
 import h5py
@@ -183,9 +184,10 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         " untested.",
         "- Valid for the parameter box and contrast above; outside the box (e.g. grains longer than"
         " the cell) predictions are extrapolation. Relaxed (non-binary) inputs are extrapolation.",
-        "- Worst errors sit at strain peaks next to thin features (see the worst-instance picture of"
-        " `rln-design evaluate --png`), so peak-strain predictions carry the largest relative error;"
-        " every design is verified by the FE solver.",
+        "- Errors concentrate at strain peaks next to thin features (`worst.png` beside this card:"
+        " structure, FE strain, prediction and error of the worst test instance, from `rln-design"
+        " evaluate --png`), so peak-strain predictions carry a large relative error; every design"
+        " is verified by the FE solver.",
         "- The stride-2 layers of the paper's V-Net make the prediction only approximately"
         " equivariant under odd periodic shifts.",
         "",
@@ -223,6 +225,8 @@ def main(argv=None):
     transfer = transfer_check(stage1[0], ckpt) if stage1 else None
     card = make_card(args.name, ckpt, history, report, args.test_data, stage1, transfer)
     out = surrogate.save(Path(args.out) / args.name, card=card)
+    if (run / "worst.png").is_file():
+        shutil.copyfile(run / "worst.png", out.parent / "worst.png")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.parent / 'card.md'} "
           f"(rln-design {__version__})")
 
