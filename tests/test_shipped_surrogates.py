@@ -1,0 +1,61 @@
+"""The shipped surrogates load by name, carry a model card, and agree with the FE solver.
+
+The accuracy bound of each check comes from the surrogate's own measured test MASE (recorded in
+model.pt by studies/ship_surrogate.py from `rln-design evaluate`), so a broken or swapped weight file
+fails here while an honest surrogate passes.
+"""
+
+import numpy as np
+import pytest
+
+from rln_design import Surrogate, solve_fe
+from rln_design.evaluate import mase
+from rln_design.microstructure import generate_batch
+
+SHIPPED = [("cr10", 10.0), ("cr50", 50.0)]
+
+
+@pytest.fixture(scope="module", params=SHIPPED, ids=[name for name, _ in SHIPPED])
+def shipped(request):
+    name, contrast = request.param
+    return Surrogate.load(name), contrast
+
+
+def fresh_structures(n=3, seed=123):
+    # parameters inside the training box, seeds outside the shipped datasets' seed streams
+    rng = np.random.default_rng(seed)
+    params = np.column_stack([np.exp(rng.uniform(np.log(1.5), np.log(12), (n, 3))), rng.uniform(0.2, 0.8, n)])
+    return generate_batch(params, 10_000 + np.arange(n), shape=(31, 31, 31))
+
+
+def test_metadata_and_card(shipped):
+    surrogate, contrast = shipped
+    assert surrogate.contrast == contrast
+    assert tuple(surrogate.grid) == (31, 31, 31)
+    assert "## Accuracy on the test split" in surrogate.card
+    assert surrogate.metadata["metrics"]["test_mase_mean"] > 0
+
+
+def test_prediction_agrees_with_fe_within_its_measured_accuracy(shipped):
+    surrogate, contrast = shipped
+    structures = fresh_structures()
+    predicted = surrogate.predict(structures)
+    truth = solve_fe(structures, contrast=contrast).eps_xx_normalized()
+    errors = mase(predicted, truth)  # percent, per structure
+    measured = surrogate.metadata["metrics"]["test_mase_mean"]
+    # three fresh structures: their mean error stays within 2x the measured test mean
+    assert errors.mean() < 2.0 * measured, (errors, measured)
+    # and the surrogate beats the mean-field guess (1 everywhere) on every structure
+    assert np.all(errors < mase(np.ones_like(truth), truth))
+
+
+def test_prediction_is_nearly_shift_equivariant(shipped):
+    # the stride-2 layers make odd periodic shifts inexact; the change must stay well below the
+    # model's own error
+    surrogate, _ = shipped
+    structure = fresh_structures(n=1, seed=7)[0]
+    shift = (3, 5, 7)
+    shifted = surrogate.predict(np.roll(structure, shift, axis=(0, 1, 2)))
+    reference = np.roll(surrogate.predict(structure), shift, axis=(0, 1, 2))
+    change = 100 * np.abs(shifted - reference).mean()
+    assert change < 0.5 * surrogate.metadata["metrics"]["test_mase_mean"], change
