@@ -44,7 +44,6 @@ gradient loop separately), wall and process CPU time. Figures are off: they woul
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -55,6 +54,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_summary
 
 OUT = Path(__file__).with_suffix(".md")
 SCRATCH = Path(__file__).parent / "_scratch" / "design_benchmark"
@@ -180,16 +180,6 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
 
 
 # ----------------------------------------------------------------------------------- report
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} logical CPUs"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'unknown CPU'}, {os.cpu_count()} logical CPUs"
 
 
 def _fmt(x, spec=".3g"):
@@ -335,7 +325,7 @@ def main(argv=None) -> dict:
     meta = {
         "command": "python studies/design_benchmark.py " + shlex.join(argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu_name(), "threads": torch.get_num_threads(),
+        "cpu": cpu_summary(), "threads": torch.get_num_threads(),
         "load_before": tuple(round(v, 2) for v in os.getloadavg()),
         "versions": {"python": platform.python_version(), **_versions()},
         "surrogate": {"name": args.surrogate, "source": surrogate.metadata.get("source"), "kind": surrogate.kind,

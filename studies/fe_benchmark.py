@@ -40,6 +40,7 @@ import scipy  # noqa: E402
 
 from rln_design.fe import sparse  # noqa: E402
 from rln_design.fe.solver import solve_fe  # noqa: E402
+from _machine import cpu_model
 
 OUTPUT = Path(__file__).with_suffix(".md")
 VF = 0.5
@@ -62,16 +63,6 @@ def structures(n: int, count: int) -> list[np.ndarray]:
 
 def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class Timer:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from rln_design import __version__
 from rln_design.evaluate import format_table
 from rln_design.surrogate import Surrogate
 from rln_design.train import load_checkpoint
+from _machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = {10.0: {"RLN": "1.21 +- 0.37", "RLN-t": "1.81 +- 0.58", "FLN": "4.98 +- 1.49"},
@@ -40,16 +39,6 @@ def _dataset_line(path: str) -> str:
             f"Latin-hypercube design points x {config['realizations']} realizations, seed {config['seed']}; "
             f"{bounds}{', log-uniform widths' if config.get('log_widths') else ''}); split by design point "
             f"train/validation/test = {splits['train']}/{splits['validation']}/{splits['test']}")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
 
 
 def _history(run: Path) -> list[dict]:
@@ -119,7 +108,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "",
         "Made with the project's own commands, `bash studies/train_shipped_surrogates.sh "
         f"{name}` (it runs `rln-design generate`, `rln-design train`, `rln-design evaluate`).",
-        f"- hardware: {_cpu()}, CPU only, torch threads {config.get('threads')}",
+        f"- hardware: {cpu_summary()}, CPU only, torch threads {config.get('threads')}",
         f"- wall time: {hours:.2f} h of training in {len(stages)} stage(s); selected weights: "
         f"epoch {ckpt['best_epoch']} of the last stage (validation MASE {ckpt['best_val_mase']:.2f} %)",
         "",

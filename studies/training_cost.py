@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from rln_design import __version__
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.train import iterate_loss
+from _machine import cpu_model
 
 CASES = [  # (grid, width, batch, mode)
     (16, 16, 8, "fp32"), (12, 16, 8, "fp32"), (16, 8, 8, "fp32"), (31, 16, 2, "fp32"),
@@ -66,8 +66,7 @@ def main(argv=None):
         rows.append((n, width, batch, mode, cost))
         print(f"{n}^3 width {width} batch {batch} {mode}: {cost:.3f} CPU s / sample", flush=True)
     base = next(r[4] for r in rows if r[:2] == (31, 16) and r[3] == "fp32")
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     lines = [
         "# CPU cost of an RLN training step (`python studies/training_cost.py`)",
         "",

@@ -16,6 +16,9 @@ GRID = 9
 
 
 def load_script():
+    # the studies scripts import their sibling helper module `_machine`, as `python studies/x.py` does
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("design_benchmark", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
