@@ -74,9 +74,9 @@ def main(argv=None):
         f"torch {torch.__version__} (1 intra-op thread), rln-design {__version__}, load average "
         f"{' / '.join(f'{v:.2f}' for v in os.getloadavg())}",
         "",
-        "| grid | width | batch | mode | CPU s / sample | vs 31^3 width 16 |",
+        "| grid | width | batch | mode | CPU s / sample | cost relative to 31^3, width 16, fp32 |",
         "|---|---|---|---|---|---|",
-        *[f"| {n}^3 | {w} | {b} | {mode} | {c:.3f} | {base / c:.1f}x cheaper |" for n, w, b, mode, c in rows],
+        *[f"| {n}^3 | {w} | {b} | {mode} | {c:.3f} | {c / base:.2f} |" for n, w, b, mode, c in rows],
         "",
     ]
     Path(args.output).write_text("\n".join(lines))
