@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from rln_design.cli.options import positive
+
 PARAMS = ("gx", "gy", "gz", "vf")
 
 
@@ -43,35 +45,29 @@ def _parse_split(ctx, param, value) -> tuple:
     return fractions
 
 
-def _positive(ctx, param, value):
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be > 0, got {value}")
-    return value
-
-
 @click.command()
-@click.option("--contrast", type=float, required=True, callback=_positive, help="E_stiff / E_soft.")
-@click.option("--count", type=int, default=4096, show_default=True, callback=_positive,
+@click.option("--contrast", type=float, required=True, callback=positive, help="E_stiff / E_soft.")
+@click.option("--count", type=int, default=4096, show_default=True, callback=positive,
               help="Number of structures (design points x realizations).")
 @click.option("--size", type=int, default=31, show_default=True, help="Voxels per edge (size^3 grid).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Output HDF5 file.")
-@click.option("--realizations", type=int, default=5, show_default=True, callback=_positive,
+@click.option("--realizations", type=int, default=5, show_default=True, callback=positive,
               help="Structures (seeds) per Latin-hypercube design point.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Root seed of every random draw.")
 @click.option("--box", "--bounds", "box", multiple=True, callback=_parse_box, metavar="NAME=LOW:HIGH",
               help="Parameter bounds, e.g. --box gx=1:16 --box vf=0.2:0.8 (repeatable or comma-separated; "
                    "defaults gx,gy,gz=1:16 voxels, vf=0.1:0.9).")
 @click.option("--linear-widths", is_flag=True, help="Sample widths uniformly instead of in log width.")
-@click.option("--rtol", type=float, default=1e-6, show_default=True, callback=_positive,
+@click.option("--rtol", type=float, default=1e-6, show_default=True, callback=positive,
               help="FE solver relative tolerance.")
-@click.option("--e-soft", type=float, default=120.0, show_default=True, callback=_positive,
+@click.option("--e-soft", type=float, default=120.0, show_default=True, callback=positive,
               help="Young's modulus of the soft phase.")
 @click.option("--nu", type=float, default=0.3, show_default=True, help="Poisson ratio.")
 @click.option("--split", default="0.4,0.2,0.4", show_default=True, callback=_parse_split,
               help="Train,validation,test fractions of the design points.")
-@click.option("--workers", type=int, default=None, callback=_positive,
+@click.option("--workers", type=int, default=None, callback=positive,
               help="Worker processes (default: all cores; 1 = in this process).")
-@click.option("--chunk-size", type=int, default=None, callback=_positive,
+@click.option("--chunk-size", type=int, default=None, callback=positive,
               help="Samples per task (does not change the result).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask distributed scheduler address (e.g. tcp://host:8786); solves run there.")

@@ -9,6 +9,13 @@ positive_float = click.FloatRange(min=0.0, min_open=True)
 positive_int = click.IntRange(min=1)
 
 
+def positive(ctx, param, value):
+    """Callback: an optional number must be > 0 (``None`` passes through)."""
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be > 0, got {value}", ctx=ctx, param=param)
+    return value
+
+
 def output_file(ctx, param, value):
     """Callback: the folder of an output file exists and is writable (checked before any work).
 

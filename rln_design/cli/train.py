@@ -11,16 +11,10 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from rln_design.cli.options import torch_device
+from rln_design.cli.options import positive, torch_device
 
 # CLI parameter -> (TrainConfig field, ModelConfig field or None)
 _MODEL_OPTIONS = {"model": "kind", "n_iter": "n_iter", "history": "history", "width": "width"}
-
-
-def _positive(ctx, param, value):
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be > 0, got {value}", ctx=ctx, param=param)
-    return value
 
 
 def _check_data_file(ctx, param, paths):
@@ -50,20 +44,20 @@ def _check_data_file(ctx, param, paths):
               help="Output directory: last.pt, best.pt, metrics.jsonl, learning_curve.png.")
 @click.option("--model", type=click.Choice(["rln", "rln-t", "fln"]), default="rln",
               show_default=True, help="RLN: N distinct nets; RLN-t: one tied net; FLN: N = 1.")
-@click.option("--n-iter", default=5, show_default=True, callback=_positive,
+@click.option("--n-iter", default=5, show_default=True, callback=positive,
               help="Iterations N of the recurrent model.")
 @click.option("--history", default=2, show_default=True, type=click.IntRange(min=0),
               help="Earlier iterates k fed to each step besides the latest.")
-@click.option("--width", default=16, show_default=True, callback=_positive,
+@click.option("--width", default=16, show_default=True, callback=positive,
               help="Channels of the proximal V-Net at full resolution.")
-@click.option("--epochs", default=60, show_default=True, callback=_positive)
-@click.option("--batch-size", default=32, show_default=True, callback=_positive,
+@click.option("--epochs", default=60, show_default=True, callback=positive)
+@click.option("--batch-size", default=32, show_default=True, callback=positive,
               help="Samples per step and process.")
-@click.option("--lr", default=2e-3, show_default=True, type=float, callback=_positive,
+@click.option("--lr", default=2e-3, show_default=True, type=float, callback=positive,
               help="Initial Adam learning rate (cosine annealing per epoch).")
 @click.option("--eta-min", default=1e-8, show_default=True, type=float,
               help="Final learning rate of the cosine annealing.")
-@click.option("--grad-clip", default=None, type=float, callback=_positive,
+@click.option("--grad-clip", default=None, type=float, callback=positive,
               help="Gradient-norm clip [default: 2 * n-iter].")
 @click.option("--loss", type=click.Choice(["mse", "rmse_pct"]), default="mse", show_default=True,
               help="mse (paper) or rmse_pct = 100 sqrt(MSE) / mean (reference code).")
@@ -74,11 +68,11 @@ def _check_data_file(ctx, param, paths):
 @click.option("--device", default="auto", show_default=True, callback=torch_device, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--amp/--no-amp", default=False, show_default=True,
               help="bf16 autocast (CUDA only).")
-@click.option("--threads", default=None, type=int, callback=_positive,
+@click.option("--threads", default=None, type=int, callback=positive,
               help="torch intra-op threads [default: torch's choice].")
-@click.option("--max-train-samples", default=None, type=int, callback=_positive,
+@click.option("--max-train-samples", default=None, type=int, callback=positive,
               help="Train on a seeded random subset of this size.")
-@click.option("--max-val-samples", default=None, type=int, callback=_positive,
+@click.option("--max-val-samples", default=None, type=int, callback=positive,
               help="Validate on a seeded random subset of this size.")
 @click.option("--val-data", "val_data", multiple=True, type=click.Path(dir_okay=False),
               callback=_check_data_file, metavar="FILE.h5",
