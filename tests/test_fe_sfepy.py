@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("sfepy")
 
 from rln_design.fe.sfepy_reference import solve_sfepy  # noqa: E402
+from rln_design.fe import problems  # noqa: E402
 from rln_design.fe.solver import solve_fe  # noqa: E402
 
 pytestmark = [pytest.mark.sfepy, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -32,10 +33,7 @@ def test_laminate_fixes_the_axis_order(axis):
     # layers stacked along x carry different eps_xx per phase; stacked along y or z, eps_xx is
     # uniform: a transposed axis mapping cannot pass all three
     grid = (6, 7, 8)
-    structure = np.zeros(grid, dtype=np.uint8)
-    index = [slice(None)] * 3
-    index[axis] = slice(0, grid[axis] // 2)
-    structure[tuple(index)] = 1
+    structure = problems.laminate(grid, range(grid[axis] // 2), axis)
     strain = solve_sfepy(structure, 10.0, E_SOFT, NU, EPS_XX)
     assert strain.shape == (6, *grid)
     if axis == 0:

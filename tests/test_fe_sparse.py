@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rln_design.fe import sparse
+from rln_design.fe import problems, sparse
 from rln_design.fe.solver import _NumpyProblem, solve_fe
 
 E_SOFT, NU = 120.0, 0.3
@@ -64,10 +64,7 @@ def test_laminate_matches_closed_form(axis):
     # layers normal to x: uniaxial-strain iso-stress in x for a laminate stacked along x;
     # stacked along y or z: eps_xx = eps_bar in both phases (iso-strain along the layers)
     grid = (4, 6, 5)
-    structure = np.zeros(grid, dtype=np.uint8)
-    index = [slice(None)] * 3
-    index[axis] = slice(0, grid[axis] // 2)
-    structure[tuple(index)] = 1
+    structure = problems.laminate(grid, range(grid[axis] // 2), axis)
     result = sparse.solve_sparse(structure, 10.0, method="direct")
     eps_xx = result.strain[0]
     if axis == 0:
