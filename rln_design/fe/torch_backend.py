@@ -113,7 +113,8 @@ def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device
             beta = torch.where(active, rz_new / torch.where(active, rz, 1.0), 0.0)
             p = z + beta[:, None, None, None, None] * p
             rz = rz_new
-        residual = _dot(problem.stiffness(x) - rhs, problem.stiffness(x) - rhs).sqrt() / safe_norm
+        true_residual = problem.stiffness(x) - rhs  # K u~ + f, recomputed rather than recursive
+        residual = _dot(true_residual, true_residual).sqrt() / safe_norm
         worst = int(torch.argmax(residual))
         if float(residual[worst]) > rtol:
             raise ConvergenceError(
