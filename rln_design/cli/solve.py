@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from rln_design.cli.options import output_file, positive_float, positive_int
+from rln_design.fe.solver import DEFAULT_E_SOFT
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
                  "stiff_mean_strain", "volume_fraction")
@@ -63,7 +64,7 @@ def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json
         return
     click.echo(f"FE: {realizations} x {size}^3, contrast {contrast:g}, gx={gx:g} gy={gy:g} gz={gz:g} vf={vf:g}")
     click.echo(f"    PCG iterations {report['iterations']}, {seconds / realizations:.3f} s per structure")
-    click.echo("    C_eff,xx / E_soft  " + "  ".join(f"{c / 120.0:.3f}" for c in report["c_eff_xx"]))
+    click.echo("    C_eff,xx / E_soft  " + "  ".join(f"{c / DEFAULT_E_SOFT:.3f}" for c in report["c_eff_xx"]))
     for name, values in stats.items():
         click.echo(f"    {name:<18} " + "  ".join(f"{v:.3f}" for v in values)
                    + (f"   (mean {np.mean(values):.3f})" if realizations > 1 else ""))
