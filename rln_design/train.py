@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rln_design._version import __version__
+from rln_design.data import SPLIT_CODES, _read_rows
 from rln_design.models.recurrent import RLN, ModelConfig
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
     "SPLITS",
 ]
 
-SPLITS = {"train": 0, "validation": 1, "test": 2}
+SPLITS = SPLIT_CODES  # split name -> code stored in the file
 LOSSES = ("mse", "rmse_pct")
 # fields that may differ between a run and its resumption (they do not change the result on CPU)
 _RESUME_FREE_FIELDS = {"out", "device", "threads", "resume", "progress"}
@@ -217,18 +218,10 @@ def load_split(
         if max_samples is not None and max_samples < len(index):
             rng = np.random.default_rng(seed)
             index = np.sort(rng.choice(index, size=max_samples, replace=False))
-        structures = np.empty((len(index), *structures_ds.shape[1:]), np.uint8)
-        strain = np.empty((len(index), *strain_ds.shape[1:]), np.float32)
-        # read contiguous blocks (h5py point selections are slow), keep the selected rows
-        block = 512
-        pos = 0
-        for start in range(0, structures_ds.shape[0], block):
-            rows = index[(index >= start) & (index < start + block)] - start
-            if len(rows) == 0:
-                continue
-            structures[pos : pos + len(rows)] = structures_ds[start : start + block][rows]
-            strain[pos : pos + len(rows)] = strain_ds[start : start + block][rows]
-            pos += len(rows)
+        keep = np.zeros(structures_ds.shape[0], bool)
+        keep[index] = True
+        structures = _read_rows(structures_ds, keep).astype(np.uint8, copy=False)
+        strain = _read_rows(strain_ds, keep).astype(np.float32, copy=False)
         attrs = {key: _attr_value(value) for key, value in f.attrs.items()}
     return torch.from_numpy(structures), torch.from_numpy(strain), attrs
 
