@@ -50,6 +50,7 @@ __all__ = [
 
 SPLITS = SPLIT_CODES  # split name -> code stored in the file
 LOSSES = ("mse", "rmse_pct")
+SCHEDULES = ("epoch", "step")
 # fields that may differ between a run and its resumption (they do not change the result on CPU)
 _RESUME_FREE_FIELDS = {"out", "device", "threads", "resume", "progress"}
 
@@ -67,7 +68,10 @@ class TrainConfig:
         epochs: training epochs (60 in the paper).
         batch_size: samples per optimizer step, per process (32 in the paper).
         lr: initial Adam learning rate (2e-3).
-        eta_min: final learning rate of the per-epoch cosine annealing (1e-8).
+        eta_min: final learning rate of the cosine annealing (1e-8).
+        schedule: ``"epoch"`` (paper): the cosine learning rate changes once per epoch;
+            ``"step"``: it changes every optimizer step along the same curve, so a run of one or
+            a few epochs (CPU budgets, fine-tuning) still anneals to ``eta_min``.
         grad_clip: max gradient 2-norm; ``None`` resolves to ``2 * model.n_iter`` (paper).
         loss: ``"mse"`` (paper text) or ``"rmse_pct"`` (reference code: 100 sqrt(MSE) / mean(y)),
             applied to every iterate and averaged with uniform weights.
@@ -101,6 +105,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-3
     eta_min: float = 1e-8
+    schedule: str = "epoch"
     grad_clip: float | None = None
     loss: str = "mse"
     augment: bool = False
@@ -129,6 +134,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         for name in ("max_train_samples", "max_val_samples", "threads"):
@@ -151,6 +158,10 @@ class TrainConfig:
         d["data"] = tuple(d["data"])
         d["val_data"] = tuple(d.get("val_data", ()))
         return cls(**d)
+
+
+# values of fields that older checkpoints lack (they ran with these)
+_DEFAULTS = TrainConfig().to_dict()
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -261,10 +272,11 @@ class _Batches(torch.utils.data.Dataset):
 # ------------------------------------------------------------------------- schedule, loss, eval
 
 
-def cosine_lr(epoch: int, *, lr: float, eta_min: float, epochs: int) -> float:
-    """Cosine annealing stepped per epoch (= torch ``CosineAnnealingLR(T_max=epochs)``).
+def cosine_lr(epoch: float, *, lr: float, eta_min: float, epochs: int) -> float:
+    """Cosine annealing (= torch ``CosineAnnealingLR(T_max=epochs)`` at integer epochs).
 
-    ``lr(e) = eta_min + (lr - eta_min) (1 + cos(pi e / epochs)) / 2`` for epoch ``e = 0, 1, ...``.
+    ``lr(e) = eta_min + (lr - eta_min) (1 + cos(pi e / epochs)) / 2`` for epoch ``e = 0, 1, ...``;
+    a fractional ``e = epoch + step / steps_per_epoch`` gives the per-step schedule.
     """
     return eta_min + (lr - eta_min) * (1.0 + math.cos(math.pi * epoch / epochs)) / 2.0
 
@@ -431,7 +443,7 @@ def _check_resumable(saved: dict, config: TrainConfig):
     diffs = [
         f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}"
         for k in now
-        if k not in _RESUME_FREE_FIELDS and saved.get(k) != now[k]
+        if k not in _RESUME_FREE_FIELDS and saved.get(k, _DEFAULTS.get(k)) != now[k]
     ]
     if diffs:
         raise ValueError("cannot resume, the configuration changed: " + "; ".join(diffs))
@@ -622,7 +634,8 @@ def train_model(
     interrupted = False
     with _StopRequest() as stop:
         for epoch in range(start_epoch, config.epochs):
-            lr = cosine_lr(epoch, lr=config.lr, eta_min=config.eta_min, epochs=config.epochs)
+            lr = epoch_lr = cosine_lr(epoch, lr=config.lr, eta_min=config.eta_min,
+                                      epochs=config.epochs)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             sampler.set_epoch(epoch)
@@ -644,6 +657,11 @@ def train_model(
             for step, (m, y) in enumerate(loader):
                 if step < skip:
                     continue
+                if config.schedule == "step":
+                    lr = cosine_lr(epoch + step / len(batches), lr=config.lr,
+                                   eta_min=config.eta_min, epochs=config.epochs)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
                 if config.augment:
                     m, y = augment_batch(m, y, aug_gen)
                 m = m.to(device, non_blocking=True)
@@ -695,7 +713,7 @@ def train_model(
             train_loss = (totals[2] / totals[3]).item()
             seconds = time.perf_counter() - t0
             history.append({
-                "epoch": epoch + 1, "train_loss": train_loss, "val_mase": val_mase, "lr": lr,
+                "epoch": epoch + 1, "train_loss": train_loss, "val_mase": val_mase, "lr": epoch_lr,
                 "time_s": seconds, "samples_per_s": totals[3].item() / seconds,
             })
             improved = val_mase < best_val
@@ -709,7 +727,7 @@ def train_model(
                 _write_logs(out, history)
                 tqdm.write(
                     f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4g}  "
-                    f"val MASE {val_mase:.3f} %  lr {lr:.3g}  {seconds:.1f} s"
+                    f"val MASE {val_mase:.3f} %  lr {epoch_lr:.3g}  {seconds:.1f} s"
                     + ("  (best)" if improved else "")
                 )
             if stop.requested:  # Ctrl-C during validation: the epoch is complete and saved

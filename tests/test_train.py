@@ -159,21 +159,63 @@ def test_same_seed_same_weights(data, tmp_path):
     _assert_same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "b"), atol=0)
 
 
+@pytest.mark.parametrize("schedule", ["epoch", "step"])
+def test_cosine_schedule_per_epoch_or_per_step(data, tmp_path, monkeypatch, schedule):
+    lrs = []
+    adam_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train_model(_config(data, tmp_path, epochs=2, schedule=schedule))
+    steps = len(lrs) // 2
+    assert steps >= 2 and len(lrs) == 2 * steps
+    at = [e + s / steps if schedule == "step" else e for e in range(2) for s in range(steps)]
+    expected = [cosine_lr(t, lr=5e-3, eta_min=1e-8, epochs=2) for t in at]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+    if schedule == "step":
+        assert all(b < a for a, b in zip(lrs, lrs[1:]))  # anneals within an epoch too
+        assert lrs[-1] < 0.1 * 5e-3
+    else:
+        assert len(set(lrs[:steps])) == 1 and len(set(lrs[steps:])) == 1
+
+
+def test_unknown_schedule_is_refused(data, tmp_path):
+    with pytest.raises(ValueError, match="schedule must be one of .*'epoch', 'step'.*got 'linear'"):
+        _config(data, tmp_path, schedule="linear")
+
+
+def test_checkpoint_without_schedule_field_resumes_with_the_paper_schedule(data, tmp_path):
+    # checkpoints written before the per-step option existed ran per epoch
+    train_model(_config(data, tmp_path, epochs=2))
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    del ckpt["config"]["schedule"]
+    ckpt["epoch"], ckpt["history"] = 1, ckpt["history"][:1]
+    torch.save(ckpt, tmp_path / "last.pt")
+    summary = train_model(_config(data, tmp_path, epochs=2, resume=True))
+    assert summary["epochs_done"] == 2
+    with pytest.raises(ValueError, match="schedule: checkpoint 'epoch' vs now 'step'"):
+        train_model(_config(data, tmp_path, epochs=2, schedule="step", resume=True))
+
+
+@pytest.mark.parametrize("schedule", ["epoch", "step"])
 @pytest.mark.parametrize("stop_at", [(0, 1), (0, 4)])  # mid-epoch, and the epoch's last step
-def test_interrupt_and_resume_equals_uninterrupted_run(data, tmp_path, stop_at):
+def test_interrupt_and_resume_equals_uninterrupted_run(data, tmp_path, stop_at, schedule):
     full = tmp_path / "full"
-    train_model(_config(data, full, augment=True))
+    train_model(_config(data, full, augment=True, schedule=schedule))
 
     def interrupt(epoch, step):
         if (epoch, step) == stop_at:
             signal.raise_signal(signal.SIGINT)
 
     part = tmp_path / "part"
-    summary = train_model(_config(data, part, augment=True), on_step=interrupt)
+    summary = train_model(_config(data, part, augment=True, schedule=schedule), on_step=interrupt)
     assert summary["interrupted"]
     ckpt = load_checkpoint(part / "last.pt")
     assert (ckpt["epoch"], ckpt["step"]) == (stop_at[0], stop_at[1] + 1)
-    summary = train_model(_config(data, part, augment=True, resume=True))
+    summary = train_model(_config(data, part, augment=True, schedule=schedule, resume=True))
     assert not summary["interrupted"] and summary["epochs_done"] == 2
     _assert_same_weights(_weights(full), _weights(part), atol=1e-6)
     full_hist = load_checkpoint(full / "last.pt")["history"]

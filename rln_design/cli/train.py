@@ -54,9 +54,12 @@ def _check_data_file(ctx, param, paths):
 @click.option("--batch-size", default=32, show_default=True, callback=positive,
               help="Samples per step and process.")
 @click.option("--lr", default=2e-3, show_default=True, type=float, callback=positive,
-              help="Initial Adam learning rate (cosine annealing per epoch).")
+              help="Initial Adam learning rate (cosine annealing).")
 @click.option("--eta-min", default=1e-8, show_default=True, type=float,
               help="Final learning rate of the cosine annealing.")
+@click.option("--schedule", type=click.Choice(["epoch", "step"]), default="epoch",
+              show_default=True,
+              help="Cosine lr changes per epoch (paper) or per step (short runs still anneal).")
 @click.option("--grad-clip", default=None, type=float, callback=positive,
               help="Gradient-norm clip [default: 2 * n-iter].")
 @click.option("--loss", type=click.Choice(["mse", "rmse_pct"]), default="mse", show_default=True,
