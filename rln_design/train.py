@@ -72,6 +72,10 @@ class TrainConfig:
         schedule: ``"epoch"`` (paper): the cosine learning rate changes once per epoch;
             ``"step"``: it changes every optimizer step along the same curve, so a run of one or
             a few epochs (CPU budgets, fine-tuning) still anneals to ``eta_min``.
+        warmup_steps: the learning rate ramps linearly from ``lr / warmup_steps`` to the schedule
+            over the first optimizer steps (0: none, the paper). A fresh Adam moves every weight by
+            about ``lr`` in its first steps, which wrecks pretrained weights when fine-tuning
+            (``init_from``); a short warmup avoids that loss spike.
         grad_clip: max gradient 2-norm; ``None`` resolves to ``2 * model.n_iter`` (paper).
         loss: ``"mse"`` (paper text) or ``"rmse_pct"`` (reference code: 100 sqrt(MSE) / mean(y)),
             applied to every iterate and averaged with uniform weights.
@@ -106,6 +110,7 @@ class TrainConfig:
     lr: float = 2e-3
     eta_min: float = 1e-8
     schedule: str = "epoch"
+    warmup_steps: int = 0
     grad_clip: float | None = None
     loss: str = "mse"
     augment: bool = False
@@ -134,6 +139,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.loss not in LOSSES:
@@ -657,9 +664,12 @@ def train_model(
             for step, (m, y) in enumerate(loader):
                 if step < skip:
                     continue
-                if config.schedule == "step":
-                    lr = cosine_lr(epoch + step / len(batches), lr=config.lr,
-                                   eta_min=config.eta_min, epochs=config.epochs)
+                global_step = epoch * len(batches) + step
+                if config.schedule == "step" or global_step < config.warmup_steps:
+                    lr = cosine_lr(epoch + (step / len(batches) if config.schedule == "step" else 0),
+                                   lr=config.lr, eta_min=config.eta_min, epochs=config.epochs)
+                    if global_step < config.warmup_steps:
+                        lr *= (global_step + 1) / config.warmup_steps
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                 if config.augment:

@@ -182,6 +182,24 @@ def test_cosine_schedule_per_epoch_or_per_step(data, tmp_path, monkeypatch, sche
         assert len(set(lrs[:steps])) == 1 and len(set(lrs[steps:])) == 1
 
 
+def test_warmup_ramps_the_learning_rate_linearly_into_the_schedule(data, tmp_path, monkeypatch):
+    lrs = []
+    adam_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train_model(_config(data, tmp_path, epochs=2, warmup_steps=3))
+    steps = len(lrs) // 2
+    expected = [cosine_lr(e, lr=5e-3, eta_min=1e-8, epochs=2) for e in range(2) for _ in range(steps)]
+    expected[:3] = [expected[k] * (k + 1) / 3 for k in range(3)]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0, got -1"):
+        _config(data, tmp_path, warmup_steps=-1)
+
+
 def test_unknown_schedule_is_refused(data, tmp_path):
     with pytest.raises(ValueError, match="schedule must be one of .*'epoch', 'step'.*got 'linear'"):
         _config(data, tmp_path, schedule="linear")
@@ -252,9 +270,12 @@ def test_cli_bad_input_messages(data, tmp_path):
 def test_cli_trains_and_resume_takes_options_from_checkpoint(data, tmp_path):
     out = str(tmp_path / "run")
     args = ["--data", data, "--out", out, "--n-iter", "1", "--width", "4", "--epochs", "1",
-            "--batch-size", "8", "--threads", "1", "--no-progress", "--model", "rln-t"]
+            "--batch-size", "8", "--threads", "1", "--no-progress", "--model", "rln-t",
+            "--schedule", "step", "--warmup-steps", "2"]
     result = _cli(args)
     assert result.exit_code == 0, result.output
+    saved = load_checkpoint(os.path.join(out, "last.pt"))["config"]
+    assert (saved["schedule"], saved["warmup_steps"]) == ("step", 2)
     assert "best validation MASE" in result.output
     # resume of a finished run: nothing left to do, options come from the checkpoint
     result = _cli(["--out", out, "--resume", "--no-progress"])

@@ -60,6 +60,8 @@ def _check_data_file(ctx, param, paths):
 @click.option("--schedule", type=click.Choice(["epoch", "step"]), default="epoch",
               show_default=True,
               help="Cosine lr changes per epoch (paper) or per step (short runs still anneal).")
+@click.option("--warmup-steps", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Linear lr warmup over the first steps (use it when fine-tuning: --init-from).")
 @click.option("--grad-clip", default=None, type=float, callback=positive,
               help="Gradient-norm clip [default: 2 * n-iter].")
 @click.option("--loss", type=click.Choice(["mse", "rmse_pct"]), default="mse", show_default=True,
