@@ -411,7 +411,8 @@ def make_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": {
-            "kind": "cosine_per_epoch",
+            "kind": f"cosine_per_{config.schedule}",
+            "warmup_steps": config.warmup_steps,
             "lr": config.lr,
             "eta_min": config.eta_min,
             "epochs": config.epochs,
