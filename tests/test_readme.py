@@ -1,0 +1,41 @@
+"""The README stays true: its two commands are marked for CI, and its accuracy table of the shipped
+surrogates carries the numbers each shipped model records from `rln-design evaluate`."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rln_design import Surrogate
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("marker", ["main-command", "test-command"])
+def test_commands_are_marked(marker):
+    block = re.search(rf"<!-- {marker} -->\s*```bash\n(.+?)\n```\s*<!-- /{marker} -->", README, re.S)
+    assert block is not None, marker
+    assert "pip install -c constraints.txt torch==" in block.group(1)
+
+
+def test_main_command_runs_optimize_on_a_shipped_surrogate():
+    block = re.search(r"<!-- main-command -->\s*```bash\n(.+?)\n```", README, re.S).group(1)
+    assert "rln-design optimize --target" in block
+
+
+@pytest.mark.parametrize("section", ["## Shipped surrogates", "## Quick start", "## Example design run",
+                                     "## Benchmarks", "## CLI reference", "## Python API"])
+def test_sections_present(section):
+    assert f"\n{section}" in README
+
+
+def test_accuracy_table_matches_the_shipped_models():
+    row = next(line for line in README.splitlines() if line.startswith("| shipped RLN"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    for (mase_cell, stat_cell), name in zip([(cells[1], cells[2]), (cells[3], cells[4])],
+                                            ["cr10", "cr50"]):
+        metrics = Surrogate.load(name).metadata["metrics"]
+        stats = metrics["test_statistics"]
+        assert mase_cell == f"{metrics['test_mase_mean']:.2f} +- {metrics['test_mase_std']:.2f}", name
+        peak, p99 = (100 * stats[k]["mean"] for k in ("peak_strain", "p99_strain"))
+        assert stat_cell == f"{peak:.1f} / {p99:.1f}", name
