@@ -159,8 +159,9 @@ def test_same_seed_same_weights(data, tmp_path):
     _assert_same_weights(_weights(tmp_path / "a"), _weights(tmp_path / "b"), atol=0)
 
 
-@pytest.mark.parametrize("schedule", ["epoch", "step"])
-def test_cosine_schedule_per_epoch_or_per_step(data, tmp_path, monkeypatch, schedule):
+@pytest.fixture
+def adam_lrs(monkeypatch):
+    """The learning rate of every Adam step, in order."""
     lrs = []
     adam_step = torch.optim.Adam.step
 
@@ -169,6 +170,12 @@ def test_cosine_schedule_per_epoch_or_per_step(data, tmp_path, monkeypatch, sche
         return adam_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    return lrs
+
+
+@pytest.mark.parametrize("schedule", ["epoch", "step"])
+def test_cosine_schedule_per_epoch_or_per_step(data, tmp_path, adam_lrs, schedule):
+    lrs = adam_lrs
     train_model(_config(data, tmp_path, epochs=2, schedule=schedule))
     steps = len(lrs) // 2
     assert steps >= 2 and len(lrs) == 2 * steps
@@ -182,15 +189,8 @@ def test_cosine_schedule_per_epoch_or_per_step(data, tmp_path, monkeypatch, sche
         assert len(set(lrs[:steps])) == 1 and len(set(lrs[steps:])) == 1
 
 
-def test_warmup_ramps_the_learning_rate_linearly_into_the_schedule(data, tmp_path, monkeypatch):
-    lrs = []
-    adam_step = torch.optim.Adam.step
-
-    def recording_step(self, *args, **kwargs):
-        lrs.append(self.param_groups[0]["lr"])
-        return adam_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+def test_warmup_ramps_the_learning_rate_linearly_into_the_schedule(data, tmp_path, adam_lrs):
+    lrs = adam_lrs
     train_model(_config(data, tmp_path, epochs=2, warmup_steps=3))
     steps = len(lrs) // 2
     expected = [cosine_lr(e, lr=5e-3, eta_min=1e-8, epochs=2) for e in range(2) for _ in range(steps)]
