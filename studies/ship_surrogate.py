@@ -1,6 +1,7 @@
 """Turn a training checkpoint and its measured evaluation into a shipped surrogate with a model card.
 
-    python studies/ship_surrogate.py --name cr10 --run runs/cr10 --test-data data/cr10_31.h5
+    python studies/ship_surrogate.py --name cr10 --run runs/cr10-31x --stage runs/cr10 \
+        --stage runs/cr10-31 --test-data data/cr10_31.h5
 
 Reads ``RUN/best.pt`` (weights, resolved config, training data attributes), ``RUN/metrics.jsonl``
 (the per-epoch log written by ``rln-design train``) and ``RUN/evaluation.json`` (the JSON report of
@@ -19,6 +20,7 @@ from pathlib import Path
 import h5py
 
 from rln_design import __version__
+from rln_design.data import SPLIT_CODES
 from rln_design.evaluate import format_table
 from rln_design.surrogate import Surrogate
 from rln_design.train import load_checkpoint
@@ -33,7 +35,7 @@ def _dataset_line(path: str) -> str:
     with h5py.File(path, "r") as f:
         config = json.loads(f.attrs["config"])
         n, grid = f["structures"].shape[0], f["structures"].shape[1:]
-        splits = {name: int((f["split"][:] == code).sum()) for code, name in enumerate(("train", "validation", "test"))}
+        splits = {name: int((f["split"][:] == code).sum()) for name, code in SPLIT_CODES.items()}
     bounds = ", ".join(f"{k} {lo:g}-{hi:g}" for k, (lo, hi) in config["bounds"].items())
     return (f"`{path}`: {n} structures at {'x'.join(map(str, grid))} ({config['count'] // config['realizations']} "
             f"Latin-hypercube design points x {config['realizations']} realizations, seed {config['seed']}; "
@@ -54,23 +56,32 @@ def _history_table(history: list[dict]) -> list[str]:
     ]
 
 
-def transfer_check(stage1_ckpt: dict, final_ckpt: dict, n: int = 48, seed: int = 0) -> list[tuple]:
-    """MASE of the stage-1 and final weights on the validation splits of both grids' data.
+def transfer_check(stages: list[tuple[str, dict]], n: int = 48, seed: int = 0) -> list[tuple]:
+    """MASE of each stage's weights on the validation splits of every grid's data.
+
+    Args:
+        stages: ``(label, checkpoint)`` per training stage, in order (the last is shipped).
 
     Returns rows ``(weights, data file, grid, MASE mean, MASE std)``; the same seeded subset of
-    ``n`` validation structures per file for both weights.
+    ``n`` validation structures per file for every stage's weights. Files without a validation
+    split (extra training data) are skipped.
     """
     import numpy as np
 
     from rln_design.data import load_dataset
     from rln_design.evaluate import evaluate_model
 
-    files = list(dict.fromkeys([*stage1_ckpt["config"]["data"], *final_ckpt["config"]["data"]]))
+    files = list(dict.fromkeys(
+        p for _, c in stages for p in (*c["config"]["data"], *c["config"].get("val_data", ()))
+    ))
     rows = []
     for path in files:
+        with h5py.File(path, "r") as f:
+            if not (f["split"][:] == SPLIT_CODES["validation"]).any():
+                continue
         structures, strain = load_dataset(path, "validation")
         index = np.sort(np.random.default_rng(seed).choice(len(structures), min(n, len(structures)), replace=False))
-        for label, ckpt in (("stage 1", stage1_ckpt), ("final", final_ckpt)):
+        for label, ckpt in stages:
             result = evaluate_model(Surrogate.from_checkpoint(ckpt), structures[index], strain[index])
             m = result["summary"]["mase"]
             rows.append((label, path, "x".join(map(str, structures.shape[1:])), m["mean"], m["std"]))
@@ -78,11 +89,11 @@ def transfer_check(stage1_ckpt: dict, final_ckpt: dict, n: int = 48, seed: int =
 
 
 def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
-              stage1: tuple[dict, list[dict]] | None = None, transfer: list[tuple] | None = None) -> str:
+              earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None) -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
     contrast = float(ckpt.get("contrast") or report.get("contrast"))
-    stages = ([stage1] if stage1 else []) + [(ckpt, history)]
+    stages = [*earlier, (ckpt, history)]
     hours = sum(row.get("time_s", 0.0) for _, h in stages for row in h) / 3600.0
     ours = next(row for row in report["rows"] if row["kind"] != "baseline")
     paper = PAPER.get(contrast, {})
@@ -136,8 +147,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         lines += [
             "### What each stage buys (validation splits, same 48 structures per file)",
             "",
-            "Stage-1 weights (trained on the small periodic volumes) and the final weights, each on the"
-            " validation structures of both grids:",
+            "The weights after each stage (stage 1 trained on the small periodic volumes), each on the"
+            " validation structures of every grid:",
             "",
             "| weights | data | grid | MASE % mean +- std |",
             "|---|---|---|---|",
@@ -190,14 +201,14 @@ def main(argv=None):
     parser.add_argument("--run", required=True, help="training output directory")
     parser.add_argument("--test-data", required=True, help="HDF5 file of the evaluated test split")
     parser.add_argument("--out", default=str(ROOT / "surrogates"), help="folder of shipped surrogates")
-    parser.add_argument("--stage1", default=None, help="training directory of a first stage (init_from)")
+    parser.add_argument("--stage", action="append", default=[],
+                        help="training directory of an earlier stage, in order (repeatable; each "
+                             "next stage started from its best.pt with --init-from)")
     args = parser.parse_args(argv)
     run = Path(args.run)
     ckpt = load_checkpoint(run / "best.pt")
     history = _history(run)
-    stage1 = None
-    if args.stage1:
-        stage1 = (load_checkpoint(Path(args.stage1) / "best.pt"), _history(Path(args.stage1)))
+    earlier = [(load_checkpoint(Path(d) / "best.pt"), _history(Path(d))) for d in args.stage]
     report = json.loads((run / "evaluation.json").read_text())
     with h5py.File(args.test_data, "r") as f:
         test_grid = list(f["structures"].shape[1:])
@@ -211,8 +222,10 @@ def main(argv=None):
                  "best_val_mase": ckpt["best_val_mase"], "best_epoch": ckpt["best_epoch"],
                  "training_grid": list(ckpt["grid"]), "test_data": args.test_data},
     )
-    transfer = transfer_check(stage1[0], ckpt) if stage1 else None
-    card = make_card(args.name, ckpt, history, report, args.test_data, stage1, transfer)
+    labels = [f"stage {k}" for k in range(1, len(earlier) + 2)]
+    transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))
+                if earlier else None)
+    card = make_card(args.name, ckpt, history, report, args.test_data, earlier, transfer)
     out = surrogate.save(Path(args.out) / args.name, card=card)
     if (run / "worst.png").is_file():
         shutil.copyfile(run / "worst.png", out.parent / "worst.png")
