@@ -49,13 +49,17 @@ def test_prediction_agrees_with_fe_within_its_measured_accuracy(shipped):
     assert np.all(errors < mase(np.ones_like(truth), truth))
 
 
-def test_prediction_is_nearly_shift_equivariant(shipped):
-    # the stride-2 layers make odd periodic shifts inexact; the change must stay well below the
-    # model's own error
-    surrogate, _ = shipped
+@pytest.mark.parametrize("shift", [(3, 5, 7), (16, 0, 0)])
+def test_prediction_is_nearly_shift_equivariant(shipped, shift):
+    # the 31 -> 36 padding seam and the stride-2 layers make shifts inexact (docs/training.md): a
+    # shift moves the prediction by about the model's own error at most (bound: 1.5x its measured
+    # test MASE), and the shifted prediction is as accurate against FE as the measured error says
+    surrogate, contrast = shipped
     structure = fresh_structures(n=1, seed=7)[0]
-    shift = (3, 5, 7)
+    measured = surrogate.metadata["metrics"]["test_mase_mean"]
     shifted = surrogate.predict(np.roll(structure, shift, axis=(0, 1, 2)))
     reference = np.roll(surrogate.predict(structure), shift, axis=(0, 1, 2))
     change = 100 * np.abs(shifted - reference).mean()
-    assert change < 0.5 * surrogate.metadata["metrics"]["test_mase_mean"], change
+    assert change < 1.5 * measured, change
+    truth = np.roll(solve_fe(structure, contrast=contrast).eps_xx_normalized(), shift, axis=(0, 1, 2))
+    assert mase(shifted[None], truth[None])[0] < 2.0 * measured
