@@ -76,10 +76,9 @@ def transfer_check(stages: list[tuple[str, dict]], n: int = 48, seed: int = 0) -
     ))
     rows = []
     for path in files:
-        with h5py.File(path, "r") as f:
-            if not (f["split"][:] == SPLIT_CODES["validation"]).any():
-                continue
         structures, strain = load_dataset(path, "validation")
+        if len(structures) == 0:
+            continue
         index = np.sort(np.random.default_rng(seed).choice(len(structures), min(n, len(structures)), replace=False))
         for label, ckpt in stages:
             result = evaluate_model(Surrogate.from_checkpoint(ckpt), structures[index], strain[index])
