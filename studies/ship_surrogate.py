@@ -88,7 +88,8 @@ def transfer_check(stages: list[tuple[str, dict]], n: int = 48, seed: int = 0) -
 
 
 def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
-              earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None) -> str:
+              earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None,
+              ablation: Path | None = None) -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
     contrast = float(ckpt.get("contrast") or report.get("contrast"))
@@ -154,6 +155,20 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
             *[f"| {w} | `{p}` | {g} | {m:.2f} +- {sd:.2f} |" for w, p, g, m, sd in transfer],
             "",
         ]
+    if ablation is not None:
+        table = [line for line in ablation.read_text().splitlines() if line.startswith("|")]
+        lines += [
+            "### What each recipe choice buys (equal-CPU-time ablation from random weights)",
+            "",
+            f"From `{ablation.relative_to(ROOT) if ablation.is_absolute() else ablation}` (`bash "
+            "studies/ablation_cpu_recipe.sh`, contrast 10"
+            + ("" if contrast == 10.0 else "; not repeated at this contrast")
+            + "): each arm trains the same RLN for about the same CPU time and is scored on the same"
+            " 31^3 test structures.",
+            "",
+            *table,
+            "",
+        ]
     lines += [
         "## Accuracy on the test split (measured by `rln-design evaluate`)",
         "",
@@ -205,6 +220,8 @@ def main(argv=None):
     parser.add_argument("--stage", action="append", default=[],
                         help="training directory of an earlier stage, in order (repeatable; each "
                              "next stage started from its best.pt with --init-from)")
+    parser.add_argument("--ablation", type=Path,
+                        help="markdown of studies/ablation_report.py; its table goes into the card")
     args = parser.parse_args(argv)
     run = Path(args.run)
     ckpt = load_checkpoint(run / "best.pt")
@@ -226,7 +243,8 @@ def main(argv=None):
     labels = [f"stage {k}" for k in range(1, len(earlier) + 2)]
     transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))
                 if earlier else None)
-    card = make_card(args.name, ckpt, history, report, args.test_data, earlier, transfer)
+    card = make_card(args.name, ckpt, history, report, args.test_data, earlier, transfer,
+                     args.ablation)
     out = surrogate.save(Path(args.out) / args.name, card=card)
     if (run / "worst.png").is_file():
         shutil.copyfile(run / "worst.png", out.parent / "worst.png")

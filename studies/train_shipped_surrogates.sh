@@ -53,4 +53,4 @@ rln-design train --data data/${name}_31.h5 --data data/${name}_31x.h5 --data dat
 rln-design evaluate --model runs/$name-31y/best.pt --data data/${name}_31.h5 --split test \
   --max-samples 400 --threads $threads --png runs/$name-31y/worst.png --json > runs/$name-31y/evaluation.json
 python studies/ship_surrogate.py --name $name --run runs/$name-31y --stage runs/$name --stage runs/$name-31 \
-  --stage runs/$name-31x --test-data data/${name}_31.h5
+  --stage runs/$name-31x --test-data data/${name}_31.h5 --ablation studies/ablation_cpu_recipe.md
