@@ -460,6 +460,16 @@ def _check_resumable(saved: dict, config: TrainConfig):
 # ------------------------------------------------------------------------------------- plotting
 
 
+def read_metrics(out: str | os.PathLike) -> list[dict]:
+    """The per-epoch log ``OUT/metrics.jsonl`` of a training run, one dict per epoch.
+
+    Keys: ``epoch``, ``train_loss``, ``val_mase`` (%), ``lr``, ``time_s`` (wall seconds of the epoch,
+    validation included), ``samples_per_s``.
+    """
+    text = (Path(out) / "metrics.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def _write_logs(out: Path, history: list[dict]):
     with open(out / "metrics.jsonl.tmp", "w") as f:
         for row in history:

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from rln_design import __version__
-from rln_design.train import load_checkpoint
+from rln_design.train import load_checkpoint, read_metrics
 from _machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ ARMS = {
 
 def _stage(run: Path) -> dict:
     """Data, sample-steps, wall seconds and best validation MASE of one training run."""
-    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    history = read_metrics(run)
     config = load_checkpoint(run / "best.pt")["config"]
     samples = config["max_train_samples"] * len(history)
     return {
@@ -37,8 +37,6 @@ def _stage(run: Path) -> dict:
         "sample_steps": samples,
         "seconds": sum(h["time_s"] for h in history),
         "val_mase": min(h["val_mase"] for h in history),
-        "seed": config["seed"],
-        "augment": config["augment"],
         "init_from": config.get("init_from"),
     }
 

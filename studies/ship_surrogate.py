@@ -23,7 +23,7 @@ from rln_design import __version__
 from rln_design.data import SPLIT_CODES
 from rln_design.evaluate import format_table
 from rln_design.surrogate import Surrogate
-from rln_design.train import load_checkpoint
+from rln_design.train import load_checkpoint, read_metrics
 from _machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +41,6 @@ def _dataset_line(path: str) -> str:
             f"Latin-hypercube design points x {config['realizations']} realizations, seed {config['seed']}; "
             f"{bounds}{', log-uniform widths' if config.get('log_widths') else ''}); split by design point "
             f"train/validation/test = {splits['train']}/{splits['validation']}/{splits['test']}")
-
-
-def _history(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 def _history_table(history: list[dict]) -> list[str]:
@@ -225,8 +221,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = Path(args.run)
     ckpt = load_checkpoint(run / "best.pt")
-    history = _history(run)
-    earlier = [(load_checkpoint(Path(d) / "best.pt"), _history(Path(d))) for d in args.stage]
+    history = read_metrics(run)
+    earlier = [(load_checkpoint(Path(d) / "best.pt"), read_metrics(d)) for d in args.stage]
     report = json.loads((run / "evaluation.json").read_text())
     with h5py.File(args.test_data, "r") as f:
         test_grid = list(f["structures"].shape[1:])

@@ -23,6 +23,7 @@ from rln_design.train import (
     iterate_loss,
     load_checkpoint,
     load_split,
+    read_metrics,
     train_model,
 )
 
@@ -137,7 +138,8 @@ def test_tiny_run_lowers_loss_and_writes_artifacts(data, tmp_path):
     assert losses[-1] < losses[0]
     for name in ("last.pt", "best.pt", "metrics.jsonl", "learning_curve.png", "config.json"):
         assert (out / name).is_file(), name
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(out)
+    assert rows == summary["history"]  # the log on disk is the run's history
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert set(rows[0]) >= {"epoch", "train_loss", "val_mase", "lr", "time_s"}
 
