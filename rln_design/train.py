@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from rln_design._version import __version__
 from rln_design.data import SPLIT_CODES, _read_rows
 from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.symmetry import SymmetryTransform
 
 __all__ = [
     "TrainConfig",
@@ -359,14 +360,11 @@ def augment_batch(structures, strain, generator: torch.Generator):
         ``(structures, strain)`` transformed alike.
     """
     bits = torch.randint(0, 2, (4,), generator=generator).tolist()
-    dims = [d for d, bit in zip((1, 2, 3), bits[:3]) if bit]
-    if dims:
-        structures, strain = structures.flip(dims), strain.flip(dims)
-    if bits[3] and structures.shape[2] == structures.shape[3]:
-        structures, strain = structures.transpose(2, 3), strain.transpose(2, 3)
-    shifts = [int(torch.randint(0, n, (1,), generator=generator)) for n in structures.shape[1:]]
-    structures, strain = structures.roll(shifts, (1, 2, 3)), strain.roll(shifts, (1, 2, 3))
-    return structures, strain
+    flips = tuple(d for d, bit in zip((1, 2, 3), bits[:3]) if bit)
+    swap = bool(bits[3]) and structures.shape[2] == structures.shape[3]
+    shift = tuple(int(torch.randint(0, n, (1,), generator=generator)) for n in structures.shape[1:])
+    transform = SymmetryTransform(flips, swap, shift)
+    return transform.apply(structures), transform.apply(strain)
 
 
 # ----------------------------------------------------------------------------------- checkpoint
