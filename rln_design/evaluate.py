@@ -16,6 +16,7 @@ Predictors are anything with ``predict(structures (batch, x, y, z)) -> (batch, x
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -168,7 +169,8 @@ def _select(n: int, max_samples: int | None, seed: int) -> np.ndarray:
 
 def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = True,
                      mks_ridge: float = 1e-6, batch_size: int = 32, max_samples: int | None = None,
-                     seed: int = 0, device: str = "cpu", progress: bool = False):
+                     seed: int = 0, device: str = "cpu", progress: bool = False,
+                     ensembles=None):
     """Evaluate surrogates and baselines on one split of an HDF5 dataset.
 
     The MKS baseline is fit on the ``train`` split of the same file (skipped, with a note, if the
@@ -185,6 +187,9 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
         seed: seed of the subset.
         device: device of the surrogates.
         progress: progress bars on stderr.
+        ensembles: symmetry-ensemble sizes ``K`` (:mod:`rln_design.symmetry`); each surrogate is
+            evaluated once per ``K``, labelled ``"<model> [ensemble K]"``. ``None``: once, with the
+            surrogate's own default (:attr:`Surrogate.ensemble`).
 
     Returns:
         ``(report, details)``: ``report`` is JSON-able (``data``, ``split``, ``n``, ``grid``,
@@ -218,7 +223,13 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
             notes.append(f"{label}: trained on contrast {s.contrast:g}, data has contrast {contrast:g}")
         if s.grid is not None and tuple(s.grid) != grid:
             notes.append(f"{label}: trained on grid {tuple(s.grid)}, data grid is {grid}")
-        predictors.append((label, s.kind, s))
+        if ensembles is None:
+            predictors.append((label, s.kind, s))
+            continue
+        for k in ensembles:
+            variant = copy.copy(s)  # shares the model; only the default ensemble size differs
+            variant.ensemble = k
+            predictors.append((f"{label} [ensemble {variant.ensemble}]", s.kind, variant))
     if baselines:
         predictors.append(("mean-field", "baseline", MeanFieldBaseline()))
         try:
@@ -245,6 +256,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
                          "mase": result["worst"]["mase"]},
                "ms_per_structure": result["ms_per_structure"]}
         if hasattr(predictor, "metadata"):
+            row["ensemble"] = predictor.ensemble
             row["contrast"] = predictor.contrast
             row["recorded_metrics"] = predictor.accuracy
         rows.append(row)
@@ -252,7 +264,8 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
     from rln_design._version import __version__
 
     config = {"split": split, "baselines": baselines, "mks_ridge": mks_ridge, "batch_size": batch_size,
-              "max_samples": max_samples, "seed": seed, "device": str(device)}
+              "max_samples": max_samples, "seed": seed, "device": str(device),
+              "ensembles": None if ensembles is None else [int(k) for k in ensembles]}
     report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
               "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
               "notes": notes, "config": config, "seed": seed, "version": __version__}
@@ -260,9 +273,14 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
 
 
 def format_table(report: dict) -> str:
-    """A readable table of a :func:`evaluate_dataset` report (relative errors in percent)."""
+    """A readable table of a :func:`evaluate_dataset` report (relative errors in percent).
+
+    Labels longer than the model column (22 to 40 characters, as the labels need) keep their end,
+    where the file name and the ``[ensemble K]`` tag are.
+    """
     names = report["statistics"]
-    head = (f"{'model':<22} {'MASE % mean +- std':>19}  "
+    width = min(40, max([22] + [len(row["label"]) for row in report["rows"]]))
+    head = (f"{'model':<{width}} {'MASE % mean +- std':>19}  "
             + "  ".join(f"{SHORT_NAMES.get(n, n):>12}" for n in names) + f"  {'ms/struct':>9}")
     lines = [
         f"{report['data']}  split {report['split']}  n = {report['n']}  grid {tuple(report['grid'])}"
@@ -277,8 +295,8 @@ def format_table(report: dict) -> str:
         for n in names:
             s = row["statistics"][n]
             cells.append(f"{100 * s['mean']:5.2f}/{100 * s['p95']:6.2f}")
-        label = row["label"] if len(row["label"]) <= 22 else "..." + row["label"][-19:]
-        lines.append(f"{label:<22} {m['mean']:8.3f} +- {m['std']:6.3f}  "
+        label = row["label"] if len(row["label"]) <= width else "..." + row["label"][-(width - 3):]
+        lines.append(f"{label:<{width}} {m['mean']:8.3f} +- {m['std']:6.3f}  "
                      + "  ".join(f"{c:>12}" for c in cells) + f"  {row['ms_per_structure']:9.2f}")
     for note in report["notes"]:
         lines.append(f"note: {note}")

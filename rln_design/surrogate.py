@@ -35,6 +35,7 @@ import torch
 
 from rln_design._version import __version__
 from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.symmetry import check_ensemble_size, ensemble_predict
 
 __all__ = ["Surrogate", "SURROGATES_ENV", "surrogate_dirs", "available_surrogates", "resolve_surrogate"]
 
@@ -152,24 +153,43 @@ class Surrogate:
     The network is convolutional and periodic, so any grid runs; accuracy is only established on
     the training grid :attr:`grid` (a different grid gives a warning).
 
+    Symmetry ensemble: :meth:`predict` averages the network over :attr:`ensemble` exact symmetries
+    of the problem (reflections, y<->z swap, periodic shifts of the cell origin; see
+    :mod:`rln_design.symmetry`): ``y = (1/K) sum_j T_j^{-1} RLN(T_j m)``. ``K = 1`` is the plain
+    network; ``K`` passes cost ``K`` times as much and cancel part of the network's error (the
+    padding seam of the V-Net moves with the origin). Shipped surrogates record the ``K`` their
+    card's headline accuracy uses; checkpoints default to 1.
+
     Attributes:
         model: the :class:`~rln_design.models.RLN` (eval mode, parameters frozen).
         metadata: everything known about the model: ``model_config``, ``train_config``,
             ``metrics``, ``data``, ``version``, ``contrast``, ``grid``, ``source``.
         card: text of the model card (``card.md``), or ``""``.
+        ensemble: default symmetry-ensemble size ``K`` of :meth:`predict`.
 
     Args:
         model: an RLN.
         metadata: see above (``contrast`` and ``grid`` are read from it).
         card: model card text.
+        ensemble: default ensemble size (1 .. 64).
     """
 
-    def __init__(self, model: RLN, metadata: dict | None = None, card: str = ""):
+    def __init__(self, model: RLN, metadata: dict | None = None, card: str = "", ensemble: int = 1):
         self.model = model.eval()
         for p in self.model.parameters():  # gradients are wanted for inputs, never for weights
             p.requires_grad_(False)
         self.metadata = dict(metadata or {})
         self.card = card
+        self.ensemble = ensemble
+
+    @property
+    def ensemble(self) -> int:
+        """Default symmetry-ensemble size ``K`` of :meth:`predict` (1: the plain network)."""
+        return self._ensemble
+
+    @ensemble.setter
+    def ensemble(self, k: int):
+        self._ensemble = check_ensemble_size(k)
 
     # --------------------------------------------------------------------------- construction
 
@@ -210,21 +230,23 @@ class Surrogate:
             "grid": tuple(int(g) for g in grid) if grid is not None else None,
             "source": source,
         }
-        return cls(model, metadata, card)
+        return cls(model, metadata, card, ensemble=int(ckpt.get("ensemble") or 1))
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike = "cr10", *, device: str | torch.device = "cpu"
-             ) -> "Surrogate":
+    def load(cls, name_or_path: str | os.PathLike = "cr10", *, device: str | torch.device = "cpu",
+             ensemble: int | None = None) -> "Surrogate":
         """Load a shipped surrogate by name, a surrogate directory, or a checkpoint file.
 
         Args:
             name_or_path: ``"cr10"``, ``"cr50"`` (see :func:`available_surrogates`), a directory
                 with ``model.pt``, or a ``.pt`` file (shipped or ``best.pt``/``last.pt``).
             device: where the model lives.
+            ensemble: default symmetry-ensemble size of :meth:`predict`; ``None``: the one the
+                file records (shipped surrogates), else 1.
 
         Raises:
             FileNotFoundError: unknown name (the message lists the available ones) or missing file.
-            ValueError: the file is not a surrogate/checkpoint.
+            ValueError: the file is not a surrogate/checkpoint, or ``ensemble`` is out of range.
         """
         path = resolve_surrogate(name_or_path)
         try:
@@ -236,13 +258,17 @@ class Surrogate:
             ) from None
         card_path = path.parent / CARD_FILE
         card = card_path.read_text() if card_path.is_file() else ""
-        return cls.from_checkpoint(ckpt, source=str(path), card=card).to(device)
+        surrogate = cls.from_checkpoint(ckpt, source=str(path), card=card).to(device)
+        if ensemble is not None:
+            surrogate.ensemble = ensemble
+        return surrogate
 
     def save(self, directory: str | os.PathLike, *, card: str | None = None) -> Path:
         """Write ``directory/model.pt`` (weights-only safe) and ``directory/card.md``.
 
         The file holds ``model`` (state dict), ``model_config``, ``train_config``, ``metrics``,
-        ``version``, ``data``, ``contrast``, ``grid``; :meth:`load` reads it back.
+        ``version``, ``data``, ``contrast``, ``grid``, ``ensemble`` (:attr:`ensemble`);
+        :meth:`load` reads it back.
 
         Returns:
             Path of ``model.pt``.
@@ -259,6 +285,7 @@ class Surrogate:
             "data": meta.get("data") or {},
             "contrast": meta.get("contrast"),
             "grid": list(meta["grid"]) if meta.get("grid") else None,
+            "ensemble": self.ensemble,
         }
         # temp file + rename: a crash never leaves a half-written model.pt or card.md
         tmp = directory / (MODEL_FILE + ".tmp")
@@ -319,7 +346,7 @@ class Surrogate:
         acc = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                         for k, v in self.accuracy.items() if isinstance(v, (int, float)))
         return (f"Surrogate(kind={self.kind!r}, contrast={self.contrast}, grid={self.grid}, "
-                f"device={self.device}, {acc or 'no metrics'})")
+                f"ensemble={self.ensemble}, device={self.device}, {acc or 'no metrics'})")
 
     # --------------------------------------------------------------------------- prediction
 
@@ -364,7 +391,7 @@ class Surrogate:
             )
         return t, single, is_numpy
 
-    def predict(self, structures, *, batch_size: int = 32):
+    def predict(self, structures, *, batch_size: int = 32, ensemble: int | None = None):
         """Predict the normalized strain ``eps_xx / <eps_xx>`` of each structure.
 
         Args:
@@ -372,6 +399,8 @@ class Surrogate:
                 (0 soft, 1 stiff; bool/uint8/int/float). Floats strictly inside (0, 1) are stiff
                 probabilities: an extrapolation (the model saw binary structures only).
             batch_size: structures per forward pass (memory vs speed; results do not depend on it).
+            ensemble: symmetry-ensemble size ``K`` (``K`` forward passes, averaged); ``None``:
+                :attr:`ensemble`.
 
         Returns:
             Strain field of the input's shape, mean 1 per structure. numpy in: float32 numpy.
@@ -382,23 +411,27 @@ class Surrogate:
 
         Raises:
             TypeError: not a numpy array / torch tensor, or a non-numeric dtype.
-            ValueError: wrong number of dimensions, empty, or values outside [0, 1].
+            ValueError: wrong number of dimensions, empty, values outside [0, 1], or ``ensemble``
+                out of range.
         """
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        k = self.ensemble if ensemble is None else check_ensemble_size(ensemble)
         t, single, is_numpy = self._validate(structures)
         device, dtype = self.device, self.dtype
         differentiable = (not is_numpy) and t.requires_grad and torch.is_grad_enabled()
         out_dtype = t.dtype if t.dtype.is_floating_point else dtype
+
+        def run(chunk):
+            return ensemble_predict(self.model, chunk.to(device=device, dtype=dtype), k)
+
         if differentiable:
-            parts = [self.model(t[i : i + batch_size].to(device=device, dtype=dtype))
-                     for i in range(0, len(t), batch_size)]
+            parts = [run(t[i : i + batch_size]) for i in range(0, len(t), batch_size)]
             y = torch.cat(parts).to(device=t.device, dtype=out_dtype)
         else:
             with torch.inference_mode():
-                parts = [self.model(t[i : i + batch_size].to(device=device, dtype=dtype)).float().cpu()
-                         if is_numpy else
-                         self.model(t[i : i + batch_size].to(device=device, dtype=dtype))
+                parts = [run(t[i : i + batch_size]).float().cpu() if is_numpy else
+                         run(t[i : i + batch_size])
                          for i in range(0, len(t), batch_size)]
                 y = torch.cat(parts)
             if is_numpy:

@@ -113,7 +113,7 @@ def test_evaluate_cli_json(tmp_path):
 
     assert report["version"] == __version__ and report["seed"] == 0
     assert report["config"] == {"split": "test", "baselines": True, "mks_ridge": 1e-6, "batch_size": 3,
-                                "max_samples": None, "seed": 0, "device": "cpu"}
+                                "max_samples": None, "seed": 0, "device": "cpu", "ensembles": None}
     rows = {row["label"]: row for row in report["rows"]}
     assert set(rows) == {str(tmp_path / "tiny"), "mean-field", "mks"}
     # mean field: MASE = 100 * mean |y - 1| of the test fields (computed here by hand)
@@ -131,6 +131,41 @@ def test_evaluate_cli_json(tmp_path):
     assert any("contrast 50" in note for note in report["notes"])
     assert report["png"] == [str(tmp_path / "worst.png")]
     assert (tmp_path / "worst.png").stat().st_size > 0
+
+
+def test_evaluate_cli_ensembles(tmp_path):
+    m, y = _tiny_dataset(tmp_path / "d.h5")
+    torch.manual_seed(0)
+    s = Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)})
+    s.save(tmp_path / "tiny")
+    args = ["--model", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json", "--no-progress",
+            "--no-baselines", "--ensemble", "1", "--ensemble", "3"]
+    result = CliRunner().invoke(evaluate_cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["config"]["ensembles"] == [1, 3]
+    rows = {row["label"]: row for row in report["rows"]}
+    label = str(tmp_path / "tiny")
+    assert set(rows) == {f"{label} [ensemble 1]", f"{label} [ensemble 3]"}
+    for k in (1, 3):
+        row = rows[f"{label} [ensemble {k}]"]
+        assert row["ensemble"] == k
+        expected = 100 * np.abs(s.predict(m[12:], ensemble=k) - y[12:]).reshape(4, -1).mean(1)
+        assert row["mase"]["mean"] == pytest.approx(expected.mean(), rel=1e-5)
+    # without --ensemble each surrogate runs with its own default (recorded in its model.pt)
+    s.ensemble = 2
+    s.save(tmp_path / "tiny2")
+    result = CliRunner().invoke(evaluate_cli, ["--model", str(tmp_path / "tiny2"), "--data",
+                                               str(tmp_path / "d.h5"), "--json", "--no-progress",
+                                               "--no-baselines"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rows"][0]["ensemble"] == 2
+    result = CliRunner().invoke(evaluate_cli, args[:-1] + ["65"])
+    assert result.exit_code == 2 and "1<=x<=64" in result.output
+    # the table for people keeps the end of long labels: which model, which ensemble size
+    result = CliRunner().invoke(evaluate_cli, [a for a in args if a != "--json"])
+    assert result.exit_code == 0, result.output
+    assert "tiny [ensemble 1]" in result.output and "tiny [ensemble 3]" in result.output
 
 
 def test_evaluate_cli_table_and_errors(tmp_path):

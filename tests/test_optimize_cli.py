@@ -24,6 +24,7 @@ from rln_design.cli import main
         (["--target", "peak_strain<1.5", "--kappa", "-1"], "kappa=-1.0 must be >= 0"),
         (["--target", "peak_strain<1.5", "-k", "2", "--gradient-realizations", "3"],
          "gradient_realizations=3 must be <= realizations (K = 2)"),
+        (["--target", "peak_strain<1.5", "--ensemble", "0"], "1<=x<=64"),
     ],
 )
 def test_bad_input_is_a_usage_error(args, message):
@@ -61,3 +62,26 @@ def test_fe_evaluator_run_writes_report(tmp_path):
     assert report["config"]["evaluator"] == "fe" and report["config"]["grid"] == [5, 5, 5]
     assert "verdict:" in result.output
     assert (result.exit_code == 0) == (report["verdict"]["status"] == "success")
+
+
+def test_loops_use_the_requested_symmetry_ensemble(tmp_path):
+    """--ensemble sets the surrogate's ensemble in the loops (default 1, whatever model.pt records)."""
+    import torch
+
+    from rln_design.models.recurrent import RLN, ModelConfig
+    from rln_design.surrogate import Surrogate
+
+    torch.manual_seed(0)
+    tiny = Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)},
+                     ensemble=3)
+    tiny.save(tmp_path / "tiny")
+    common = ["optimize", "--target", "peak_strain<3", "--surrogate", str(tmp_path / "tiny"), "-k", "1",
+              "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "0", "--fe-rounds", "0",
+              "--no-plots", "-q"]
+    for extra, expected in (([], 1), (["--ensemble", "2"], 2)):
+        out = tmp_path / f"run{expected}"
+        result = CliRunner().invoke(main, [*common, *extra, "--out", str(out)])
+        assert result.exit_code in (0, 3), result.output
+        report = json.loads((out / "report.json").read_text())
+        assert report["surrogate"]["ensemble"] == expected
+        assert report["config"]["surrogate_ensemble"] == expected

@@ -145,6 +145,45 @@ def test_predict_errors(bad, kind, message):
         tiny_surrogate().predict(bad)
 
 
+def test_symmetry_ensemble_default_override_and_round_trip(tmp_path):
+    from rln_design.symmetry import ensemble_predict
+
+    s = tiny_surrogate()
+    assert s.ensemble == 1 and "ensemble=1" in repr(s)
+    m = structures(3)
+    with torch.no_grad():
+        net = s.model(torch.from_numpy(m).float()).numpy()
+        by_hand = ensemble_predict(s.model, torch.from_numpy(m).float(), 3).numpy()
+    np.testing.assert_array_equal(s.predict(m), net)  # K = 1: the plain network
+    np.testing.assert_allclose(s.predict(m, ensemble=3, batch_size=2), by_hand, atol=1e-6)
+    s.ensemble = 3  # the default of predict ...
+    np.testing.assert_allclose(s.predict(m), by_hand, atol=1e-6)
+    np.testing.assert_array_equal(s.predict(m, ensemble=1), net)  # ... a call can override
+    # differentiable through the ensemble
+    x = torch.rand(1, *GRID, requires_grad=True)
+    s.predict(x).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # model.pt records it; load(ensemble=) overrides it; checkpoints without it load as 1
+    s.save(tmp_path / "k3")
+    assert torch.load(tmp_path / "k3" / "model.pt", weights_only=True)["ensemble"] == 3
+    assert Surrogate.load(tmp_path / "k3").ensemble == 3
+    assert Surrogate.load(tmp_path / "k3", ensemble=1).ensemble == 1
+    raw = torch.load(tmp_path / "k3" / "model.pt", weights_only=True)
+    del raw["ensemble"]
+    assert Surrogate.from_checkpoint(raw).ensemble == 1
+
+
+@pytest.mark.parametrize("bad", [0, 65, 1.5])
+def test_bad_ensemble(bad, saved):
+    _, directory = saved
+    with pytest.raises(ValueError, match=r"ensemble must be an integer from 1 \(the plain network\) to 64"):
+        tiny_surrogate().predict(structures(1), ensemble=bad)
+    with pytest.raises(ValueError, match="ensemble must be"):
+        Surrogate.load(directory, ensemble=bad)
+    with pytest.raises(ValueError, match="ensemble must be"):
+        tiny_surrogate().ensemble = bad
+
+
 def test_predict_other_grid_warns():
     with pytest.warns(UserWarning, match=r"differs from the training grid \(6, 6, 6\)"):
         assert tiny_surrogate().predict(np.zeros((4, 5, 6), np.uint8)).shape == (4, 5, 6)
@@ -207,6 +246,21 @@ def test_predict_cli_errors(saved, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "unknown surrogate 'no-such-model'" in result.output
     result = CliRunner().invoke(predict_cli, [])
     assert result.exit_code == 2 and "either STRUCTURE.npy or --h5" in result.output
+    result = CliRunner().invoke(predict_cli, ["ok.npy", "--surrogate", str(directory), "--ensemble", "0"])
+    assert result.exit_code == 2 and "--ensemble" in result.output and "1<=x<=64" in result.output
+
+
+def test_predict_cli_ensemble(saved, tmp_path, monkeypatch):
+    s, directory = saved
+    monkeypatch.chdir(tmp_path)
+    m = structures(1)[0]
+    np.save("one.npy", m)
+    result = CliRunner().invoke(predict_cli, ["one.npy", "--surrogate", str(directory), "--ensemble",
+                                              "4", "--png", "-", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ensemble"] == 4
+    np.testing.assert_allclose(np.load(report["out"]), s.predict(m, ensemble=4), atol=1e-6)
 
 
 def test_predict_cli_bad_output_folder_and_device(saved, tmp_path, monkeypatch):

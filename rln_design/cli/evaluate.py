@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rln_design.cli.options import output_file, positive_float, positive_int, torch_device
+from rln_design.cli.options import ensemble_size, output_file, positive_float, positive_int, torch_device
 
 
 @click.command()
@@ -22,6 +22,10 @@ from rln_design.cli.options import output_file, positive_float, positive_int, to
               help="Add the mean-field (y = 1) and MKS (fit on the file's train split) baselines.")
 @click.option("--mks-ridge", type=positive_float, default=1e-6, show_default=True,
               help="Relative Tikhonov weight of the MKS least-squares fit.")
+@click.option("--ensemble", "ensembles", type=ensemble_size, multiple=True,
+              help="Symmetry-ensemble size K (average of K symmetry-transformed passes; 1 = the "
+                   "plain network); repeat to compare sizes. Default: each surrogate's own "
+                   "(recorded in its model.pt; 1 for checkpoints).")
 @click.option("--batch-size", type=positive_int, default=32, show_default=True,
               help="Structures per forward pass.")
 @click.option("--max-samples", type=positive_int, default=None,
@@ -35,8 +39,8 @@ from rln_design.cli.options import output_file, positive_float, positive_int, to
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stdout).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bars on stderr.")
-def evaluate(models, data, split, baselines, mks_ridge, batch_size, max_samples, seed, device,
-             threads, png, as_json, progress):
+def evaluate(models, data, split, baselines, mks_ridge, ensembles, batch_size, max_samples, seed,
+             device, threads, png, as_json, progress):
     """Accuracy of surrogates on a dataset split, next to the mean-field and MKS baselines.
 
     Per instance MASE = 100 * mean |pred - FE| (fields normalized by the imposed strain; mean and
@@ -58,7 +62,7 @@ def evaluate(models, data, split, baselines, mks_ridge, batch_size, max_samples,
         report, details = evaluate_dataset(
             models, data, split=split, baselines=baselines, mks_ridge=mks_ridge,
             batch_size=batch_size, max_samples=max_samples, seed=seed, device=device,
-            progress=progress,
+            progress=progress, ensembles=list(ensembles) or None,
         )
     except FileNotFoundError as err:
         raise click.BadParameter(str(err), param_hint="--model") from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from rln_design.cli.options import ensemble_size
+
 EXIT_NOT_CONFIRMED = 3  # the run worked, but FE confirms no design meets every target
 
 _STAT_HELP = ("statistics of eps_xx / imposed strain: peak_strain, p99_strain, p999_strain, mean_strain, "
@@ -55,6 +57,9 @@ def _check_bounds(ctx, param, value):
 @click.option("--evaluator", type=click.Choice(["surrogate", "fe"]), default="surrogate", show_default=True,
               help="What the loops evaluate; candidates are always verified with FE.")
 @click.option("--surrogate", default="cr10", show_default=True, help="Shipped surrogate name (cr10, cr50) or path.")
+@click.option("--ensemble", type=ensemble_size, default=1, show_default=True,
+              help="Symmetry-ensemble size of the surrogate in the loops (K passes per prediction; "
+                   "FE verifies every design either way).")
 @click.option("--realizations", "-k", type=click.IntRange(min=1), default=4, show_default=True,
               help="Structures per design point (K).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -80,7 +85,8 @@ def _check_bounds(ctx, param, value):
               help="Output directory (report.json, PNGs).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @click.option("--quiet", "-q", "quiet", is_flag=True, help="No progress output.")
-def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, realizations, seed, n_init,
+def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, ensemble, realizations, seed,
+             n_init,
              iterations, q, restarts, steps, gradient_realizations, top_k, fresh, fe_rounds, kappa, grid,
              contrast, out, no_plots, quiet):
     """Find microstructure parameters (gx, gy, gz, vf) that meet strain TARGETS.
@@ -105,6 +111,7 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
     try:
         config = OptimizeConfig(targets=targets, minimize=minimize, maximize=maximize, bounds=bounds,
                                 method=method, evaluator=evaluator, surrogate=surrogate,
+                                surrogate_ensemble=ensemble,
                                 realizations=realizations, seed=seed, n_init=n_init, iterations=iterations,
                                 q=q, restarts=restarts, steps=steps,
                                 gradient_realizations=gradient_realizations, top_k=top_k, fresh=fresh,

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from rln_design._version import __version__
-from rln_design.cli.options import output_file, positive_int, torch_device
+from rln_design.cli.options import ensemble_size, output_file, positive_int, torch_device
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
                  "stiff_mean_strain", "volume_fraction")
@@ -29,11 +29,14 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
               help="Predicted field .npy (default: <input stem>_strain.npy in the current dir).")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, callback=output_file,
               help="Slices picture (default: next to --out with .png); '-' for none.")
+@click.option("--ensemble", type=ensemble_size, default=None,
+              help="Symmetry-ensemble size K (average of K symmetry-transformed passes, K times the "
+                   "cost; 1 = the plain network). Default: the surrogate's own (its model card).")
 @click.option("--batch-size", type=positive_int, default=32, show_default=True,
               help="Structures per forward pass (for a batch in the .npy).")
 @click.option("--device", default="cpu", show_default=True, callback=torch_device, help="Device of the surrogate.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_json):
+def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, device, as_json):
     """Predict eps_xx / imposed eps_xx of STRUCTURE.npy ((x, y, z) or (batch, x, y, z), 0 soft,
     1 stiff) or of sample --index of --h5, with a surrogate; write the field (.npy) and slices
     (.png; first structure of a batch). With --h5 the FE field stored there is compared too.
@@ -79,7 +82,7 @@ def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_js
                                      param_hint="STRUCTURE")
         stem = Path(structure).stem
     try:
-        model = Surrogate.load(surrogate, device=device)
+        model = Surrogate.load(surrogate, device=device, ensemble=ensemble)
     except (FileNotFoundError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="--surrogate") from None
 
@@ -102,7 +105,7 @@ def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_js
     stats = {k: np.asarray(v).tolist()
              for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
     report = {"version": __version__, "surrogate": str(surrogate), "source": model.metadata.get("source"),
-              "kind": model.kind, "contrast": model.contrast,
+              "kind": model.kind, "contrast": model.contrast, "ensemble": model.ensemble,
               "shape": list(m.shape), "out": str(out), "seconds": seconds, "statistics": stats}
     if fe is not None:
         report["mase_vs_fe"] = float(100.0 * np.abs(field.astype(np.float64) - fe).mean())
@@ -118,7 +121,8 @@ def predict(structure, h5, index, surrogate, out, png, batch_size, device, as_js
         click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"surrogate {surrogate} ({model.kind}, contrast {model.contrast}, trained grid "
-               f"{model.grid}): {len(batch_m)} x {tuple(batch_m.shape[1:])} in {seconds:.3f} s")
+               f"{model.grid}, ensemble {model.ensemble}): {len(batch_m)} x "
+               f"{tuple(batch_m.shape[1:])} in {seconds:.3f} s")
     for name, values in stats.items():
         click.echo(f"    {name:<18} " + "  ".join(f"{v:.3f}" for v in values[:8])
                    + (" ..." if len(values) > 8 else ""))

@@ -44,6 +44,10 @@ class OptimizeConfig:
         method: ``bayes``, ``gradient`` or ``both`` (Bayesian first, gradient from its best).
         evaluator: ``surrogate`` (fast) or ``fe`` (the loops call the FE solver directly).
         surrogate: shipped name (``cr10``, ``cr50``) or a path.
+        surrogate_ensemble: symmetry-ensemble size ``K`` of the surrogate in the loops
+            (:mod:`rln_design.symmetry`; ``K`` forward passes per prediction). 1, the plain
+            network, by default: the loops screen and FE verifies every design, so speed wins
+            there; a surrogate object given to :func:`optimize` keeps its own ``.ensemble``.
         realizations: K structures per design point and evaluation.
         seed: the run's seed (Sobol design, realizations, optimizer).
         n_init, iterations, q: Bayesian loop (Sobol points, iterations, batch size).
@@ -70,6 +74,7 @@ class OptimizeConfig:
     method: str = "bayes"
     evaluator: str = "surrogate"
     surrogate: str = "cr10"
+    surrogate_ensemble: int = 1
     realizations: int = 4
     seed: int = 0
     n_init: int = 8
@@ -103,6 +108,9 @@ class OptimizeConfig:
             raise ValueError("give at most one of minimize and maximize")
         if not self.targets and not (self.minimize or self.maximize):
             raise ValueError("nothing to design for: give at least one target or an objective")
+        from rln_design.symmetry import check_ensemble_size
+
+        check_ensemble_size(self.surrogate_ensemble)
         if self.gradient_realizations is None:
             object.__setattr__(self, "gradient_realizations", min(2, int(self.realizations)))
         for name in ("realizations", "top_k", "n_init", "q", "restarts", "steps", "gradient_realizations"):
@@ -179,13 +187,14 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         from rln_design.surrogate import Surrogate
 
         log(f"loading surrogate {config.surrogate!r}")
-        surrogate = Surrogate.load(config.surrogate)
+        surrogate = Surrogate.load(config.surrogate, ensemble=config.surrogate_ensemble)
     trained_box = None
     if surrogate is not None:
         meta = getattr(surrogate, "metadata", {}) or {}
         trained_box = training_box(meta)
         surrogate_info = {"name": str(config.surrogate), "contrast": getattr(surrogate, "contrast", None),
                           "grid": getattr(surrogate, "grid", None),
+                          "ensemble": getattr(surrogate, "ensemble", None),
                           "training_box": None if trained_box is None else
                           {"lower": trained_box.lower.tolist(), "upper": trained_box.upper.tolist()}}
     from rln_design.microstructure import DEFAULT_SHAPE, ParameterBox
