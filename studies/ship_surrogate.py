@@ -1,11 +1,12 @@
 """Turn a training checkpoint and its measured evaluation into a shipped surrogate with a model card.
 
-    python studies/ship_surrogate.py --name cr10 --run runs/cr10-31x --stage runs/cr10 \
-        --stage runs/cr10-31 --test-data data/cr10_31.h5
+    python studies/ship_surrogate.py --name cr10 --run runs/cr10-31y --stage runs/cr10 \
+        --stage runs/cr10-31 --stage runs/cr10-31x --test-data data/cr10_31.h5 --ensemble 4
 
 Reads ``RUN/best.pt`` (weights, resolved config, training data attributes), ``RUN/metrics.jsonl``
 (the per-epoch log written by ``rln-design train``) and ``RUN/evaluation.json`` (the JSON report of
-``rln-design evaluate`` on the test split), and writes ``surrogates/NAME/model.pt`` (weights only,
+``rln-design evaluate`` on the test split; with ``--ensemble K`` it needs a row of that symmetry-
+ensemble size, and a plain-network row if there is one is recorded beside it), and writes ``surrogates/NAME/model.pt`` (weights only,
 no optimizer state; loads with ``torch.load(weights_only=True)``) and ``surrogates/NAME/card.md``.
 Every number in the card is read from those files; nothing is typed in by hand.
 """
@@ -83,15 +84,31 @@ def transfer_check(stages: list[tuple[str, dict]], n: int = 48, seed: int = 0) -
     return rows
 
 
+def surrogate_rows(report: dict, ensemble: int) -> tuple[dict, dict | None]:
+    """The report's row of the shipped ensemble size, and its plain-network (ensemble 1) row.
+
+    Reports without ensemble labels (one surrogate row) give ``(that row, None)``.
+    """
+    rows = [row for row in report["rows"] if row["kind"] != "baseline"]
+    if not any("ensemble" in row for row in rows):
+        return rows[0], None
+    by_size = {row.get("ensemble"): row for row in rows}
+    if ensemble not in by_size:
+        raise SystemExit(f"the evaluation report has no row with ensemble {ensemble} "
+                         f"(has {sorted(k for k in by_size if k)}): run rln-design evaluate with "
+                         f"--ensemble {ensemble}")
+    return by_size[ensemble], (by_size.get(1) if ensemble != 1 else None)
+
+
 def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
               earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None,
-              ablation: Path | None = None) -> str:
+              ablation: Path | None = None, ensemble: int = 1) -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
     contrast = float(ckpt.get("contrast") or report.get("contrast"))
     stages = [*earlier, (ckpt, history)]
     hours = sum(row.get("time_s", 0.0) for _, h in stages for row in h) / 3600.0
-    ours = next(row for row in report["rows"] if row["kind"] != "baseline")
+    ours, plain = surrogate_rows(report, ensemble)
     paper = PAPER.get(contrast, {})
     lines = [
         f"# Surrogate `{name}`: RLN for contrast {contrast:g}",
@@ -144,7 +161,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
             "### What each stage buys (validation splits, same 48 structures per file)",
             "",
             "The weights after each stage (stage 1 trained on the small periodic volumes), each on the"
-            " validation structures of every grid:",
+            " validation structures of every grid (plain network, ensemble 1):",
             "",
             "| weights | data | grid | MASE % mean +- std |",
             "|---|---|---|---|",
@@ -178,10 +195,23 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "```",
         "",
         f"This surrogate: test MASE {ours['mase']['mean']:.2f} +- "
-        f"{ours['mase']['std']:.2f} %. The paper (31^3, 8,192 training structures, "
-        f"60 epochs on a V100) reports at this contrast: "
-        + (", ".join(f"{k} {v} %" for k, v in paper.items()) or "no figure") + ".",
+        f"{ours['mase']['std']:.2f} %"
+        + (f" with its default symmetry ensemble of {ensemble} passes" if ensemble > 1 else "")
+        + (f"; the plain network (ensemble 1): {plain['mase']['mean']:.2f} +- "
+           f"{plain['mase']['std']:.2f} %" if plain else "")
+        + ". The paper (31^3, 8,192 training structures, 60 epochs on a V100) reports at this "
+        "contrast: " + (", ".join(f"{k} {v} %" for k, v in paper.items()) or "no figure") + ".",
         "",
+        *([
+            f"Symmetry ensemble: `Surrogate.predict`, `rln-design predict` and `rln-design evaluate`"
+            f" average the network over {ensemble} exact symmetries of the eps_xx problem"
+            " (reflections, y<->z swap, periodic shifts of the cell origin; `rln_design.symmetry`),"
+            f" which costs {ensemble} forward passes per structure. The design loops of"
+            " `rln-design optimize` use the plain network by default (`--ensemble 1`; FE verifies"
+            " every design). Choose with `Surrogate.load(name, ensemble=K)`, `predict(...,"
+            " ensemble=K)` or `--ensemble K`.",
+            "",
+        ] if ensemble > 1 else []),
         "## Known limits",
         "",
         "- Trained on a CPU budget (2 cores, a few hours): far fewer samples and epochs than the paper"
@@ -200,8 +230,11 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         " is verified by the FE solver.",
         "- The paper's V-Net is only approximately equivariant under periodic shifts (the circular pad"
         " from 31 to 36 voxels puts a seam at a fixed place; stride-2 layers commute only with even"
-        " shifts): shifting a structure changes the prediction by up to about the model's own error,"
-        " but the shifted prediction is as accurate against FE (`tests/test_shipped_surrogates.py`).",
+        " shifts): shifting a structure changes the plain network's prediction by up to about its own"
+        " error, but the shifted prediction is as accurate against FE"
+        " (`tests/test_shipped_surrogates.py`)"
+        + ("; the symmetry ensemble averages over shifts, which is why it is more accurate, but it"
+           " is not exactly shift-equivariant either." if ensemble > 1 else "."),
         "",
     ]
     return "\n".join(lines)
@@ -218,6 +251,9 @@ def main(argv=None):
                              "next stage started from its best.pt with --init-from)")
     parser.add_argument("--ablation", type=Path,
                         help="markdown of studies/ablation_report.py; its table goes into the card")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="default symmetry-ensemble size of the shipped surrogate; the evaluation "
+                             "report needs a row with it (rln-design evaluate --ensemble K)")
     args = parser.parse_args(argv)
     run = Path(args.run)
     ckpt = load_checkpoint(run / "best.pt")
@@ -227,23 +263,29 @@ def main(argv=None):
     with h5py.File(args.test_data, "r") as f:
         test_grid = list(f["structures"].shape[1:])
     surrogate = Surrogate.from_checkpoint(ckpt, source=f"surrogates/{args.name}")
-    ours = next(row for row in report["rows"] if row["kind"] != "baseline")
-    surrogate.metadata.update(
-        grid=tuple(test_grid),  # the grid its accuracy was measured on
-        metrics={"test_mase_mean": ours["mase"]["mean"],
-                 "test_mase_std": ours["mase"]["std"],
-                 "test_statistics": ours["statistics"],
-                 "best_val_mase": ckpt["best_val_mase"], "best_epoch": ckpt["best_epoch"],
-                 "training_grid": list(ckpt["grid"]), "test_data": args.test_data},
-    )
+    ours, plain = surrogate_rows(report, args.ensemble)
+    surrogate.ensemble = args.ensemble
+    metrics = {"test_mase_mean": ours["mase"]["mean"],
+               "test_mase_std": ours["mase"]["std"],
+               "test_statistics": ours["statistics"],
+               "test_ensemble": args.ensemble,
+               "best_val_mase": ckpt["best_val_mase"], "best_epoch": ckpt["best_epoch"],
+               "training_grid": list(ckpt["grid"]), "test_data": args.test_data}
+    if plain:
+        metrics.update(plain_test_mase_mean=plain["mase"]["mean"], plain_test_mase_std=plain["mase"]["std"],
+                       plain_test_statistics=plain["statistics"])
+    surrogate.metadata.update(grid=tuple(test_grid), metrics=metrics)  # grid: where it was measured
     labels = [f"stage {k}" for k in range(1, len(earlier) + 2)]
     transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))
                 if earlier else None)
     card = make_card(args.name, ckpt, history, report, args.test_data, earlier, transfer,
-                     args.ablation)
+                     args.ablation, args.ensemble)
     out = surrogate.save(Path(args.out) / args.name, card=card)
-    if (run / "worst.png").is_file():
-        shutil.copyfile(run / "worst.png", out.parent / "worst.png")
+    # rln-design evaluate --png numbers the pictures of several surrogate rows: worst-<n>.png
+    models = [row for row in report["rows"] if row["kind"] != "baseline"]
+    worst = run / (f"worst-{models.index(ours) + 1}.png" if len(models) > 1 else "worst.png")
+    if worst.is_file():
+        shutil.copyfile(worst, out.parent / "worst.png")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.parent / 'card.md'} "
           f"(rln-design {__version__})")
 

@@ -1,22 +1,12 @@
 """studies/ablation_report.py: the table is read from the arms' logs and the evaluation report."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import torch
 
-SCRIPT = Path(__file__).resolve().parent.parent / "studies" / "ablation_report.py"
-
-
-def load_script():
-    if str(SCRIPT.parent) not in sys.path:  # the script imports its sibling module `_machine`
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("ablation_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _studies import load_study
 
 
 def fake_run(run: Path, data: str, samples: int, epochs: list[tuple[float, float]], init_from=None):
@@ -44,7 +34,7 @@ def test_table_sums_stage_times_and_reads_metrics(tmp_path, monkeypatch):
     (runs / "evaluation.json").write_text(json.dumps(report))
     out = tmp_path / "table.md"
     monkeypatch.setattr(sys, "argv", ["ablation_report.py", "--runs", str(runs), "--out", str(out)])
-    load_script().main()
+    load_study("ablation_report").main()
     lines = {line.split(" | ")[0]: line for line in out.read_text().splitlines() if line.startswith("| ")}
     # A: two epochs of 100 samples, 22 s, best validation 8.0, test 8.5, peak 20 %
     assert "| 200 (cr10_16.h5) | 22 | 8.00 | 8.50 +- 1.00 | 20.0 | 5.0 |" in lines["| A-s0"]

@@ -1,0 +1,58 @@
+"""studies/ship_surrogate.py: a trained run + its evaluation report -> shipped model.pt and card.
+
+A tiny end-to-end pass through the project's own commands (generate, train, evaluate with two
+symmetry-ensemble sizes), then the card and metadata are checked against the evaluation report.
+"""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rln_design.cli.evaluate import evaluate as evaluate_cli
+from rln_design.data import DatasetConfig, generate_dataset
+from rln_design.models.recurrent import ModelConfig
+from rln_design.surrogate import Surrogate
+from rln_design.train import TrainConfig, train_model
+
+from _studies import load_study
+
+
+def test_ship_with_symmetry_ensemble(tmp_path):
+    data = tmp_path / "d.h5"
+    generate_dataset(DatasetConfig(contrast=10.0, count=20, size=5, realizations=2, seed=3), data,
+                     workers=1, progress=False)
+    run = tmp_path / "run"
+    train_model(TrainConfig(data=[str(data)], out=str(run), model=ModelConfig(kind="rln", n_iter=2, width=2),
+                            epochs=1, batch_size=4, threads=1, progress=False))
+    result = CliRunner().invoke(evaluate_cli, [
+        "--model", str(run / "best.pt"), "--data", str(data), "--ensemble", "3", "--ensemble", "1",
+        "--json", "--no-progress", "--png", str(run / "worst.png")])
+    assert result.exit_code == 0, result.output
+    (run / "evaluation.json").write_text(result.output)
+    report = json.loads(result.output)
+    rows = {row.get("ensemble"): row for row in report["rows"] if row["kind"] != "baseline"}
+
+    ship = load_study("ship_surrogate")
+    ship.main(["--name", "tiny", "--run", str(run), "--test-data", str(data), "--out",
+               str(tmp_path / "shipped"), "--ensemble", "3"])
+    raw = torch.load(tmp_path / "shipped" / "tiny" / "model.pt", weights_only=True)
+    assert raw["ensemble"] == 3
+    s = Surrogate.load(tmp_path / "shipped" / "tiny")
+    assert s.ensemble == 3
+    metrics = s.accuracy
+    assert metrics["test_mase_mean"] == rows[3]["mase"]["mean"]
+    assert metrics["plain_test_mase_mean"] == rows[1]["mase"]["mean"]
+    card = (tmp_path / "shipped" / "tiny" / "card.md").read_text()
+    assert f"test MASE {rows[3]['mase']['mean']:.2f} +- {rows[3]['mase']['std']:.2f} % with its default " \
+           "symmetry ensemble of 3 passes" in card
+    assert f"the plain network (ensemble 1): {rows[1]['mase']['mean']:.2f}" in card
+    # the worst-instance picture of the shipped row (evaluate numbered them in row order)
+    assert (tmp_path / "shipped" / "tiny" / "worst.png").read_bytes() == (run / "worst-1.png").read_bytes()
+
+    # a size the report lacks is a clear error, not a card with the wrong numbers
+    with pytest.raises(SystemExit, match="no row with ensemble 2"):
+        ship.main(["--name", "tiny2", "--run", str(run), "--test-data", str(data), "--out",
+                   str(tmp_path / "shipped"), "--ensemble", "2"])
+    assert not (tmp_path / "shipped" / "tiny2").exists()
