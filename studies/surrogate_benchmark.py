@@ -12,11 +12,13 @@ the default parameter box), torch intra-op threads = 2 unless stated:
   fp32 (reference: the ``Surrogate.predict`` path), ``torch.no_grad`` fp32 (batch 1),
   inference mode + ``channels_last_3d`` weights, 1 vs 2 threads, bf16 CPU autocast (batch 1 only:
   without native bf16 instructions it is emulated and ~10x slower), and the public
-  ``Surrogate.predict`` (batch 1);
+  ``Surrogate.predict`` (batch 1) with the plain network (``ensemble=1``) and with the symmetry
+  ensemble (the shipped surrogate's default ``K``, else 4; ``K`` passes, :mod:`rln_design.symmetry`);
 * ms per structure of ``solve_fe`` (contrast of the surrogate, rtol 1e-6) on the first structures;
 * the surrogate:FE speed ratio;
 * the accuracy cost of bf16: MASE (100 mean |y_bf16 - y_fp32|) against the fp32 prediction on the
-  same structure (and against FE when a trained surrogate is used).
+  same structure (and against FE when a trained surrogate is used), and the MASE against FE of the
+  plain network and the ensemble on that structure.
 
 The weights do not change the speed: without a shipped surrogate a randomly initialized RLN of the
 paper's size is timed (the report says which). Batch-1 timings are medians of round-robin repeats
@@ -139,14 +141,17 @@ def main(argv=None):
     fe_fields = np.stack(fe_fields)
 
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
+    k_ens = surrogate.ensemble if surrogate.ensemble > 1 else 4
     # (name, runner, threads); the first is the reference (the Surrogate.predict path)
     variants = [
         ("inference_mode fp32", make_runner(model, mode="inference"), THREADS),
         ("no_grad fp32", make_runner(model, mode="no_grad"), THREADS),
         ("inference_mode fp32 + channels_last_3d", make_runner(cl_model, mode="inference"), THREADS),
         ("inference_mode fp32", make_runner(model, mode="inference"), 1),
-        ("Surrogate.predict (numpy in/out)", lambda b: torch.from_numpy(surrogate.predict(b.numpy())),
-         THREADS),
+        ("Surrogate.predict (numpy in/out), ensemble 1",
+         lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=1)), THREADS),
+        (f"Surrogate.predict (numpy in/out), ensemble {k_ens}",
+         lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=k_ens)), THREADS),
     ]
     print("surrogate:", flush=True)
     # batch 1: round robin over the variants, so that load changes hit all of them alike
@@ -161,8 +166,10 @@ def main(argv=None):
             if rep:
                 times[k].append(1000.0 * (time.perf_counter() - t0))
     torch.set_num_threads(THREADS)
+    times_ms = {}
     for k, (name, _, threads) in enumerate(variants):
-        record(name, 1, statistics.median(times[k]), threads)
+        times_ms[name] = statistics.median(times[k])
+        record(name, 1, times_ms[name], threads)
     ms, y_bf16 = time_forward(make_runner(model, mode="inference", bf16=True), x1, 1)
     record("inference_mode + bf16 autocast", 1, ms)
     for name, fn, threads in variants[:4]:
@@ -178,6 +185,7 @@ def main(argv=None):
     fp32_vs_fe = float(100 * np.abs(y32[0] - fe_fields[0]).mean())
     bf16_vs_fe = float(100 * np.abs(y_bf16.numpy()[0] - fe_fields[0]).mean())
     cl_same = float(np.abs(preds[2].numpy() - y32).max())
+    ens_vs_fe = float(100 * np.abs(preds[5].numpy()[0] - fe_fields[0]).mean())
     load_after = os.getloadavg()
     wall = time.perf_counter() - t_start
 
@@ -215,12 +223,16 @@ def main(argv=None):
         "",
         "Speed ratio surrogate : FE (FE ms / surrogate ms per structure, best surrogate variant, "
         "same run; > 1 means the surrogate is faster): "
-        + ", ".join(f"batch {b}: **{fe / ms:.2f}**" for b, ms in sorted(best.items())),
+        + ", ".join(f"batch {b}: **{fe / ms:.2f}**" for b, ms in sorted(best.items()))
+        + f"; `Surrogate.predict` with the {k_ens}-pass symmetry ensemble, batch 1: "
+        f"**{fe / times_ms[variants[5][0]]:.2f}**",
         "",
         "Accuracy of the options (same structure, MASE in %, 100 mean |a - b|):",
         f"- bf16 autocast vs fp32 prediction: {bf16_vs_fp32:.3f}",
-        f"- fp32 vs FE: {fp32_vs_fe:.3f}; bf16 vs FE: {bf16_vs_fe:.3f}"
-        + (" (random weights: not meaningful)" if "randomly" in weights else ""),
+        f"- fp32 vs FE: {fp32_vs_fe:.3f}; bf16 vs FE: {bf16_vs_fe:.3f}; {k_ens}-pass symmetry "
+        f"ensemble vs FE: {ens_vs_fe:.3f}"
+        + (" (random weights: not meaningful)" if "randomly" in weights else " (one structure; "
+           "test-split figures are in the model cards)"),
         f"- channels_last_3d vs default layout: max |difference| {cl_same:.2e} (same numbers)",
         "",
         "Notes:",
@@ -228,7 +240,9 @@ def main(argv=None):
         "(no avx512_bf16 / AMX flag), oneDNN emulates bf16 and it is much slower than fp32, and it "
         "adds error; do not use it for CPU inference here. On a CPU with avx512_bf16/AMX re-run "
         "this study before deciding.",
-        "- `Surrogate.predict` uses inference_mode fp32 (plus input validation and a copy to numpy).",
+        "- `Surrogate.predict` uses inference_mode fp32 (plus input validation and a copy to numpy);"
+        f" its {k_ens}-pass ensemble row is {k_ens} forward passes (reflections, y<->z swap and origin"
+        " shifts, averaged).",
         "- batch-1 variants are timed round robin (median of the repeats), so a change of machine "
         "load hits them alike; batch-" + str(big) + " rows are single timed calls.",
         "- threads: on cores shared with other busy processes, 2 OpenMP threads can be slower "
