@@ -223,10 +223,10 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
             notes.append(f"{label}: trained on contrast {s.contrast:g}, data has contrast {contrast:g}")
         if s.grid is not None and tuple(s.grid) != grid:
             notes.append(f"{label}: trained on grid {tuple(s.grid)}, data grid is {grid}")
-        if ensembles is None:
+        if not ensembles:
             predictors.append((label, s.kind, s))
             continue
-        for k in ensembles:
+        for k in dict.fromkeys(ensembles):  # each size once, in the given order
             variant = copy.copy(s)  # shares the model; only the default ensemble size differs
             variant.ensemble = k
             predictors.append((f"{label} [ensemble {variant.ensemble}]", s.kind, variant))
@@ -265,7 +265,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
 
     config = {"split": split, "baselines": baselines, "mks_ridge": mks_ridge, "batch_size": batch_size,
               "max_samples": max_samples, "seed": seed, "device": str(device),
-              "ensembles": None if ensembles is None else [int(k) for k in ensembles]}
+              "ensembles": [int(k) for k in dict.fromkeys(ensembles)] if ensembles else None}
     report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
               "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
               "notes": notes, "config": config, "seed": seed, "version": __version__}

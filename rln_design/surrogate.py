@@ -230,7 +230,7 @@ class Surrogate:
             "grid": tuple(int(g) for g in grid) if grid is not None else None,
             "source": source,
         }
-        return cls(model, metadata, card, ensemble=int(ckpt.get("ensemble") or 1))
+        return cls(model, metadata, card, ensemble=check_ensemble_size(ckpt.get("ensemble", 1)))
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike = "cr10", *, device: str | torch.device = "cpu",

@@ -18,7 +18,8 @@ with the origin), so the average has a smaller error; the mean stays 1 per sampl
 and the ensemble is differentiable in ``m`` like ``f``. The cost is ``K`` forward passes.
 
 The transform set is fixed (no random state): transform ``j`` reflects along x, y, z by bits 0, 1, 2
-of ``j``, swaps y and z by bit 3 (skipped when the sizes differ), and shifts the origin by
+of ``j``, swaps y and z by bit 3 (skipped when the sizes differ; so z reflections join from
+``K = 5`` and the swap from ``K = 9``), and shifts the origin by
 ``floor(h_j * n)`` voxels per axis, ``h_j`` the ``j``-th point of the 3D Halton sequence (bases
 2, 3, 5; unscrambled, so ``h_0 = 0``). Transform 0 is the identity: ``K = 1`` is the plain network.
 Halton points spread the shifts evenly over the cell for every ``K`` (a hand-written rule would
@@ -79,6 +80,17 @@ class SymmetryTransform:
     @property
     def is_identity(self) -> bool:
         return not self.flips and not self.swap and not any(self.shift)
+
+    def describe(self) -> str:
+        """Words for reports, e.g. ``"reflect x, y; shift (7, 20, 12)"`` or ``"identity"``."""
+        parts = []
+        if self.flips:
+            parts.append("reflect " + ", ".join("xyz"[axis - 1] for axis in self.flips))
+        if self.swap:
+            parts.append("swap y, z")
+        if any(self.shift):
+            parts.append(f"shift {tuple(self.shift)}")
+        return "; ".join(parts) or "identity"
 
 
 def check_ensemble_size(k) -> int:

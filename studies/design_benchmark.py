@@ -313,13 +313,14 @@ def main(argv=None) -> dict:
     """Run the benchmark; write the markdown and JSON reports; return the JSON dict."""
     import torch
 
-    from rln_design.design.run import _versions
+    from rln_design.design.run import OptimizeConfig, _versions
     from rln_design.surrogate import Surrogate
 
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     torch.set_num_threads(args.threads)
-    surrogate = Surrogate.load(args.surrogate)
+    # the loops' default: the plain network (shipped surrogates predict with a 4-pass ensemble)
+    surrogate = Surrogate.load(args.surrogate, ensemble=OptimizeConfig.surrogate_ensemble)
     budgets = dict(QUICK) if args.quick else {}
     json_path = args.out.with_suffix(".json")
     meta = {
@@ -329,7 +330,8 @@ def main(argv=None) -> dict:
         "load_before": tuple(round(v, 2) for v in os.getloadavg()),
         "versions": {"python": platform.python_version(), **_versions()},
         "surrogate": {"name": args.surrogate, "source": surrogate.metadata.get("source"), "kind": surrogate.kind,
-                      "contrast": surrogate.contrast, "grid": surrogate.grid, "metrics": surrogate.accuracy},
+                      "contrast": surrogate.contrast, "grid": surrogate.grid, "ensemble": surrogate.ensemble,
+                      "metrics": surrogate.accuracy},
         "grid": args.grid, "contrast": CONTRAST, "seeds": args.seeds, "quick": args.quick,
         "budgets": {k: v for k, v in asdict(_default_config()).items() if k in _BUDGET_FIELDS} | budgets,
         "presets": {k: asdict(PRESETS[k]) for k in args.targets},

@@ -15,7 +15,8 @@ import argparse
 
 import numpy as np
 
-from rln_design import STATISTICS, compute_statistic, generate_batch, optimize, parse_target
+from rln_design import (STATISTICS, OptimizeConfig, compute_statistic, generate_batch, optimize,
+                        parse_target)
 from rln_design.design.report import summary_text
 
 
@@ -38,8 +39,10 @@ def main():
 
     # 3. Bayesian loop on the surrogate, grains allowed to elongate along the load (x) direction,
     #    top designs verified with FE on the loop's and on fresh realizations
-    result = optimize(targets=targets, bounds=("gx=1:31",), method="bayes", surrogate=args.surrogate,
-                      seed=args.seed, out=args.out, progress=True, log=print)
+    #    (the surrogate is named in the config; optimize(surrogate=...) takes a loaded Surrogate)
+    config = OptimizeConfig(targets=targets, bounds=("gx=1:31",), method="bayes", surrogate=args.surrogate,
+                            seed=args.seed)
+    result = optimize(config, out=args.out, progress=True, log=print)
     print(summary_text(result))
 
 

@@ -139,11 +139,11 @@ def test_evaluate_cli_ensembles(tmp_path):
     s = Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)})
     s.save(tmp_path / "tiny")
     args = ["--model", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json", "--no-progress",
-            "--no-baselines", "--ensemble", "1", "--ensemble", "3"]
+            "--no-baselines", "--ensemble", "1", "--ensemble", "3", "--ensemble", "1"]  # repeat: once
     result = CliRunner().invoke(evaluate_cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["config"]["ensembles"] == [1, 3]
+    assert report["config"]["ensembles"] == [1, 3] and len(report["rows"]) == 2
     rows = {row["label"]: row for row in report["rows"]}
     label = str(tmp_path / "tiny")
     assert set(rows) == {f"{label} [ensemble 1]", f"{label} [ensemble 3]"}

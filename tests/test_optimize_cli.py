@@ -78,10 +78,32 @@ def test_loops_use_the_requested_symmetry_ensemble(tmp_path):
     common = ["optimize", "--target", "peak_strain<3", "--surrogate", str(tmp_path / "tiny"), "-k", "1",
               "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "0", "--fe-rounds", "0",
               "--no-plots", "-q"]
-    for extra, expected in (([], 1), (["--ensemble", "2"], 2)):
-        out = tmp_path / f"run{expected}"
-        result = CliRunner().invoke(main, [*common, *extra, "--out", str(out)])
-        assert result.exit_code in (0, 3), result.output
-        report = json.loads((out / "report.json").read_text())
-        assert report["surrogate"]["ensemble"] == expected
-        assert report["config"]["surrogate_ensemble"] == expected
+    import rln_design.surrogate as surrogate_module
+
+    used = []  # ensemble sizes the loops' predictions actually ran with
+    real = surrogate_module.ensemble_predict
+
+    def spy(fn, structures, k):
+        used.append(k)
+        return real(fn, structures, k)
+
+    surrogate_module.ensemble_predict = spy
+    try:
+        for extra, expected in (([], 1), (["--ensemble", "2"], 2)):
+            used.clear()
+            out = tmp_path / f"run{expected}"
+            result = CliRunner().invoke(main, [*common, *extra, "--out", str(out)])
+            assert result.exit_code in (0, 3), result.output
+            report = json.loads((out / "report.json").read_text())
+            assert report["surrogate"]["ensemble"] == expected
+            assert report["config"]["surrogate_ensemble"] == expected
+            assert used and set(used) == {expected}
+        # a loaded Surrogate object passed to the API runs with the config's size too (a copy)
+        from rln_design.design.run import optimize
+
+        used.clear()
+        report = optimize(targets=("peak_strain<3",), surrogate=tiny, n_init=2, iterations=0, top_k=1,
+                          fresh=0, fe_rounds=0, realizations=1, plots=False, grid=(6, 6, 6))
+        assert set(used) == {1} and report["surrogate"]["ensemble"] == 1 and tiny.ensemble == 3
+    finally:
+        surrogate_module.ensemble_predict = real

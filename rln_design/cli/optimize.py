@@ -58,8 +58,8 @@ def _check_bounds(ctx, param, value):
               help="What the loops evaluate; candidates are always verified with FE.")
 @click.option("--surrogate", default="cr10", show_default=True, help="Shipped surrogate name (cr10, cr50) or path.")
 @click.option("--ensemble", type=ensemble_size, default=1, show_default=True,
-              help="Symmetry-ensemble size of the surrogate in the loops (K passes per prediction; "
-                   "FE verifies every design either way).")
+              help="Symmetry-ensemble size of the surrogate in the loops (that many passes per "
+                   "prediction; FE verifies every design either way).")
 @click.option("--realizations", "-k", type=click.IntRange(min=1), default=4, show_default=True,
               help="Structures per design point (K).")
 @click.option("--seed", type=int, default=0, show_default=True)

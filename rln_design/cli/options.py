@@ -7,7 +7,7 @@ import click
 
 positive_float = click.FloatRange(min=0.0, min_open=True)
 positive_int = click.IntRange(min=1)
-ensemble_size = click.IntRange(min=1, max=64)  # rln_design.symmetry.MAX_ENSEMBLE (no torch import here)
+ensemble_size = click.IntRange(min=1, max=64)  # = rln_design.symmetry.MAX_ENSEMBLE (tested; no torch import here)
 
 
 def positive(ctx, param, value):

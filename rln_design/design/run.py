@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -47,7 +48,8 @@ class OptimizeConfig:
         surrogate_ensemble: symmetry-ensemble size ``K`` of the surrogate in the loops
             (:mod:`rln_design.symmetry`; ``K`` forward passes per prediction). 1, the plain
             network, by default: the loops screen and FE verifies every design, so speed wins
-            there; a surrogate object given to :func:`optimize` keeps its own ``.ensemble``.
+            there. It also applies to a surrogate object given to :func:`optimize` (a shallow
+            copy runs with it; the caller's object is left as it was).
         realizations: K structures per design point and evaluation.
         seed: the run's seed (Sobol design, realizations, optimizer).
         n_init, iterations, q: Bayesian loop (Sobol points, iterations, batch size).
@@ -110,7 +112,10 @@ class OptimizeConfig:
             raise ValueError("nothing to design for: give at least one target or an objective")
         from rln_design.symmetry import check_ensemble_size
 
-        check_ensemble_size(self.surrogate_ensemble)
+        try:
+            check_ensemble_size(self.surrogate_ensemble)
+        except ValueError as err:
+            raise ValueError(f"surrogate_ensemble: {err}") from None
         if self.gradient_realizations is None:
             object.__setattr__(self, "gradient_realizations", min(2, int(self.realizations)))
         for name in ("realizations", "top_k", "n_init", "q", "restarts", "steps", "gradient_realizations"):
@@ -188,6 +193,9 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
 
         log(f"loading surrogate {config.surrogate!r}")
         surrogate = Surrogate.load(config.surrogate, ensemble=config.surrogate_ensemble)
+    elif surrogate is not None and hasattr(surrogate, "ensemble"):
+        surrogate = copy.copy(surrogate)  # the caller's object keeps its own default
+        surrogate.ensemble = config.surrogate_ensemble
     trained_box = None
     if surrogate is not None:
         meta = getattr(surrogate, "metadata", {}) or {}
