@@ -24,6 +24,7 @@ from rln_design import __version__
 from rln_design.data import SPLIT_CODES
 from rln_design.evaluate import format_table
 from rln_design.surrogate import Surrogate
+from rln_design.symmetry import check_ensemble_size, symmetry_transforms
 from rln_design.train import load_checkpoint, read_metrics
 from _machine import cpu_summary
 
@@ -90,7 +91,10 @@ def surrogate_rows(report: dict, ensemble: int) -> tuple[dict, dict | None]:
     Reports without ensemble labels (one surrogate row) give ``(that row, None)``.
     """
     rows = [row for row in report["rows"] if row["kind"] != "baseline"]
-    if not any("ensemble" in row for row in rows):
+    if not any("ensemble" in row for row in rows):  # a report made before ensembles existed
+        if ensemble != 1:
+            raise SystemExit(f"the evaluation report has no ensemble sizes (a plain-network report); "
+                             f"--ensemble {ensemble} needs rln-design evaluate --ensemble {ensemble}")
         return rows[0], None
     by_size = {row.get("ensemble"): row for row in rows}
     if ensemble not in by_size:
@@ -109,6 +113,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
     stages = [*earlier, (ckpt, history)]
     hours = sum(row.get("time_s", 0.0) for _, h in stages for row in h) / 3600.0
     ours, plain = surrogate_rows(report, ensemble)
+    grid = tuple(report["grid"])
     paper = PAPER.get(contrast, {})
     lines = [
         f"# Surrogate `{name}`: RLN for contrast {contrast:g}",
@@ -205,8 +210,9 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         *([
             f"Symmetry ensemble: `Surrogate.predict`, `rln-design predict` and `rln-design evaluate`"
             f" average the network over {ensemble} exact symmetries of the eps_xx problem"
-            " (reflections, y<->z swap, periodic shifts of the cell origin; `rln_design.symmetry`),"
-            f" which costs {ensemble} forward passes per structure. The design loops of"
+            f" (`rln_design.symmetry`; at {'x'.join(map(str, grid))}: "
+            + "; ".join(f"({t.describe()})" for t in symmetry_transforms(ensemble, grid))
+            + f"), which costs {ensemble} forward passes per structure. The design loops of"
             " `rln-design optimize` use the plain network by default (`--ensemble 1`; FE verifies"
             " every design). Choose with `Surrogate.load(name, ensemble=K)`, `predict(...,"
             " ensemble=K)` or `--ensemble K`.",
@@ -215,8 +221,9 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "## Known limits",
         "",
         "- Trained on a CPU budget (2 cores, a few hours): far fewer samples and epochs than the paper"
-        + (f"; test MASE {ours['mase']['mean']:.2f} % against the paper's RLN {paper['RLN']} %"
-           if paper else "")
+        + (f"; test MASE {ours['mase']['mean']:.2f} %"
+           + (f" (plain network {plain['mase']['mean']:.2f} %)" if plain else "")
+           + f" against the paper's single-pass RLN {paper['RLN']} %" if paper else "")
         + ". Retraining at paper scale on a GPU is the open issue \"Paper-scale training of the"
         " shipped surrogates\".",
         "- Trained on periodic volumes of the grid in the training data above and selected/tested at"
@@ -233,8 +240,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         " shifts): shifting a structure changes the plain network's prediction by up to about its own"
         " error, but the shifted prediction is as accurate against FE"
         " (`tests/test_shipped_surrogates.py`)"
-        + ("; the symmetry ensemble averages over shifts, which is why it is more accurate, but it"
-           " is not exactly shift-equivariant either." if ensemble > 1 else "."),
+        + ("; the symmetry ensemble averages over reflections and origin shifts, which is why it is"
+           " more accurate, but it is not exactly shift-equivariant either." if ensemble > 1 else "."),
         "",
     ]
     return "\n".join(lines)
@@ -255,6 +262,10 @@ def main(argv=None):
                         help="default symmetry-ensemble size of the shipped surrogate; the evaluation "
                              "report needs a row with it (rln-design evaluate --ensemble K)")
     args = parser.parse_args(argv)
+    try:
+        check_ensemble_size(args.ensemble)
+    except ValueError as err:
+        parser.error(f"--ensemble: {err}")
     run = Path(args.run)
     ckpt = load_checkpoint(run / "best.pt")
     history = read_metrics(run)

@@ -241,8 +241,8 @@ def main(argv=None):
         "adds error; do not use it for CPU inference here. On a CPU with avx512_bf16/AMX re-run "
         "this study before deciding.",
         "- `Surrogate.predict` uses inference_mode fp32 (plus input validation and a copy to numpy);"
-        f" its {k_ens}-pass ensemble row is {k_ens} forward passes (reflections, y<->z swap and origin"
-        " shifts, averaged).",
+        f" its {k_ens}-pass ensemble row is {k_ens} forward passes, averaged (rln_design.symmetry:"
+        " reflections combined with origin shifts).",
         "- batch-1 variants are timed round robin (median of the repeats), so a change of machine "
         "load hits them alike; batch-" + str(big) + " rows are single timed calls.",
         "- threads: on cores shared with other busy processes, 2 OpenMP threads can be slower "

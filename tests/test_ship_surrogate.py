@@ -56,3 +56,14 @@ def test_ship_with_symmetry_ensemble(tmp_path):
         ship.main(["--name", "tiny2", "--run", str(run), "--test-data", str(data), "--out",
                    str(tmp_path / "shipped"), "--ensemble", "2"])
     assert not (tmp_path / "shipped" / "tiny2").exists()
+    with pytest.raises(SystemExit):  # argparse: out of range
+        ship.main(["--name", "tiny2", "--run", str(run), "--test-data", str(data), "--out",
+                   str(tmp_path / "shipped"), "--ensemble", "0"])
+    # a report without ensemble sizes (plain network) cannot back an ensemble card
+    old = dict(report, rows=[{k: v for k, v in row.items() if k != "ensemble"}
+                             for row in report["rows"] if row.get("ensemble") != 3])
+    (run / "evaluation.json").write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="no ensemble sizes"):
+        ship.main(["--name", "tiny2", "--run", str(run), "--test-data", str(data), "--out",
+                   str(tmp_path / "shipped"), "--ensemble", "3"])
+    assert not (tmp_path / "shipped" / "tiny2").exists()

@@ -31,6 +31,9 @@ def fresh_structures(n=3, seed=123):
 def test_metadata_and_card(shipped):
     surrogate, contrast = shipped
     assert surrogate.contrast == contrast
+    # the shipped default is the 4-pass ensemble, and the recorded test figures are for it
+    assert surrogate.ensemble == 4 == surrogate.metadata["metrics"]["test_ensemble"]
+    assert surrogate.metadata["metrics"]["plain_test_mase_mean"] > surrogate.metadata["metrics"]["test_mase_mean"]
     assert tuple(surrogate.grid) == (31, 31, 31)
     assert "## Accuracy on the test split" in surrogate.card
     assert surrogate.metadata["metrics"]["test_mase_mean"] > 0
