@@ -16,7 +16,6 @@ Predictors are anything with ``predict(structures (batch, x, y, z)) -> (batch, x
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 
@@ -215,6 +214,9 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
     grid = tuple(structures.shape[1:])
     notes = []
 
+    from rln_design.symmetry import check_ensemble_size
+
+    sizes = list(dict.fromkeys(map(check_ensemble_size, ensembles))) if ensembles else None  # once each
     predictors = []
     for model in models:
         s = model if isinstance(model, Surrogate) else Surrogate.load(model, device=device)
@@ -223,13 +225,11 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
             notes.append(f"{label}: trained on contrast {s.contrast:g}, data has contrast {contrast:g}")
         if s.grid is not None and tuple(s.grid) != grid:
             notes.append(f"{label}: trained on grid {tuple(s.grid)}, data grid is {grid}")
-        if not ensembles:
+        if sizes is None:
             predictors.append((label, s.kind, s))
             continue
-        for k in dict.fromkeys(ensembles):  # each size once, in the given order
-            variant = copy.copy(s)  # shares the model; only the default ensemble size differs
-            variant.ensemble = k
-            predictors.append((f"{label} [ensemble {variant.ensemble}]", s.kind, variant))
+        for k in sizes:
+            predictors.append((f"{label} [ensemble {k}]", s.kind, s.with_ensemble(k)))
     if baselines:
         predictors.append(("mean-field", "baseline", MeanFieldBaseline()))
         try:
@@ -265,7 +265,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
 
     config = {"split": split, "baselines": baselines, "mks_ridge": mks_ridge, "batch_size": batch_size,
               "max_samples": max_samples, "seed": seed, "device": str(device),
-              "ensembles": [int(k) for k in dict.fromkeys(ensembles)] if ensembles else None}
+              "ensembles": sizes}
     report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
               "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
               "notes": notes, "config": config, "seed": seed, "version": __version__}

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -191,6 +192,12 @@ class Surrogate:
     def ensemble(self, k: int):
         self._ensemble = check_ensemble_size(k)
 
+    def with_ensemble(self, k: int) -> "Surrogate":
+        """A shallow copy whose :meth:`predict` defaults to ``k`` passes (model and metadata shared)."""
+        other = copy.copy(self)
+        other.ensemble = k
+        return other
+
     # --------------------------------------------------------------------------- construction
 
     @classmethod
@@ -230,7 +237,7 @@ class Surrogate:
             "grid": tuple(int(g) for g in grid) if grid is not None else None,
             "source": source,
         }
-        return cls(model, metadata, card, ensemble=check_ensemble_size(ckpt.get("ensemble", 1)))
+        return cls(model, metadata, card, ensemble=ckpt.get("ensemble", 1))
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike = "cr10", *, device: str | torch.device = "cpu",

@@ -57,6 +57,17 @@ class SymmetryTransform:
     swap: bool = False
     shift: tuple[int, int, int] = (0, 0, 0)
 
+    @classmethod
+    def from_index(cls, j: int, shape, shift=(0, 0, 0)) -> "SymmetryTransform":
+        """Point-group element ``j`` (0 .. 15) on grids of ``shape`` = ``(x, y, z)``, then ``shift``.
+
+        Bits 0, 1, 2 of ``j`` reflect x, y, z; bit 3 swaps y and z, which is a symmetry of the
+        array only when ``y == z`` (otherwise the bit is ignored).
+        """
+        flips = tuple(axis for bit, axis in enumerate((1, 2, 3)) if j >> bit & 1)
+        swap = bool(j >> 3 & 1) and shape[1] == shape[2]
+        return cls(flips, swap, tuple(int(s) for s in shift))
+
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """``T x`` for `(batch, x, y, z)` tensors."""
         if self.flips:
@@ -123,13 +134,8 @@ def symmetry_transforms(k: int, shape) -> list[SymmetryTransform]:
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"shape must be three positive grid sizes (x, y, z), got {shape}")
     halton = qmc.Halton(d=3, scramble=False).random(k)  # row 0 is (0, 0, 0)
-    out = []
-    for j in range(k):
-        flips = tuple(axis for bit, axis in enumerate((1, 2, 3)) if j >> bit & 1)
-        swap = bool(j >> 3 & 1) and shape[1] == shape[2]
-        shift = tuple(int(np.floor(h * n)) % n for h, n in zip(halton[j], shape))
-        out.append(SymmetryTransform(flips, swap, shift))
-    return out
+    shifts = [[int(np.floor(h * n)) % n for h, n in zip(row, shape)] for row in halton]
+    return [SymmetryTransform.from_index(j, shape, shifts[j]) for j in range(k)]
 
 
 def ensemble_predict(fn: Callable[[torch.Tensor], torch.Tensor], structures: torch.Tensor,

@@ -359,11 +359,10 @@ def augment_batch(structures, strain, generator: torch.Generator):
     Returns:
         ``(structures, strain)`` transformed alike.
     """
-    bits = torch.randint(0, 2, (4,), generator=generator).tolist()
-    flips = tuple(d for d, bit in zip((1, 2, 3), bits[:3]) if bit)
-    swap = bool(bits[3]) and structures.shape[2] == structures.shape[3]
-    shift = tuple(int(torch.randint(0, n, (1,), generator=generator)) for n in structures.shape[1:])
-    transform = SymmetryTransform(flips, swap, shift)
+    bits = torch.randint(0, 2, (4,), generator=generator).tolist()  # x, y, z reflection, y<->z swap
+    shift = [int(torch.randint(0, n, (1,), generator=generator)) for n in structures.shape[1:]]
+    element = sum(bit << i for i, bit in enumerate(bits))
+    transform = SymmetryTransform.from_index(element, structures.shape[1:], shift)
     return transform.apply(structures), transform.apply(strain)
 
 

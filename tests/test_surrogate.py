@@ -156,6 +156,8 @@ def test_symmetry_ensemble_default_override_and_round_trip(tmp_path):
         by_hand = ensemble_predict(s.model, torch.from_numpy(m).float(), 3).numpy()
     np.testing.assert_array_equal(s.predict(m), net)  # K = 1: the plain network
     np.testing.assert_allclose(s.predict(m, ensemble=3, batch_size=2), by_hand, atol=1e-6)
+    four = s.with_ensemble(4)  # a copy sharing the model; the original keeps its default
+    assert four.ensemble == 4 and s.ensemble == 1 and four.model is s.model
     s.ensemble = 3  # the default of predict ...
     np.testing.assert_allclose(s.predict(m), by_hand, atol=1e-6)
     np.testing.assert_array_equal(s.predict(m, ensemble=1), net)  # ... a call can override

@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -193,9 +192,8 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
 
         log(f"loading surrogate {config.surrogate!r}")
         surrogate = Surrogate.load(config.surrogate, ensemble=config.surrogate_ensemble)
-    elif surrogate is not None and hasattr(surrogate, "ensemble"):
-        surrogate = copy.copy(surrogate)  # the caller's object keeps its own default
-        surrogate.ensemble = config.surrogate_ensemble
+    elif hasattr(surrogate, "with_ensemble"):  # the caller's object keeps its own default
+        surrogate = surrogate.with_ensemble(config.surrogate_ensemble)
     trained_box = None
     if surrogate is not None:
         meta = getattr(surrogate, "metadata", {}) or {}
