@@ -107,3 +107,10 @@ def test_loops_use_the_requested_symmetry_ensemble(tmp_path):
         assert set(used) == {1} and report["surrogate"]["ensemble"] == 1 and tiny.ensemble == 3
     finally:
         surrogate_module.ensemble_predict = real
+
+
+def test_config_names_a_bad_ensemble():
+    from rln_design.design.run import OptimizeConfig
+
+    with pytest.raises(ValueError, match=r"surrogate_ensemble: ensemble must be an integer from 1 .* to 64, got 0"):
+        OptimizeConfig(targets=("peak_strain<1.5",), surrogate_ensemble=0)
