@@ -43,6 +43,12 @@ __all__ = ["Surrogate", "SURROGATES_ENV", "surrogate_dirs", "available_surrogate
 SURROGATES_ENV = "RLN_DESIGN_SURROGATES"
 MODEL_FILE = "model.pt"
 CARD_FILE = "card.md"
+#: Structures per forward pass of ``predict(batch_size=None)`` on CPU / on other devices. On CPU
+#: small batches are faster per structure (a 31^3 pass's activations stop fitting in cache):
+#: batches of 1-4 were fastest, their order changing from run to run, 8 and more slower
+#: (``python studies/cpu_batch_size.py`` -> studies/cpu_batch_size.md); 2 sits in the middle.
+CPU_BATCH_SIZE = 2
+DEVICE_BATCH_SIZE = 32
 
 
 # ----------------------------------------------------------------------------------- locating
@@ -398,14 +404,16 @@ class Surrogate:
             )
         return t, single, is_numpy
 
-    def predict(self, structures, *, batch_size: int = 32, ensemble: int | None = None):
+    def predict(self, structures, *, batch_size: int | None = None, ensemble: int | None = None):
         """Predict the normalized strain ``eps_xx / <eps_xx>`` of each structure.
 
         Args:
             structures: `(batch, x, y, z)` or `(x, y, z)`, numpy or torch, values in [0, 1]
                 (0 soft, 1 stiff; bool/uint8/int/float). Floats strictly inside (0, 1) are stiff
                 probabilities: an extrapolation (the model saw binary structures only).
-            batch_size: structures per forward pass (memory vs speed; results do not depend on it).
+            batch_size: structures per forward pass (memory vs speed; results do not depend on it
+                beyond float rounding). ``None``: :data:`CPU_BATCH_SIZE` on CPU (fastest per
+                structure there), :data:`DEVICE_BATCH_SIZE` on other devices.
             ensemble: symmetry-ensemble size ``K`` (``K`` forward passes, averaged); ``None``:
                 :attr:`ensemble`.
 
@@ -421,8 +429,11 @@ class Surrogate:
             ValueError: wrong number of dimensions, empty, values outside [0, 1], or ``ensemble``
                 out of range.
         """
-        if int(batch_size) < 1:
+        if batch_size is None:
+            batch_size = CPU_BATCH_SIZE if self.device.type == "cpu" else DEVICE_BATCH_SIZE
+        elif int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = int(batch_size)
         k = self.ensemble if ensemble is None else check_ensemble_size(ensemble)
         t, single, is_numpy = self._validate(structures)
         device, dtype = self.device, self.dtype

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from rln_design.cli.predict import predict as predict_cli
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.surrogate import (
+    CPU_BATCH_SIZE,
     SURROGATES_ENV,
     Surrogate,
     available_surrogates,
@@ -75,7 +76,7 @@ def test_load_training_checkpoint(tmp_path):
     m = torch.from_numpy(structures())
     with torch.no_grad():
         expected = model.eval()(m)
-    torch.testing.assert_close(s.predict(m), expected, atol=0, rtol=0)
+    torch.testing.assert_close(s.predict(m, batch_size=len(m)), expected, atol=0, rtol=0)
 
 
 def test_named_lookup_and_unknown_name(saved, monkeypatch, tmp_path):
@@ -118,6 +119,32 @@ def test_predict_shapes_and_types():
     assert s.to("cpu") is s and s.device.type == "cpu"
 
 
+def test_default_batch_size_on_cpu(monkeypatch):
+    s = tiny_surrogate()
+    m = structures(5)
+    sizes = []
+    forward = s.model.forward
+    monkeypatch.setattr(s.model, "forward", lambda x, *a, **k: sizes.append(len(x)) or forward(x, *a, **k))
+    y = s.predict(m)
+    expected = [min(CPU_BATCH_SIZE, 5 - i) for i in range(0, 5, CPU_BATCH_SIZE)]
+    assert sizes == expected
+    sizes.clear()
+    np.testing.assert_allclose(s.predict(m, batch_size=5), y, atol=1e-6)
+    assert sizes == [5]
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match=f"batch_size must be >= 1, got {bad}"):
+            s.predict(m, batch_size=bad)
+
+
+def test_cli_help_states_the_default_batch_size():
+    from rln_design.cli.evaluate import evaluate as evaluate_cli
+
+    predict_help = CliRunner().invoke(predict_cli, ["--help"], terminal_width=200).output
+    evaluate_help = CliRunner().invoke(evaluate_cli, ["--help"], terminal_width=200).output
+    assert f"Default: {CPU_BATCH_SIZE} on CPU" in " ".join(predict_help.split())
+    assert f"{CPU_BATCH_SIZE} structures on CPU" in " ".join(evaluate_help.split())
+
+
 def test_gradient_reaches_relaxed_input():
     s = tiny_surrogate()
     x = torch.rand(2, *GRID, dtype=torch.float64, requires_grad=True)
@@ -154,13 +181,13 @@ def test_symmetry_ensemble_default_override_and_round_trip(tmp_path):
     with torch.no_grad():
         net = s.model(torch.from_numpy(m).float()).numpy()
         by_hand = ensemble_predict(s.model, torch.from_numpy(m).float(), 3).numpy()
-    np.testing.assert_array_equal(s.predict(m), net)  # K = 1: the plain network
+    np.testing.assert_array_equal(s.predict(m, batch_size=3), net)  # K = 1: the plain network
     np.testing.assert_allclose(s.predict(m, ensemble=3, batch_size=2), by_hand, atol=1e-6)
     four = s.with_ensemble(4)  # a copy sharing the model; the original keeps its default
     assert four.ensemble == 4 and s.ensemble == 1 and four.model is s.model
     s.ensemble = 3  # the default of predict ...
     np.testing.assert_allclose(s.predict(m), by_hand, atol=1e-6)
-    np.testing.assert_array_equal(s.predict(m, ensemble=1), net)  # ... a call can override
+    np.testing.assert_array_equal(s.predict(m, ensemble=1, batch_size=3), net)  # ... a call can override
     # differentiable through the ensemble
     x = torch.rand(1, *GRID, requires_grad=True)
     s.predict(x).square().sum().backward()

@@ -27,7 +27,8 @@ from rln_design.cli.options import ensemble_size, output_file, positive_float, p
                    "plain network); repeat to compare sizes. Default: each surrogate's own "
                    "(recorded in its model.pt; 1 for checkpoints).")
 @click.option("--batch-size", type=positive_int, default=32, show_default=True,
-              help="Structures per forward pass.")
+              help="Structures per predict call (a surrogate splits each call into forward "
+                   "passes of its default size: 2 structures on CPU, 32 on GPU).")
 @click.option("--max-samples", type=positive_int, default=None,
               help="Evaluate a seeded random subset of this many instances.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --max-samples.")
