@@ -38,7 +38,8 @@ from rln_design._version import __version__
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.symmetry import check_ensemble_size, ensemble_predict
 
-__all__ = ["Surrogate", "SURROGATES_ENV", "surrogate_dirs", "available_surrogates", "resolve_surrogate"]
+__all__ = ["Surrogate", "SURROGATES_ENV", "CPU_BATCH_SIZE", "DEVICE_BATCH_SIZE", "surrogate_dirs",
+           "available_surrogates", "resolve_surrogate"]
 
 SURROGATES_ENV = "RLN_DESIGN_SURROGATES"
 MODEL_FILE = "model.pt"
@@ -47,6 +48,8 @@ CARD_FILE = "card.md"
 #: small batches are faster per structure (a 31^3 pass's activations stop fitting in cache):
 #: batches of 1-4 were fastest, their order changing from run to run, 8 and more slower
 #: (``python studies/cpu_batch_size.py`` -> studies/cpu_batch_size.md); 2 sits in the middle.
+#: Differentiable calls (forward + backward) keep DEVICE_BATCH_SIZE: there batch 2 was not faster
+#: than 8 (3.6-4.4 vs 3.4-3.8 s per 31^3 structure, 2 threads, loaded machine, one quick check).
 CPU_BATCH_SIZE = 2
 DEVICE_BATCH_SIZE = 32
 
@@ -412,8 +415,9 @@ class Surrogate:
                 (0 soft, 1 stiff; bool/uint8/int/float). Floats strictly inside (0, 1) are stiff
                 probabilities: an extrapolation (the model saw binary structures only).
             batch_size: structures per forward pass (memory vs speed; results do not depend on it
-                beyond float rounding). ``None``: :data:`CPU_BATCH_SIZE` on CPU (fastest per
-                structure there), :data:`DEVICE_BATCH_SIZE` on other devices.
+                beyond float rounding). ``None``: :data:`CPU_BATCH_SIZE` for inference on CPU
+                (fastest per structure there), else :data:`DEVICE_BATCH_SIZE` (other devices, and
+                differentiable calls, where small batches did not measure faster).
             ensemble: symmetry-ensemble size ``K`` (``K`` forward passes, averaged); ``None``:
                 :attr:`ensemble`.
 
@@ -429,15 +433,15 @@ class Surrogate:
             ValueError: wrong number of dimensions, empty, values outside [0, 1], or ``ensemble``
                 out of range.
         """
-        if batch_size is None:
-            batch_size = CPU_BATCH_SIZE if self.device.type == "cpu" else DEVICE_BATCH_SIZE
-        elif int(batch_size) < 1:
+        if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        batch_size = int(batch_size)
         k = self.ensemble if ensemble is None else check_ensemble_size(ensemble)
         t, single, is_numpy = self._validate(structures)
         device, dtype = self.device, self.dtype
         differentiable = (not is_numpy) and t.requires_grad and torch.is_grad_enabled()
+        if batch_size is None:  # small batches measured faster on CPU for inference only
+            batch_size = CPU_BATCH_SIZE if device.type == "cpu" and not differentiable else DEVICE_BATCH_SIZE
+        batch_size = int(batch_size)
         out_dtype = t.dtype if t.dtype.is_floating_point else dtype
 
         def run(chunk):

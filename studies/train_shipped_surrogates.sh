@@ -60,7 +60,8 @@ rln-design train --data data/${name}_31z.h5 --val-data data/${name}_31.h5 --max-
   --init-from runs/$name-31y/best.pt --out runs/$name-31z --model rln --epochs 1 --batch-size 8 \
   --lr 3e-4 --schedule step --warmup-steps 20 --augment --seed 4 --threads $threads --device cpu
 # stage 5 vs stage 4 on 255 validation structures (plain network): the shipped runs kept stage 5
-# because it won here (the 48 structures of the in-training validation were too few to tell)
+# because it won here (the 48 structures of the in-training validation were too few to tell); if a
+# re-run finds stage 4 better, evaluate and ship runs/$name-31y instead
 rln-design evaluate --model runs/$name-31y/best.pt --model runs/$name-31z/best.pt --ensemble 1 \
   --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines --threads $threads \
   --json > runs/$name-select.json

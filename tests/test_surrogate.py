@@ -13,6 +13,7 @@ from rln_design.cli.predict import predict as predict_cli
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.surrogate import (
     CPU_BATCH_SIZE,
+    DEVICE_BATCH_SIZE,
     SURROGATES_ENV,
     Surrogate,
     available_surrogates,
@@ -131,6 +132,10 @@ def test_default_batch_size_on_cpu(monkeypatch):
     sizes.clear()
     np.testing.assert_allclose(s.predict(m, batch_size=5), y, atol=1e-6)
     assert sizes == [5]
+    sizes.clear()  # differentiable calls keep whole batches (up to DEVICE_BATCH_SIZE)
+    x = torch.from_numpy(m).float().requires_grad_(True)
+    np.testing.assert_allclose(s.predict(x).detach().numpy(), y, atol=1e-6)
+    assert sizes == [5] and DEVICE_BATCH_SIZE >= 5
     for bad in (0, -3):
         with pytest.raises(ValueError, match=f"batch_size must be >= 1, got {bad}"):
             s.predict(m, batch_size=bad)
