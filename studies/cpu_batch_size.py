@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from rln_design import Surrogate
-    from rln_design.surrogate import CPU_BATCH_SIZE
+    from rln_design.surrogate import CPU_BATCH_SIZE, DEVICE_BATCH_SIZE
 
     surrogate = Surrogate.load(args.surrogate, ensemble=1)
     m = structures(args.count)
@@ -90,9 +90,10 @@ def main(argv=None) -> int:
         *[f"| {b} | {1e3 * rows[1][b]:.0f} | {1e3 * rows[2][b]:.0f} |" for b in SIZES],
         "",
         f"Fastest: batch {best[1]} at 1 thread, batch {best[2]} at 2 threads. The default of "
-        f"`Surrogate.predict` (`batch_size=None`) is {CPU_BATCH_SIZE} on CPU "
+        f"`Surrogate.predict` (`batch_size=None`) is {CPU_BATCH_SIZE} for inference on CPU "
         f"({1e3 * rows[1][CPU_BATCH_SIZE]:.0f} / {1e3 * rows[2][CPU_BATCH_SIZE]:.0f} ms at 1 / 2 "
-        "threads) and 32 on other devices; an explicit `batch_size` overrides it.",
+        f"threads) and {DEVICE_BATCH_SIZE} on other devices and for differentiable calls (not timed "
+        "here); an explicit `batch_size` overrides it.",
     ]
     text = "\n".join(lines) + "\n"
     tmp = args.out.with_suffix(".md.tmp")

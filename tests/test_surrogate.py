@@ -148,6 +148,8 @@ def test_cli_help_states_the_default_batch_size():
     evaluate_help = CliRunner().invoke(evaluate_cli, ["--help"], terminal_width=200).output
     assert f"Default: {CPU_BATCH_SIZE} on CPU" in " ".join(predict_help.split())
     assert f"{CPU_BATCH_SIZE} structures on CPU" in " ".join(evaluate_help.split())
+    assert f"{DEVICE_BATCH_SIZE} on GPU" in " ".join(predict_help.split())
+    assert f"{DEVICE_BATCH_SIZE} on GPU" in " ".join(evaluate_help.split())
 
 
 def test_gradient_reaches_relaxed_input():
