@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rln_design._atomic import save_figure_atomic
 from rln_design.stats import STATISTICS
 
 __all__ = [
@@ -338,6 +339,4 @@ def plot_error_slices(structure, true, pred, path, *, title: str = "") -> Path:
             fig.colorbar(image, ax=axes[r, :].tolist(), shrink=0.8)
     if title:
         fig.suptitle(title)
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    return path
+    return save_figure_atomic(fig, path, dpi=90)

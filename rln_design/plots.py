@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rln_design._atomic import save_figure_atomic
+
 PLANES = (  # (title, axis cut at its mid index, (horizontal, vertical) axis names)
     ("x-y (z mid)", 2, ("x", "y")),
     ("x-z (y mid)", 1, ("x", "z")),
@@ -54,6 +56,4 @@ def plot_sample_slices(structure: np.ndarray, strain: np.ndarray, path, *, title
     fig.colorbar(image, ax=axes[1, :].tolist(), shrink=0.8, label="eps_xx / eps_bar")
     if title:
         fig.suptitle(title)
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    return save_figure_atomic(fig, path, dpi=100)

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rln_design._atomic import atomic_path, write_text_atomic
 from rln_design._version import __version__
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.symmetry import check_ensemble_size, ensemble_predict
@@ -304,18 +305,11 @@ class Surrogate:
             "ensemble": self.ensemble,
         }
         # temp file + rename: a crash never leaves a half-written model.pt or card.md
-        tmp = directory / (MODEL_FILE + ".tmp")
-        try:
+        with atomic_path(directory / MODEL_FILE) as tmp:
             torch.save(ckpt, tmp)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, directory / MODEL_FILE)
         text = self.card if card is None else card
         if text:
-            tmp = directory / (CARD_FILE + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, directory / CARD_FILE)
+            write_text_atomic(directory / CARD_FILE, text)
         return directory / MODEL_FILE
 
     # --------------------------------------------------------------------------- attributes

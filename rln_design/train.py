@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
+from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomic
 from rln_design._version import __version__
 from rln_design.data import SPLIT_CODES, _read_rows
 from rln_design.models.recurrent import RLN, ModelConfig
@@ -432,9 +433,8 @@ def make_checkpoint(
 
 
 def _save_atomic(obj, path: Path):
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -468,10 +468,7 @@ def read_metrics(out: str | os.PathLike) -> list[dict]:
 
 
 def _write_logs(out: Path, history: list[dict]):
-    with open(out / "metrics.jsonl.tmp", "w") as f:
-        for row in history:
-            f.write(json.dumps(row) + "\n")
-    os.replace(out / "metrics.jsonl.tmp", out / "metrics.jsonl")
+    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
 
     import matplotlib
 
@@ -485,9 +482,8 @@ def _write_logs(out: Path, history: list[dict]):
     ax[1].plot(epochs, [row["val_mase"] for row in history], "o-", color="C1")
     ax[1].set(xlabel="epoch", ylabel="validation MASE (%)")
     fig.tight_layout()
-    fig.savefig(out / "learning_curve.png.tmp.png", dpi=100)
+    save_figure_atomic(fig, out / "learning_curve.png", dpi=100)
     plt.close(fig)
-    os.replace(out / "learning_curve.png.tmp.png", out / "learning_curve.png")
 
 
 # ----------------------------------------------------------------------------------------- loop
@@ -624,7 +620,7 @@ def train_model(
         )
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        write_text_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
 
     # shuffling is a pure function of (seed, epoch): the same sampler serves 1 or many processes
     sampler = DistributedSampler(

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from rln_design import __version__
+from rln_design._atomic import write_text_atomic
 from rln_design.train import load_checkpoint, read_metrics
 from _machine import cpu_summary
 
@@ -95,9 +96,7 @@ def main() -> None:
     for label, mase in baselines.items():
         lines.append(f"| {label} | baseline | - | - | - | {mase['mean']:.2f} +- {mase['std']:.2f} | - | - |")
     lines.append("")
-    tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(args.out)
+    write_text_atomic(args.out, "\n".join(lines))
     print("\n".join(lines))
 
 

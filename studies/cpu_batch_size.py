@@ -96,9 +96,9 @@ def main(argv=None) -> int:
         "here); an explicit `batch_size` overrides it.",
     ]
     text = "\n".join(lines) + "\n"
-    tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(args.out)
+    from rln_design._atomic import write_text_atomic
+
+    write_text_atomic(args.out, text)
     print(text)
     return 0
 

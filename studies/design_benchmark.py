@@ -355,7 +355,9 @@ def main(argv=None) -> dict:
     result = _write_json(json_path, meta, records, rows)
     text = markdown(meta, rows, records)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    from rln_design._atomic import write_text_atomic
+
+    write_text_atomic(args.out, text)
     print(table(rows))
     print(f"wrote {args.out} and {json_path}")
     return result

@@ -16,7 +16,6 @@ seam) buy from what the point group buys. Writes ``studies/ensemble_size_<name>.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from rln_design import __version__
+from rln_design._atomic import write_text_atomic
 from rln_design.data import load_dataset
 from rln_design.evaluate import _select, mase, relative_errors
 from rln_design.surrogate import Surrogate
@@ -93,9 +93,7 @@ def main(argv=None):
     ]
     text = "\n".join(lines)
     out = args.out or Path(__file__).with_name(f"ensemble_size_{Path(str(args.surrogate)).name}.md")
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    write_text_atomic(out, text)
     print(text)
 
 

@@ -38,6 +38,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 
+from rln_design._atomic import write_text_atomic  # noqa: E402
 from rln_design.fe import sparse  # noqa: E402
 from rln_design.fe.solver import solve_fe  # noqa: E402
 from _machine import cpu_model
@@ -213,7 +214,7 @@ def main(argv=None) -> str:
         values = " | ".join(r[key][0] for r in results)
         lines.append(f"| {key} | {values} | {results[-1][key][1]} |")
     text = "\n".join(lines) + "\n"
-    args.output.write_text(text)
+    write_text_atomic(args.output, text)
     print(text)
     return text
 

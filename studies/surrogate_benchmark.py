@@ -250,7 +250,9 @@ def main(argv=None):
         "rows of this run before choosing.",
     ]
     text = "\n".join(lines) + "\n"
-    args.out.write_text(text)
+    from rln_design._atomic import write_text_atomic
+
+    write_text_atomic(args.out, text)
     print()
     print(text)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from rln_design import __version__
+from rln_design._atomic import write_text_atomic
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.train import iterate_loss
 from _machine import cpu_model
@@ -79,7 +80,7 @@ def main(argv=None):
         *[f"| {n}^3 | {w} | {b} | {mode} | {c:.3f} | {c / base:.2f} |" for n, w, b, mode, c in rows],
         "",
     ]
-    Path(args.output).write_text("\n".join(lines))
+    write_text_atomic(args.output, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
+from rln_design._atomic import atomic_path
 from rln_design._version import __version__
 from rln_design.cli.options import ensemble_size, output_file, positive_int, torch_device
 
@@ -97,10 +97,8 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
     out = Path(out) if out else Path(f"{stem}_strain.npy")
     if out.suffix != ".npy":  # as np.save would name it, so that the reported path is the file
         out = out.with_name(out.name + ".npy")
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as fh:  # temp file + rename: never a half-written field
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:  # temp file + rename: never half-written
         np.save(fh, field)
-    os.replace(tmp, out)
     batch_m = m[None] if m.ndim == 3 else m
     batch_y = field[None] if field.ndim == 3 else field
     stats = {k: np.asarray(v).tolist()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from rln_design._atomic import save_figure_atomic, write_text_atomic
 
 __all__ = ["write_json_atomic", "plot_convergence", "plot_strain_histogram", "plot_best_design",
            "summary_text"]
@@ -32,30 +32,10 @@ def _clean(obj):
     return obj
 
 
-def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_json_atomic(data: dict, path) -> Path:
-    """Write ``data`` as JSON to ``path`` via a temporary file and ``os.replace`` (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode open() would
-        with os.fdopen(fd, "w") as f:
-            json.dump(_clean(data), f, indent=1, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``data`` as JSON to ``path`` atomically (numpy -> python, NaN/inf -> null)."""
+    text = json.dumps(_clean(data), indent=1, allow_nan=False)  # fails before anything is written
+    return write_text_atomic(path, text)
 
 
 def _figure(size=(6, 4)):
@@ -88,8 +68,7 @@ def plot_convergence(records: list[dict], path, *, trace=None) -> Path:
         axes[1].plot(t)
         axes[1].set_xlabel("Adam step")
         axes[1].set_ylabel("relaxed loss (per restart)")
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 def plot_strain_histogram(strain, path, *, targets=(), title: str = "") -> Path:
@@ -107,8 +86,7 @@ def plot_strain_histogram(strain, path, *, targets=(), title: str = "") -> Path:
     ax.set_ylabel("voxels")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 def plot_best_design(structure, strain, path, *, title: str = "") -> Path:

@@ -1,0 +1,75 @@
+"""Atomic file writes: every artifact goes to a temporary file beside its target, then ``os.replace``.
+
+A crash, an exception or Ctrl-C while writing leaves the previous file (or none) in place and no
+temporary file behind; a reader never sees a half-written model, report, log or figure. The
+temporary file lives in the target's folder so that the final rename stays on one file system
+(``os.replace`` is atomic only there), and it is flushed to disk before the rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["atomic_path", "write_text_atomic", "save_figure_atomic"]
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    The block writes the temporary file by name (``torch.save``, ``np.save``, ``savefig`` ...). On
+    success it is fsynced and renamed onto ``path``; on any exception (KeyboardInterrupt included)
+    it is removed and the exception propagates, leaving the old ``path`` untouched. The file gets the
+    mode ``open()`` would give it (``mkstemp`` alone makes 0600). Parent folders are created.
+
+    Example:
+        >>> with atomic_path("runs/x/best.pt") as tmp:
+        ...     torch.save(state, tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        os.close(fd)
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path`` as a ``Path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def save_figure_atomic(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
+    """``fig.savefig`` to ``path`` atomically; the format comes from ``path``'s suffix (PNG if none).
+
+    Args:
+        fig: a matplotlib ``Figure``.
+        path: target file, e.g. ``worst.png``.
+        **savefig_kwargs: passed to ``Figure.savefig`` (``dpi`` ...).
+    """
+    path = Path(path)
+    fmt = savefig_kwargs.pop("format", None) or (path.suffix.lstrip(".").lower() or "png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, **savefig_kwargs)
+    return path
