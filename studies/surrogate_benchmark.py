@@ -4,6 +4,7 @@ Reproduce (writes ``studies/surrogate_benchmark.md`` and prints it)::
 
     python studies/surrogate_benchmark.py            # batch 1 and 32, 2 FE solves (~10 min loaded)
     python studies/surrogate_benchmark.py --quick    # batch 1 and 4, 1 FE solve
+    python studies/surrogate_benchmark.py --quick --grid 9 --surrogate PATH --out /tmp/b.md  # smoke run
 
 What is measured, all in one run on the same 31^3 structures (generated from a Latin hypercube of
 the default parameter box), torch intra-op threads = 2 unless stated:
@@ -106,6 +107,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="batch 1 and 4, fewer repeats, 1 FE solve")
     parser.add_argument("--surrogate", default="cr10", help="surrogate name or path (default cr10)")
     parser.add_argument("--out", type=Path, default=OUT, help="markdown report path")
+    parser.add_argument("--grid", type=int, default=31, help="voxels per edge (default 31, the paper's)")
     args = parser.parse_args(argv)
 
     from rln_design.fe.solver import solve_fe
@@ -117,7 +119,7 @@ def main(argv=None):
     reps1 = 2 if args.quick else 3
     n_fe = 1 if args.quick else 2
     params = latin_hypercube(big, seed=0)
-    structures_np = generate_batch(params, np.arange(big), shape=(31, 31, 31))
+    structures_np = generate_batch(params, np.arange(big), shape=(args.grid,) * 3)
     x = torch.from_numpy(structures_np)
     model, surrogate, weights = load_model(args.surrogate)
     contrast = surrogate.contrast or 10.0
@@ -130,7 +132,7 @@ def main(argv=None):
         print(f"  {variant:<40} batch {batch:>2}  threads {threads}  {ms:9.1f} ms/structure", flush=True)
 
     # FE on the first structures, same process, same threads setting
-    print(f"FE: {n_fe} x 31^3, contrast {contrast:g}", flush=True)
+    print(f"FE: {n_fe} x {args.grid}^3, contrast {contrast:g}", flush=True)
     fe_ms, fe_fields = [], []
     for i in range(n_fe):
         t0 = time.perf_counter()
@@ -142,17 +144,19 @@ def main(argv=None):
 
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
     k_ens = surrogate.ensemble if surrogate.ensemble > 1 else 4
+    ref_name, cl_name = "inference_mode fp32", "inference_mode fp32 + channels_last_3d"
+    ens_name = f"Surrogate.predict (numpy in/out), ensemble {k_ens}"
     # (name, runner, threads); the first is the reference (the Surrogate.predict path)
     variants = [
-        ("inference_mode fp32", make_runner(model, mode="inference"), THREADS),
+        (ref_name, make_runner(model, mode="inference"), THREADS),
         ("no_grad fp32", make_runner(model, mode="no_grad"), THREADS),
-        ("inference_mode fp32 + channels_last_3d", make_runner(cl_model, mode="inference"), THREADS),
-        ("inference_mode fp32", make_runner(model, mode="inference"), 1),
+        (cl_name, make_runner(cl_model, mode="inference"), THREADS),
+        (ref_name, make_runner(model, mode="inference"), 1),
         ("Surrogate.predict (numpy in/out), ensemble 1",
          lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=1)), THREADS),
-        (f"Surrogate.predict (numpy in/out), ensemble {k_ens}",
-         lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=k_ens)), THREADS),
+        (ens_name, lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=k_ens)), THREADS),
     ]
+    slot = {(name, threads): k for k, (name, _, threads) in enumerate(variants)}  # row by name
     print("surrogate:", flush=True)
     # batch 1: round robin over the variants, so that load changes hit all of them alike
     times = {k: [] for k in range(len(variants))}
@@ -166,10 +170,8 @@ def main(argv=None):
             if rep:
                 times[k].append(1000.0 * (time.perf_counter() - t0))
     torch.set_num_threads(THREADS)
-    times_ms = {}
     for k, (name, _, threads) in enumerate(variants):
-        times_ms[name] = statistics.median(times[k])
-        record(name, 1, times_ms[name], threads)
+        record(name, 1, statistics.median(times[k]), threads)
     ms, y_bf16 = time_forward(make_runner(model, mode="inference", bf16=True), x1, 1)
     record("inference_mode + bf16 autocast", 1, ms)
     for name, fn, threads in variants[:4]:
@@ -180,16 +182,17 @@ def main(argv=None):
         record(name, big, ms, threads)
     torch.set_num_threads(THREADS)
 
-    y32 = preds[0].numpy()
+    y32 = preds[slot[ref_name, THREADS]].numpy()
     bf16_vs_fp32 = float(100 * np.abs(y_bf16.numpy() - y32).mean())
     fp32_vs_fe = float(100 * np.abs(y32[0] - fe_fields[0]).mean())
     bf16_vs_fe = float(100 * np.abs(y_bf16.numpy()[0] - fe_fields[0]).mean())
-    cl_same = float(np.abs(preds[2].numpy() - y32).max())
-    ens_vs_fe = float(100 * np.abs(preds[5].numpy()[0] - fe_fields[0]).mean())
+    cl_same = float(np.abs(preds[slot[cl_name, THREADS]].numpy() - y32).max())
+    ens_vs_fe = float(100 * np.abs(preds[slot[ens_name, THREADS]].numpy()[0] - fe_fields[0]).mean())
     load_after = os.getloadavg()
     wall = time.perf_counter() - t_start
 
-    ref = {b: ms for v, b, t, ms in rows if v == "inference_mode fp32" and t == THREADS}
+    ref = {b: ms for v, b, t, ms in rows if v == ref_name and t == THREADS}
+    ens_ms = next(ms for v, b, t, ms in rows if v == ens_name and b == 1)
     fe = statistics.mean(fe_ms)
     best = {}
     for v, b, t, ms in rows:
@@ -198,7 +201,8 @@ def main(argv=None):
     lines = [
         "# Surrogate vs FE speed on CPU",
         "",
-        f"Produced by `python studies/surrogate_benchmark.py{' --quick' if args.quick else ''}` "
+        f"Produced by `python studies/surrogate_benchmark.py{' --quick' if args.quick else ''}"
+        f"{f' --grid {args.grid}' if args.grid != 31 else ''}` "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
         "",
         f"- weights: {weights}",
@@ -207,7 +211,7 @@ def main(argv=None):
         f"- load average (1, 5, 15 min) before {tuple(round(v, 2) for v in load_before)}, after "
         f"{tuple(round(v, 2) for v in load_after)}: the 2 cores were shared with other jobs, so "
         "absolute times are pessimistic; ratios measured back to back are more robust",
-        f"- structures: 31^3, Latin-hypercube parameters, generated seeds 0..{big - 1}; benchmark "
+        f"- structures: {args.grid}^3, Latin-hypercube parameters, generated seeds 0..{big - 1}; benchmark "
         f"wall time {wall:.0f} s",
         "",
         "| variant | batch | threads | ms / structure | speedup vs inference_mode fp32, "
@@ -225,7 +229,7 @@ def main(argv=None):
         "same run; > 1 means the surrogate is faster): "
         + ", ".join(f"batch {b}: **{fe / ms:.2f}**" for b, ms in sorted(best.items()))
         + f"; `Surrogate.predict` with the {k_ens}-pass symmetry ensemble, batch 1: "
-        f"**{fe / times_ms[variants[5][0]]:.2f}**",
+        f"**{fe / ens_ms:.2f}**",
         "",
         "Accuracy of the options (same structure, MASE in %, 100 mean |a - b|):",
         f"- bf16 autocast vs fp32 prediction: {bf16_vs_fp32:.3f}",
