@@ -1,14 +1,17 @@
 """Turn a training checkpoint and its measured evaluation into a shipped surrogate with a model card.
 
-    python studies/ship_surrogate.py --name cr10 --run runs/cr10-31y --stage runs/cr10 \
-        --stage runs/cr10-31 --stage runs/cr10-31x --test-data data/cr10_31.h5 --ensemble 4
+    python studies/ship_surrogate.py --name cr10 --run runs/cr10-31z --stage runs/cr10 \
+        --stage runs/cr10-31 --stage runs/cr10-31x --stage runs/cr10-31y \
+        --test-data data/cr10_31.h5 --selection runs/cr10-select.json --ensemble 4
 
 Reads ``RUN/best.pt`` (weights, resolved config, training data attributes), ``RUN/metrics.jsonl``
 (the per-epoch log written by ``rln-design train``) and ``RUN/evaluation.json`` (the JSON report of
-``rln-design evaluate`` on the test split; with ``--ensemble K`` it needs a row of that symmetry-
-ensemble size, and a plain-network row if there is one is recorded beside it), and writes ``surrogates/NAME/model.pt`` (weights only,
-no optimizer state; loads with ``torch.load(weights_only=True)``) and ``surrogates/NAME/card.md``.
-Every number in the card is read from those files; nothing is typed in by hand.
+``rln-design evaluate`` on the test split; with ``--ensemble K`` it needs a row of that
+symmetry-ensemble size, and a plain-network row if there is one is recorded beside it), and writes
+``surrogates/NAME/model.pt`` (weights only, no optimizer state; loads with
+``torch.load(weights_only=True)``) and ``surrogates/NAME/card.md``. ``--selection`` adds the
+validation comparison that chose between candidate weights (an ``rln-design evaluate --json``
+report). Every number in the card is read from those files; nothing is typed in by hand.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import h5py
 
 from rln_design import __version__
+from rln_design._atomic import atomic_path
 from rln_design.data import SPLIT_CODES
 from rln_design.evaluate import format_table
 from rln_design.surrogate import Surrogate
@@ -104,9 +108,39 @@ def surrogate_rows(report: dict, ensemble: int) -> tuple[dict, dict | None]:
     return by_size[ensemble], (by_size.get(1) if ensemble != 1 else None)
 
 
+def _selection_section(selection: dict, shipped: str) -> list[str]:
+    """Card lines for the choice between candidate weights on validation structures.
+
+    Args:
+        selection: an ``rln-design evaluate --json`` report of the candidates (one row each).
+        shipped: the path of the shipped weights, as the report labels it (``<path> [ensemble K]``).
+    """
+    rows = [row for row in selection["rows"] if row["kind"] != "baseline"]
+    if not any(row["label"].split(" [")[0] == shipped for row in rows):
+        raise SystemExit(f"the selection report has no row for the shipped weights {shipped!r} "
+                         f"(rows: {[row['label'] for row in rows]})")
+    return [
+        "### Choice of the shipped weights",
+        "",
+        f"Candidates scored on {selection['n']} structures of the {selection['split']} split of "
+        f"`{selection['data']}` (`rln-design evaluate --split {selection['split']} --max-samples "
+        f"{selection['n']}`; more structures than the in-training validation, which could not tell "
+        "the last stages apart). Not the test split: the test figures below were measured after "
+        "the choice.",
+        "",
+        "| weights | MASE % mean +- std | peak-strain error % (mean) | shipped |",
+        "|---|---|---|---|",
+        *[f"| `{row['label']}` | {row['mase']['mean']:.2f} +- {row['mase']['std']:.2f} | "
+          f"{100 * row['statistics']['peak_strain']['mean']:.1f} | "
+          f"{'yes' if row['label'].split(' [')[0] == shipped else ''} |" for row in rows],
+        "",
+    ]
+
+
 def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
               earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None,
-              ablation: Path | None = None, ensemble: int = 1) -> str:
+              ablation: Path | None = None, ensemble: int = 1, selection: dict | None = None,
+              shipped: str = "") -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
     contrast = float(ckpt.get("contrast") or report.get("contrast"))
@@ -173,6 +207,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
             *[f"| {w} | `{p}` | {g} | {m:.2f} +- {sd:.2f} |" for w, p, g, m, sd in transfer],
             "",
         ]
+    if selection is not None:
+        lines += _selection_section(selection, shipped)
     if ablation is not None:
         table = [line for line in ablation.read_text().splitlines() if line.startswith("|")]
         lines += [
@@ -258,6 +294,9 @@ def main(argv=None):
                              "next stage started from its best.pt with --init-from)")
     parser.add_argument("--ablation", type=Path,
                         help="markdown of studies/ablation_report.py; its table goes into the card")
+    parser.add_argument("--selection", type=Path,
+                        help="rln-design evaluate --json report comparing candidate weights on "
+                             "validation structures (one must be RUN/best.pt); shown in the card")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="default symmetry-ensemble size of the shipped surrogate; the evaluation "
                              "report needs a row with it (rln-design evaluate --ensemble K)")
@@ -289,14 +328,16 @@ def main(argv=None):
     labels = [f"stage {k}" for k in range(1, len(earlier) + 2)]
     transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))
                 if earlier else None)
+    selection = json.loads(args.selection.read_text()) if args.selection else None
     card = make_card(args.name, ckpt, history, report, args.test_data, earlier, transfer,
-                     args.ablation, args.ensemble)
+                     args.ablation, args.ensemble, selection, str(run / "best.pt"))
     out = surrogate.save(Path(args.out) / args.name, card=card)
     # rln-design evaluate --png numbers the pictures of several surrogate rows: worst-<n>.png
     models = [row for row in report["rows"] if row["kind"] != "baseline"]
     worst = run / (f"worst-{models.index(ours) + 1}.png" if len(models) > 1 else "worst.png")
     if worst.is_file():
-        shutil.copyfile(worst, out.parent / "worst.png")
+        with atomic_path(out.parent / "worst.png") as tmp:
+            shutil.copyfile(worst, tmp)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.parent / 'card.md'} "
           f"(rln-design {__version__})")
 

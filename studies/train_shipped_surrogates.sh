@@ -70,4 +70,5 @@ rln-design evaluate --model runs/$name-31z/best.pt --ensemble 4 --ensemble 1 --d
   --split test --max-samples 400 --threads $threads --png runs/$name-31z/worst.png --json \
   > runs/$name-31z/evaluation.json
 python studies/ship_surrogate.py --name $name --run runs/$name-31z --stage runs/$name --stage runs/$name-31 \
-  --stage runs/$name-31x --stage runs/$name-31y --test-data data/${name}_31.h5 --ablation studies/ablation_cpu_recipe.md --ensemble 4
+  --stage runs/$name-31x --stage runs/$name-31y --test-data data/${name}_31.h5 --selection runs/$name-select.json \
+  --ablation studies/ablation_cpu_recipe.md --ensemble 4

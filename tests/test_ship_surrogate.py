@@ -51,6 +51,29 @@ def test_ship_with_symmetry_ensemble(tmp_path):
     # the worst-instance picture of the shipped row (evaluate numbered them in row order)
     assert (tmp_path / "shipped" / "tiny" / "worst.png").read_bytes() == (run / "worst-1.png").read_bytes()
 
+    # the validation comparison that chose the shipped weights goes into the card, read from its report
+    result = CliRunner().invoke(evaluate_cli, [
+        "--model", str(run / "last.pt"), "--model", str(run / "best.pt"), "--data", str(data),
+        "--split", "validation", "--ensemble", "1", "--no-baselines", "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "select.json").write_text(result.output)
+    chosen = next(row for row in json.loads(result.output)["rows"] if row["label"].startswith(str(run / "best.pt")))
+    ship.main(["--name", "tiny", "--run", str(run), "--test-data", str(data), "--out",
+               str(tmp_path / "shipped"), "--ensemble", "3", "--selection", str(tmp_path / "select.json")])
+    card = (tmp_path / "shipped" / "tiny" / "card.md").read_text()
+    assert "### Choice of the shipped weights" in card
+    assert (f"| `{chosen['label']}` | {chosen['mase']['mean']:.2f} +- {chosen['mase']['std']:.2f} | "
+            f"{100 * chosen['statistics']['peak_strain']['mean']:.1f} | yes |") in card
+    assert f"| `{run / 'last.pt'} [ensemble 1]` |" in card and card.count("| yes |") == 1
+    # a selection report without the shipped weights is an error
+    only_last = json.loads(result.output)
+    only_last["rows"] = [row for row in only_last["rows"] if row is not chosen and row["label"] != chosen["label"]]
+    (tmp_path / "select.json").write_text(json.dumps(only_last))
+    with pytest.raises(SystemExit, match="no row for the shipped weights"):
+        ship.main(["--name", "tiny3", "--run", str(run), "--test-data", str(data), "--out",
+                   str(tmp_path / "shipped"), "--ensemble", "3", "--selection", str(tmp_path / "select.json")])
+    assert not (tmp_path / "shipped" / "tiny3").exists()
+
     # a size the report lacks is a clear error, not a card with the wrong numbers
     with pytest.raises(SystemExit, match="no row with ensemble 2"):
         ship.main(["--name", "tiny2", "--run", str(run), "--test-data", str(data), "--out",
