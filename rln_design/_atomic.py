@@ -3,7 +3,10 @@
 A crash, an exception or Ctrl-C while writing leaves the previous file (or none) in place and no
 temporary file behind; a reader never sees a half-written model, report, log or figure. The
 temporary file lives in the target's folder so that the final rename stays on one file system
-(``os.replace`` is atomic only there), and it is flushed to disk before the rename.
+(``os.replace`` is atomic only there), ends in the target's suffix (``.x.npy.k3j.tmp.npy``) so that
+writers which infer a format from the name (``np.save``, ``savefig``, ``h5py``) do the right thing,
+and is flushed to disk before the rename. Replacing a file gives it the mode a new file would get
+(``0666 & ~umask``), and a symlink target is replaced, not written through.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ __all__ = ["atomic_path", "write_text_atomic", "save_figure_atomic"]
 
 
 def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
+    """The process umask: from /proc/self/status on Linux (no race), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -28,7 +37,8 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
 
-    The block writes the temporary file by name (``torch.save``, ``np.save``, ``savefig`` ...). On
+    The block writes the temporary file by name (``torch.save``, ``np.save``, ``h5py.File``,
+    ``Path.write_text`` ...); it has the target's suffix, so name-based format choices match. On
     success it is fsynced and renamed onto ``path``; on any exception (KeyboardInterrupt included)
     it is removed and the exception propagates, leaving the old ``path`` untouched. The file gets the
     mode ``open()`` would give it (``mkstemp`` alone makes 0600). Parent folders are created.
@@ -39,11 +49,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     tmp = Path(name)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        os.close(fd)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+        finally:
+            os.close(fd)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

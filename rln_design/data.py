@@ -35,6 +35,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from rln_design._atomic import atomic_path
 from rln_design._version import __version__
 
 PARAM_NAMES = ("gx", "gy", "gz", "vf")
@@ -277,8 +278,8 @@ def _create_partial(path: Path, config: DatasetConfig):
     points = design_points(config)
     point_of_sample = np.repeat(np.arange(config.n_points, dtype=np.int64), config.realizations)
     split_of_point = split_design_points(config.n_points, config.split, config.seed)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    # temp file + rename: a half-created partial is never mistaken for a resumable one
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("structures", (n, *shape), dtype=np.uint8, chunks=(1, *shape), fillvalue=0)
         f.create_dataset("strain", (n, *shape), dtype=np.float32, chunks=(1, *shape), fillvalue=np.nan)
         f.create_dataset("params", data=points[point_of_sample])
@@ -303,7 +304,6 @@ def _create_partial(path: Path, config: DatasetConfig):
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         f.attrs.update(attrs)
-    os.replace(tmp, path)  # a half-created partial is never mistaken for a resumable one
 
 
 def _check_resumable(path: Path, config: DatasetConfig):

@@ -304,7 +304,8 @@ class Surrogate:
             "grid": list(meta["grid"]) if meta.get("grid") else None,
             "ensemble": self.ensemble,
         }
-        # temp file + rename: a crash never leaves a half-written model.pt or card.md
+        # temp file + rename: a crash never leaves a half-written model.pt or card.md (each is
+        # atomic, the pair is not: a crash between the two leaves the new model beside the old card)
         with atomic_path(directory / MODEL_FILE) as tmp:
             torch.save(ckpt, tmp)
         text = self.card if card is None else card

@@ -108,17 +108,28 @@ def surrogate_rows(report: dict, ensemble: int) -> tuple[dict, dict | None]:
     return by_size[ensemble], (by_size.get(1) if ensemble != 1 else None)
 
 
-def _selection_section(selection: dict, shipped: str) -> list[str]:
+def _is_weights(label: str, weights: Path) -> bool:
+    """Whether an evaluate row label (``<path as typed> [ensemble K]``) names the file ``weights``."""
+    return Path(label.split(" [")[0]).resolve() == weights.resolve()
+
+
+def check_selection(selection: dict, shipped: Path) -> None:
+    """Raise SystemExit unless the selection report has a row of the shipped weights."""
+    rows = [row for row in selection["rows"] if row["kind"] != "baseline"]
+    if not any(_is_weights(row["label"], shipped) for row in rows):
+        raise SystemExit(f"the selection report has no row for the shipped weights {str(shipped)!r} "
+                         f"(rows: {[row['label'] for row in rows]})")
+
+
+def _selection_section(selection: dict, shipped: Path) -> list[str]:
     """Card lines for the choice between candidate weights on validation structures.
 
     Args:
         selection: an ``rln-design evaluate --json`` report of the candidates (one row each).
-        shipped: the path of the shipped weights, as the report labels it (``<path> [ensemble K]``).
+        shipped: the shipped weights file (``RUN/best.pt``).
     """
+    check_selection(selection, shipped)
     rows = [row for row in selection["rows"] if row["kind"] != "baseline"]
-    if not any(row["label"].split(" [")[0] == shipped for row in rows):
-        raise SystemExit(f"the selection report has no row for the shipped weights {shipped!r} "
-                         f"(rows: {[row['label'] for row in rows]})")
     return [
         "### Choice of the shipped weights",
         "",
@@ -132,7 +143,7 @@ def _selection_section(selection: dict, shipped: str) -> list[str]:
         "|---|---|---|---|",
         *[f"| `{row['label']}` | {row['mase']['mean']:.2f} +- {row['mase']['std']:.2f} | "
           f"{100 * row['statistics']['peak_strain']['mean']:.1f} | "
-          f"{'yes' if row['label'].split(' [')[0] == shipped else ''} |" for row in rows],
+          f"{'yes' if _is_weights(row['label'], shipped) else ''} |" for row in rows],
         "",
     ]
 
@@ -140,7 +151,7 @@ def _selection_section(selection: dict, shipped: str) -> list[str]:
 def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
               earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None,
               ablation: Path | None = None, ensemble: int = 1, selection: dict | None = None,
-              shipped: str = "") -> str:
+              shipped: Path | None = None) -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
     contrast = float(ckpt.get("contrast") or report.get("contrast"))
@@ -306,6 +317,9 @@ def main(argv=None):
     except ValueError as err:
         parser.error(f"--ensemble: {err}")
     run = Path(args.run)
+    selection = json.loads(args.selection.read_text()) if args.selection else None
+    if selection is not None:  # before the slow steps below
+        check_selection(selection, run / "best.pt")
     ckpt = load_checkpoint(run / "best.pt")
     history = read_metrics(run)
     earlier = [(load_checkpoint(Path(d) / "best.pt"), read_metrics(d)) for d in args.stage]
@@ -328,9 +342,8 @@ def main(argv=None):
     labels = [f"stage {k}" for k in range(1, len(earlier) + 2)]
     transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))
                 if earlier else None)
-    selection = json.loads(args.selection.read_text()) if args.selection else None
     card = make_card(args.name, ckpt, history, report, args.test_data, earlier, transfer,
-                     args.ablation, args.ensemble, selection, str(run / "best.pt"))
+                     args.ablation, args.ensemble, selection, run / "best.pt")
     out = surrogate.save(Path(args.out) / args.name, card=card)
     # rln-design evaluate --png numbers the pictures of several surrogate rows: worst-<n>.png
     models = [row for row in report["rows"] if row["kind"] != "baseline"]

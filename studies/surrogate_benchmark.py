@@ -6,8 +6,8 @@ Reproduce (writes ``studies/surrogate_benchmark.md`` and prints it)::
     python studies/surrogate_benchmark.py --quick    # batch 1 and 4, 1 FE solve
     python studies/surrogate_benchmark.py --quick --grid 9 --surrogate PATH --out /tmp/b.md  # smoke run
 
-What is measured, all in one run on the same 31^3 structures (generated from a Latin hypercube of
-the default parameter box), torch intra-op threads = 2 unless stated:
+What is measured, all in one run on the same N^3 structures (N = 31 unless ``--grid``; generated from
+a Latin hypercube of the default parameter box), torch intra-op threads = 2 unless stated:
 
 * ms per structure of the RLN forward pass at batch 1 and batch 32 for: ``torch.inference_mode``
   fp32 (reference: the ``Surrogate.predict`` path), ``torch.no_grad`` fp32 (batch 1),

@@ -41,4 +41,4 @@ def test_table_sums_stage_times_and_reads_metrics(tmp_path, monkeypatch):
     # C: the 16^3 stage's 11 s are part of the arm's budget
     assert "| 100 (cr10_16.h5) + 20 (cr10_31.h5) | 41 | 7.50 | 7.00 +- 1.00 |" in lines["| C-s0"]
     assert "11.00 +- 1.00" in lines["| mks"]
-    assert not (tmp_path / "table.md.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ablation", "table.md"]  # no temporary left

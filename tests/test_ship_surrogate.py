@@ -5,6 +5,8 @@ symmetry-ensemble sizes), then the card and metadata are checked against the eva
 """
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,9 +67,14 @@ def test_ship_with_symmetry_ensemble(tmp_path):
     assert (f"| `{chosen['label']}` | {chosen['mase']['mean']:.2f} +- {chosen['mase']['std']:.2f} | "
             f"{100 * chosen['statistics']['peak_strain']['mean']:.1f} | yes |") in card
     assert f"| `{run / 'last.pt'} [ensemble 1]` |" in card and card.count("| yes |") == 1
+    # the run may be spelled differently on the two command lines (./, relative): same file, same row
+    rel = os.path.relpath(run, Path.cwd())
+    ship.main(["--name", "tiny", "--run", f"./{rel}/", "--test-data", str(data), "--out",
+               str(tmp_path / "shipped"), "--ensemble", "3", "--selection", str(tmp_path / "select.json")])
+    assert (tmp_path / "shipped" / "tiny" / "card.md").read_text().count("| yes |") == 1
     # a selection report without the shipped weights is an error
     only_last = json.loads(result.output)
-    only_last["rows"] = [row for row in only_last["rows"] if row is not chosen and row["label"] != chosen["label"]]
+    only_last["rows"] = [row for row in only_last["rows"] if row["label"] != chosen["label"]]
     (tmp_path / "select.json").write_text(json.dumps(only_last))
     with pytest.raises(SystemExit, match="no row for the shipped weights"):
         ship.main(["--name", "tiny3", "--run", str(run), "--test-data", str(data), "--out",

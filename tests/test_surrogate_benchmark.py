@@ -16,7 +16,7 @@ def _table(text: str) -> dict:
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[1].isdigit():
+        if len(cells) == 5 and cells[1].isdigit() and not cells[0].startswith("**FE"):
             rows[cells[0], int(cells[1]), int(cells[2])] = float(cells[3].strip("*"))
     return rows
 
@@ -39,12 +39,15 @@ def test_quick_run_reports_every_variant_and_ratios_from_the_right_rows(tmp_path
                 ("Surrogate.predict (numpy in/out), ensemble 4", 1, t)]:
         assert key in rows, key
     fe = float(re.search(r"\*\*FE `solve_fe`\*\*.*\| \*\*(\d+)\*\* \|", text).group(1))
-    ratio = float(re.search(r"ensemble, batch 1: \*\*([\d.]+)\*\*", text).group(1))
+
+    def consistent(ratio, ms):  # ratio == FE ms / ms, given FE printed to 1 ms, ms to 0.1, ratio to 0.01
+        return (fe - 0.5) / (ms + 0.05) - 0.005 <= ratio <= (fe + 0.5) / max(ms - 0.05, 1e-9) + 0.005
+
     ens = rows["Surrogate.predict (numpy in/out), ensemble 4", 1, t]
-    # the ensemble ratio is FE ms / the ensemble row's ms (both printed rounded)
-    assert abs(ratio - fe / ens) <= 0.01 + fe / ens * 0.06
+    ratio = float(re.search(r"ensemble, batch 1: \*\*([\d.]+)\*\*", text).group(1))
+    assert consistent(ratio, ens)  # from the ensemble row, not another one
     best1 = min(ms for (v, b, _), ms in rows.items() if b == 1 and "Surrogate.predict" not in v)
     batch1 = float(re.search(r"batch 1: \*\*([\d.]+)\*\*", text).group(1))
-    assert abs(batch1 - fe / best1) <= 0.01 + fe / best1 * 0.06
+    assert consistent(batch1, best1)
     diff = float(re.search(r"max \|difference\| ([\d.e+-]+) \(same numbers\)", text).group(1))
     assert diff < 1e-4  # channels_last_3d gives the same prediction as the default layout
