@@ -9,9 +9,9 @@ Reads ``RUN/best.pt`` (weights, resolved config, training data attributes), ``RU
 ``rln-design evaluate`` on the test split; with ``--ensemble K`` it needs a row of that
 symmetry-ensemble size, and a plain-network row if there is one is recorded beside it), and writes
 ``surrogates/NAME/model.pt`` (weights only, no optimizer state; loads with
-``torch.load(weights_only=True)``) and ``surrogates/NAME/card.md``. ``--selection`` adds the
-validation comparison that chose between candidate weights (an ``rln-design evaluate --json``
-report). Every number in the card is read from those files; nothing is typed in by hand.
+``torch.load(weights_only=True)``) and ``surrogates/NAME/card.md``. ``--selection`` (repeatable)
+adds the validation comparisons that chose between candidate weights (``rln-design evaluate
+--json`` reports). Every number in the card is read from those files; nothing is typed in by hand.
 """
 
 from __future__ import annotations
@@ -121,36 +121,44 @@ def check_selection(selection: dict, shipped: Path) -> None:
                          f"(rows: {[row['label'] for row in rows]})")
 
 
-def _selection_section(selection: dict, shipped: Path) -> list[str]:
-    """Card lines for the choice between candidate weights on validation structures.
+def _selection_section(selections: list[dict], shipped: Path) -> list[str]:
+    """Card lines for the choices between candidate weights on validation structures.
 
     Args:
-        selection: an ``rln-design evaluate --json`` report of the candidates (one row each).
+        selections: ``rln-design evaluate --json`` reports of the candidates (one row each), in the
+            order the choices were made; the last one must contain the shipped weights.
         shipped: the shipped weights file (``RUN/best.pt``).
     """
-    check_selection(selection, shipped)
-    rows = [row for row in selection["rows"] if row["kind"] != "baseline"]
-    return [
+    check_selection(selections[-1], shipped)
+    lines = [
         "### Choice of the shipped weights",
         "",
-        f"Candidates scored on {selection['n']} structures of the {selection['split']} split of "
-        f"`{selection['data']}` (`rln-design evaluate --split {selection['split']} --max-samples "
-        f"{selection['n']}`; more structures than the in-training validation, which could not tell "
-        "the last stages apart). Not the test split: the test figures below were measured after "
-        "the choice.",
-        "",
-        "| weights | MASE % mean +- std | peak-strain error % (mean) | shipped |",
-        "|---|---|---|---|",
-        *[f"| `{row['label']}` | {row['mase']['mean']:.2f} +- {row['mase']['std']:.2f} | "
-          f"{100 * row['statistics']['peak_strain']['mean']:.1f} | "
-          f"{'yes' if _is_weights(row['label'], shipped) else ''} |" for row in rows],
+        "Each later stage was kept only if it beat the weights before it on more validation "
+        "structures than the in-training validation (which could not tell the last stages apart);"
+        " `rln-design evaluate --split validation`, plain network. Not the test split: the test "
+        "figures below were measured after the choice.",
         "",
     ]
+    for selection in selections:
+        rows = [row for row in selection["rows"] if row["kind"] != "baseline"]
+        lowest = min(row["mase"]["mean"] for row in rows)
+        lines += [
+            f"{selection['n']} structures of the {selection['split']} split of `{selection['data']}`:",
+            "",
+            "| weights | MASE % mean +- std | peak-strain error % (mean) | lowest MASE | shipped |",
+            "|---|---|---|---|---|",
+            *[f"| `{row['label']}` | {row['mase']['mean']:.2f} +- {row['mase']['std']:.2f} | "
+              f"{100 * row['statistics']['peak_strain']['mean']:.1f} | "
+              f"{'yes' if row['mase']['mean'] == lowest else ''} | "
+              f"{'yes' if _is_weights(row['label'], shipped) else ''} |" for row in rows],
+            "",
+        ]
+    return lines
 
 
 def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
               earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None,
-              ablation: Path | None = None, ensemble: int = 1, selection: dict | None = None,
+              ablation: Path | None = None, ensemble: int = 1, selections: list[dict] = (),
               shipped: Path | None = None) -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
@@ -218,8 +226,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
             *[f"| {w} | `{p}` | {g} | {m:.2f} +- {sd:.2f} |" for w, p, g, m, sd in transfer],
             "",
         ]
-    if selection is not None:
-        lines += _selection_section(selection, shipped)
+    if selections:
+        lines += _selection_section(list(selections), shipped)
     if ablation is not None:
         table = [line for line in ablation.read_text().splitlines() if line.startswith("|")]
         lines += [
@@ -305,9 +313,10 @@ def main(argv=None):
                              "next stage started from its best.pt with --init-from)")
     parser.add_argument("--ablation", type=Path,
                         help="markdown of studies/ablation_report.py; its table goes into the card")
-    parser.add_argument("--selection", type=Path,
+    parser.add_argument("--selection", type=Path, action="append", default=[],
                         help="rln-design evaluate --json report comparing candidate weights on "
-                             "validation structures (one must be RUN/best.pt); shown in the card")
+                             "validation structures, shown in the card (repeatable, in the order "
+                             "the choices were made; the last one must score RUN/best.pt)")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="default symmetry-ensemble size of the shipped surrogate; the evaluation "
                              "report needs a row with it (rln-design evaluate --ensemble K)")
@@ -317,9 +326,9 @@ def main(argv=None):
     except ValueError as err:
         parser.error(f"--ensemble: {err}")
     run = Path(args.run)
-    selection = json.loads(args.selection.read_text()) if args.selection else None
-    if selection is not None:  # before the slow steps below
-        check_selection(selection, run / "best.pt")
+    selections = [json.loads(path.read_text()) for path in args.selection]
+    if selections:  # before the slow steps below
+        check_selection(selections[-1], run / "best.pt")
     ckpt = load_checkpoint(run / "best.pt")
     history = read_metrics(run)
     earlier = [(load_checkpoint(Path(d) / "best.pt"), read_metrics(d)) for d in args.stage]
@@ -343,7 +352,7 @@ def main(argv=None):
     transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))
                 if earlier else None)
     card = make_card(args.name, ckpt, history, report, args.test_data, earlier, transfer,
-                     args.ablation, args.ensemble, selection, run / "best.pt")
+                     args.ablation, args.ensemble, selections, run / "best.pt")
     out = surrogate.save(Path(args.out) / args.name, card=card)
     # rln-design evaluate --png numbers the pictures of several surrogate rows: worst-<n>.png
     models = [row for row in report["rows"] if row["kind"] != "baseline"]
