@@ -56,29 +56,29 @@ rln-design train --data data/${name}_31.h5 --data data/${name}_31x.h5 --data dat
   --val-data data/${name}_31.h5 --max-val-samples 48 --max-train-samples 1760 \
   --init-from runs/$name-31x/best.pt --out runs/$name-31y --model rln --epochs 1 --batch-size 8 \
   --lr 5e-4 --schedule step --warmup-steps 20 --augment --seed 3 --threads $threads --device cpu
-rln-design generate --contrast $contrast --count 1440 --size 31 --realizations 5 --seed $seed31z \
-  --split 1,0,0 --out data/${name}_31z.h5
-rln-design train --data data/${name}_31z.h5 --val-data data/${name}_31.h5 --max-val-samples 48 \
-  --init-from runs/$name-31y/best.pt --out runs/$name-31z --model rln --epochs 1 --batch-size 8 \
-  --lr 3e-4 --schedule step --warmup-steps 20 --augment --seed 4 --threads $threads --device cpu
-# each later stage vs the one before on 255 validation structures (plain network): the shipped runs
-# kept stage 5 over 4 and stage 6 over 5 because they won here (the 48 structures of the in-training
-# validation were too few to tell); if a re-run finds the earlier stage better, evaluate and ship it
-rln-design evaluate --model runs/$name-31y/best.pt --model runs/$name-31z/best.pt --ensemble 1 \
-  --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines --threads $threads \
-  --json > runs/$name-select.json
-rln-design generate --contrast $contrast --count 1440 --size 31 --realizations 5 --seed $seed31w \
-  --split 1,0,0 --out data/${name}_31w.h5
-rln-design train --data data/${name}_31w.h5 --val-data data/${name}_31.h5 --max-val-samples 48 \
-  --init-from runs/$name-31z/best.pt --out runs/$name-31w --model rln --epochs 1 --batch-size 8 \
-  --lr 3e-4 --schedule step --warmup-steps 20 --augment --seed 5 --threads $threads --device cpu
-rln-design evaluate --model runs/$name-31z/best.pt --model runs/$name-31w/best.pt --ensemble 1 \
-  --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines --threads $threads \
-  --json > runs/$name-select6.json
+# stages 5 and 6: one pass at 3e-4 over 1,440 fresh 31^3 structures, then the new weights against the
+# previous stage's on 255 validation structures (plain network). The shipped runs kept stage 5 over 4
+# and stage 6 over 5 because they won there (the 48 structures of the in-training validation were
+# too few to tell); if a re-run finds the earlier stage better, evaluate and ship that one instead.
+fresh_stage() {  # fresh_stage SUFFIX DATA_SEED PREVIOUS_SUFFIX TRAIN_SEED SELECTION_JSON
+  local suffix=$1 data_seed=$2 previous=$3 train_seed=$4 selection=$5
+  rln-design generate --contrast $contrast --count 1440 --size 31 --realizations 5 --seed $data_seed \
+    --split 1,0,0 --out data/${name}_31$suffix.h5
+  rln-design train --data data/${name}_31$suffix.h5 --val-data data/${name}_31.h5 --max-val-samples 48 \
+    --init-from runs/$name-31$previous/best.pt --out runs/$name-31$suffix --model rln --epochs 1 \
+    --batch-size 8 --lr 3e-4 --schedule step --warmup-steps 20 --augment --seed $train_seed \
+    --threads $threads --device cpu
+  rln-design evaluate --model runs/$name-31$previous/best.pt --model runs/$name-31$suffix/best.pt \
+    --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
+    --threads $threads --json > runs/$name-$selection.json
+}
+fresh_stage z $seed31z y 4 select
+fresh_stage w $seed31w z 5 select6
 # test accuracy of the shipped default (4-pass symmetry ensemble) and of the plain network
 rln-design evaluate --model runs/$name-31w/best.pt --ensemble 4 --ensemble 1 --data data/${name}_31.h5 \
   --split test --max-samples 400 --threads $threads --png runs/$name-31w/worst.png --json \
   > runs/$name-31w/evaluation.json
 python studies/ship_surrogate.py --name $name --run runs/$name-31w --stage runs/$name --stage runs/$name-31 \
   --stage runs/$name-31x --stage runs/$name-31y --stage runs/$name-31z --test-data data/${name}_31.h5 \
-  --selection runs/$name-select.json --selection runs/$name-select6.json --ablation studies/ablation_cpu_recipe.md --ensemble 4
+  --selection runs/$name-select.json --selection runs/$name-select6.json \
+  --ablation studies/ablation_cpu_recipe.md --ensemble 4
