@@ -133,10 +133,10 @@ def _selection_section(selections: list[dict], shipped: Path) -> list[str]:
     lines = [
         "### Choice of the shipped weights",
         "",
-        "Each later stage was kept only if it beat the weights before it on more validation "
-        "structures than the in-training validation (which could not tell the last stages apart);"
-        " `rln-design evaluate --split validation`, plain network. Not the test split: the test "
-        "figures below were measured after the choice.",
+        "The stages compared below were kept only because they beat the weights before them on "
+        "more validation structures than the in-training validation (which could not tell the last"
+        " stages apart); `rln-design evaluate --split validation`, plain network. Not the test "
+        "split: the test figures below were measured after the choice.",
         "",
     ]
     for selection in selections:
