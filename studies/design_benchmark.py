@@ -354,8 +354,7 @@ def main(argv=None) -> dict:
     rows = summarize(records, args.targets, args.strategies)
     result = _write_json(json_path, meta, records, rows)
     text = markdown(meta, rows, records)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    from rln_design._atomic import write_text_atomic
+    from rln_design._atomic import write_text_atomic  # creates the parent folder
 
     write_text_atomic(args.out, text)
     print(table(rows))

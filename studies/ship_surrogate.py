@@ -89,12 +89,17 @@ def transfer_check(stages: list[tuple[str, dict]], n: int = 48, seed: int = 0) -
     return rows
 
 
+def _model_rows(report: dict) -> list[dict]:
+    """The rows of an ``rln-design evaluate --json`` report that score a model (not a baseline)."""
+    return [row for row in report["rows"] if row["kind"] != "baseline"]
+
+
 def surrogate_rows(report: dict, ensemble: int) -> tuple[dict, dict | None]:
     """The report's row of the shipped ensemble size, and its plain-network (ensemble 1) row.
 
     Reports without ensemble labels (one surrogate row) give ``(that row, None)``.
     """
-    rows = [row for row in report["rows"] if row["kind"] != "baseline"]
+    rows = _model_rows(report)
     if not any("ensemble" in row for row in rows):  # a report made before ensembles existed
         if ensemble != 1:
             raise SystemExit(f"the evaluation report has no ensemble sizes (a plain-network report); "
@@ -115,7 +120,7 @@ def _is_weights(label: str, weights: Path) -> bool:
 
 def check_selection(selection: dict, shipped: Path) -> None:
     """Raise SystemExit unless the selection report has a row of the shipped weights."""
-    rows = [row for row in selection["rows"] if row["kind"] != "baseline"]
+    rows = _model_rows(selection)
     if not any(_is_weights(row["label"], shipped) for row in rows):
         raise SystemExit(f"the selection report has no row for the shipped weights {str(shipped)!r} "
                          f"(rows: {[row['label'] for row in rows]})")
@@ -126,10 +131,10 @@ def _selection_section(selections: list[dict], shipped: Path) -> list[str]:
 
     Args:
         selections: ``rln-design evaluate --json`` reports of the candidates (one row each), in the
-            order the choices were made; the last one must contain the shipped weights.
+            order the choices were made; the last one contains the shipped weights (``main`` checks
+            it with :func:`check_selection` before the slow steps).
         shipped: the shipped weights file (``RUN/best.pt``).
     """
-    check_selection(selections[-1], shipped)
     lines = [
         "### Choice of the shipped weights",
         "",
@@ -140,7 +145,7 @@ def _selection_section(selections: list[dict], shipped: Path) -> list[str]:
         "",
     ]
     for selection in selections:
-        rows = [row for row in selection["rows"] if row["kind"] != "baseline"]
+        rows = _model_rows(selection)
         lowest = min(row["mase"]["mean"] for row in rows)
         lines += [
             f"{selection['n']} structures of the {selection['split']} split of `{selection['data']}`:",
@@ -227,7 +232,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
             "",
         ]
     if selections:
-        lines += _selection_section(list(selections), shipped)
+        lines += _selection_section(selections, shipped)
     if ablation is not None:
         table = [line for line in ablation.read_text().splitlines() if line.startswith("|")]
         lines += [
@@ -355,7 +360,7 @@ def main(argv=None):
                      args.ablation, args.ensemble, selections, run / "best.pt")
     out = surrogate.save(Path(args.out) / args.name, card=card)
     # rln-design evaluate --png numbers the pictures of several surrogate rows: worst-<n>.png
-    models = [row for row in report["rows"] if row["kind"] != "baseline"]
+    models = _model_rows(report)
     worst = run / (f"worst-{models.index(ours) + 1}.png" if len(models) > 1 else "worst.png")
     if worst.is_file():
         with atomic_path(out.parent / "worst.png") as tmp:
