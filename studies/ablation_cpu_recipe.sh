@@ -43,4 +43,4 @@ for arm in A-s0 A-s1 B-s0 B-s1 C-s0 D-s0; do
   [[ -f $out/$arm/best.pt ]] && models+=(--model "$out/$arm/best.pt")
 done
 rln-design evaluate "${models[@]}" --data data/cr10_31.h5 --split test --max-samples 200 \
-  --threads 2 --no-progress --json > "$out/evaluation.json"
+  --threads 2 --no-progress --out "$out/evaluation.json"

@@ -70,14 +70,14 @@ fresh_stage() {  # fresh_stage SUFFIX DATA_SEED PREVIOUS_SUFFIX TRAIN_SEED SELEC
     --threads $threads --device cpu
   rln-design evaluate --model runs/$name-31$previous/best.pt --model runs/$name-31$suffix/best.pt \
     --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
-    --threads $threads --json > runs/$name-$selection.json
+    --threads $threads --out runs/$name-$selection.json
 }
 fresh_stage z $seed31z y 4 select
 fresh_stage w $seed31w z 5 select6
 # test accuracy of the shipped default (4-pass symmetry ensemble) and of the plain network
 rln-design evaluate --model runs/$name-31w/best.pt --ensemble 4 --ensemble 1 --data data/${name}_31.h5 \
-  --split test --max-samples 400 --threads $threads --png runs/$name-31w/worst.png --json \
-  > runs/$name-31w/evaluation.json
+  --split test --max-samples 400 --threads $threads --png runs/$name-31w/worst.png \
+  --out runs/$name-31w/evaluation.json
 python studies/ship_surrogate.py --name $name --run runs/$name-31w --stage runs/$name --stage runs/$name-31 \
   --stage runs/$name-31x --stage runs/$name-31y --stage runs/$name-31z --test-data data/${name}_31.h5 \
   --selection runs/$name-select.json --selection runs/$name-select6.json \

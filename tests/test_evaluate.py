@@ -192,3 +192,24 @@ def test_evaluate_cli_bad_png_folder_and_device(tmp_path):
     assert result.exit_code == 2 and "'--png'" in result.output and "does not exist" in result.output
     result = CliRunner().invoke(evaluate_cli, base + ["--device", "blah"])
     assert result.exit_code == 2 and "'blah' is not a device; use cpu, cuda or cuda:N" in result.output
+
+
+def test_evaluate_cli_out_file(tmp_path):
+    _tiny_dataset(tmp_path / "d.h5")
+    base = ["--data", str(tmp_path / "d.h5"), "--no-progress", "--max-samples", "3"]
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(evaluate_cli, base + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "MASE % mean +- std" in result.output and f"JSON report: {out}" in result.output
+    written = json.loads(out.read_text())
+    printed = json.loads(CliRunner().invoke(evaluate_cli, base + ["--json"]).output)
+    for report in (written, printed):  # the same report but for the timings
+        for row in report["rows"]:
+            assert row.pop("ms_per_structure") >= 0
+    assert written == printed and written["n"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "report.json"]  # no temp file left
+    # a failing run leaves the earlier report untouched and writes nothing new
+    result = CliRunner().invoke(evaluate_cli, base + ["--model", "nope", "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 2 and not (tmp_path / "x.json").exists()
+    result = CliRunner().invoke(evaluate_cli, base + ["--out", str(tmp_path / "nope" / "r.json")])
+    assert result.exit_code == 2 and "'--out'" in result.output and "does not exist" in result.output

@@ -38,10 +38,13 @@ from rln_design.cli.options import ensemble_size, output_file, positive_float, p
               help="Slices (structure, FE, prediction, |error|) of each model's worst instance; "
                    "several models get -<n> suffixes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stdout).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, callback=output_file,
+              help="Also write the JSON report to this file (atomically: a failed or interrupted "
+                   "run leaves no file, never a truncated one).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bars on stderr.")
 def evaluate(models, data, split, baselines, mks_ridge, ensembles, batch_size, max_samples, seed,
-             device, threads, png, as_json, progress):
+             device, threads, png, as_json, out, progress):
     """Accuracy of surrogates on a dataset split, next to the mean-field and MKS baselines.
 
     Per instance MASE = 100 * mean |pred - FE| (fields normalized by the imposed strain; mean and
@@ -52,6 +55,8 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, batch_size, m
         rln-design evaluate --model cr10 --model runs/rln/best.pt --data cr10.h5 --png worst.png
     """
     import torch
+
+    from rln_design._atomic import write_text_atomic
 
     from rln_design.evaluate import evaluate_dataset, format_table, plot_error_slices
 
@@ -89,9 +94,14 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, batch_size, m
             paths.append(str(path))
         report["png"] = paths
 
+    text = json.dumps(report, indent=2, default=float)
+    if out:
+        write_text_atomic(out, text + "\n")
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=float))
+        click.echo(text)
         return
     click.echo(format_table(report))
     for path in report.get("png", []):
         click.echo(f"worst-instance picture: {path}")
+    if out:
+        click.echo(f"JSON report: {out}")
