@@ -1,0 +1,82 @@
+"""Uniform average of the weights of several training checkpoints (stage endpoints, SWA-style).
+
+Reproduce the measurement in docs/training.md (stages 5-7 of the shipped recipe; scored like the
+stage choices, plain network on 255 validation structures)::
+
+    python studies/average_checkpoints.py --out runs/avg/cr10-67/best.pt \
+        --checkpoint runs/cr10-31w/best.pt --checkpoint runs/cr10-31v/best.pt
+    rln-design evaluate --model runs/avg/cr10-67/best.pt --ensemble 1 --data data/cr10_31.h5 \
+        --split validation --max-samples 255 --no-baselines
+
+Each stage of the CPU recipe ends a cosine learning-rate cycle from the previous stage's weights,
+so averaging the endpoints is stochastic weight averaging over cycles (Izmailov et al., 2018,
+"Averaging weights leads to wider optima and better generalization"). The network has no
+normalization layers, so the average needs no statistics pass:
+
+    theta_avg = (1 / M) sum_{m=1..M} theta_m
+
+The output is a training checkpoint that ``Surrogate.load`` and ``rln-design evaluate`` read: the
+last checkpoint's entries with the averaged ``model``, no ``optimizer`` (resuming from an average
+is not meaningful), and ``averaged_from`` (the sources).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from rln_design._atomic import atomic_path
+
+
+def average_checkpoints(paths: list[str | Path]) -> dict:
+    """The last checkpoint of ``paths`` with ``model`` replaced by the uniform weight average.
+
+    Args:
+        paths: training checkpoints (``best.pt``) of one model configuration; at least one.
+
+    Returns:
+        Checkpoint dict; floating-point tensors averaged in float64 and cast back.
+
+    Raises:
+        ValueError: no paths, or checkpoints of different model configurations / parameter sets.
+    """
+    if not paths:
+        raise ValueError("average_checkpoints needs at least one checkpoint")
+    checkpoints = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    first = checkpoints[0]
+    for path, ckpt in zip(paths[1:], checkpoints[1:]):
+        if ckpt["model_config"] != first["model_config"] or set(ckpt["model"]) != set(first["model"]):
+            raise ValueError(f"{path}: model configuration {ckpt['model_config']} differs from "
+                             f"{paths[0]}'s {first['model_config']}; only one architecture can be averaged")
+    average = dict(checkpoints[-1])
+    average.pop("optimizer", None)
+    average["model"] = {
+        key: (torch.stack([c["model"][key].double() for c in checkpoints]).mean(0).to(value.dtype)
+              if value.is_floating_point() else value)
+        for key, value in checkpoints[-1]["model"].items()
+    }
+    average["averaged_from"] = [str(p) for p in paths]
+    return average
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", action="append", required=True,
+                        help="training checkpoint to average (repeat)")
+    parser.add_argument("--out", required=True, help="output checkpoint (.pt); its folder is created")
+    args = parser.parse_args(argv)
+    try:
+        average = average_checkpoints(args.checkpoint)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        parser.error(str(err))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        torch.save(average, tmp)
+    print(f"wrote {out}: average of {len(args.checkpoint)} checkpoints")
+
+
+if __name__ == "__main__":
+    main()
