@@ -11,7 +11,8 @@ symmetry-ensemble size, and a plain-network row if there is one is recorded besi
 ``surrogates/NAME/model.pt`` (weights only, no optimizer state; loads with
 ``torch.load(weights_only=True)``) and ``surrogates/NAME/card.md``. ``--selection`` (repeatable)
 adds the validation comparisons that chose between candidate weights (``rln-design evaluate
---json`` reports). Every number in the card is read from those files; nothing is typed in by hand.
+--out`` or ``--json`` reports). Every number in the card is read from those files; nothing is
+typed in by hand.
 """
 
 from __future__ import annotations
@@ -319,9 +320,9 @@ def main(argv=None):
     parser.add_argument("--ablation", type=Path,
                         help="markdown of studies/ablation_report.py; its table goes into the card")
     parser.add_argument("--selection", type=Path, action="append", default=[],
-                        help="rln-design evaluate --json report comparing candidate weights on "
-                             "validation structures, shown in the card (repeatable, in the order "
-                             "the choices were made; the last one must score RUN/best.pt)")
+                        help="rln-design evaluate --out (or --json) report comparing candidate "
+                             "weights on validation structures, shown in the card (repeatable, in "
+                             "the order the choices were made; the last one must score RUN/best.pt)")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="default symmetry-ensemble size of the shipped surrogate; the evaluation "
                              "report needs a row with it (rln-design evaluate --ensemble K)")
