@@ -16,8 +16,10 @@ normalization layers, so the average needs no statistics pass:
     theta_avg = (1 / M) sum_{m=1..M} theta_m
 
 The output is a training checkpoint that ``Surrogate.load`` and ``rln-design evaluate`` read: the
-last checkpoint's entries with the averaged ``model``, no ``optimizer`` (resuming from an average
-is not meaningful), and ``averaged_from`` (the sources).
+last checkpoint's entries with the averaged ``model`` and ``averaged_from`` (the sources); without
+``optimizer`` (resuming from an average is not meaningful) and without the last checkpoint's
+validation record (``best_val_mase``, ``best_epoch``, ``history``), which does not describe the
+average: score it with ``rln-design evaluate``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def average_checkpoints(paths: list[str | Path]) -> dict:
         paths: training checkpoints (``best.pt``) of one model configuration; at least one.
 
     Returns:
-        Checkpoint dict; floating-point tensors averaged in float64 and cast back.
+        Checkpoint dict; floating-point tensors averaged in float64 and cast back, the last
+        checkpoint's validation record and optimizer state dropped.
 
     Raises:
         ValueError: no paths, or checkpoints of different model configurations / parameter sets.
@@ -51,7 +54,8 @@ def average_checkpoints(paths: list[str | Path]) -> dict:
             raise ValueError(f"{path}: model configuration {ckpt['model_config']} differs from "
                              f"{paths[0]}'s {first['model_config']}; only one architecture can be averaged")
     average = dict(checkpoints[-1])
-    average.pop("optimizer", None)
+    for key in ("optimizer", "best_val_mase", "best_epoch", "history"):
+        average.pop(key, None)
     average["model"] = {
         key: (torch.stack([c["model"][key].double() for c in checkpoints]).mean(0).to(value.dtype)
               if value.is_floating_point() else value)

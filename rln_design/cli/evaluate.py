@@ -57,7 +57,6 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, batch_size, m
     import torch
 
     from rln_design._atomic import write_text_atomic
-
     from rln_design.evaluate import evaluate_dataset, format_table, plot_error_slices
 
     if not models and not baselines:
