@@ -75,11 +75,9 @@ def main(argv=None):
         average = average_checkpoints(args.checkpoint)
     except (ValueError, FileNotFoundError, KeyError) as err:
         parser.error(str(err))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
+    with atomic_path(args.out) as tmp:  # creates the folder
         torch.save(average, tmp)
-    print(f"wrote {out}: average of {len(args.checkpoint)} checkpoints")
+    print(f"wrote {args.out}: average of {len(args.checkpoint)} checkpoints")
 
 
 if __name__ == "__main__":

@@ -209,6 +209,9 @@ def test_evaluate_cli_out_file(tmp_path):
     assert written == printed and written["n"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "report.json"]  # no temp file left
     # a failing run leaves the earlier report untouched and writes nothing new
+    before = out.read_text()
+    result = CliRunner().invoke(evaluate_cli, base + ["--model", "nope", "--out", str(out)])
+    assert result.exit_code == 2 and out.read_text() == before
     result = CliRunner().invoke(evaluate_cli, base + ["--model", "nope", "--out", str(tmp_path / "x.json")])
     assert result.exit_code == 2 and not (tmp_path / "x.json").exists()
     result = CliRunner().invoke(evaluate_cli, base + ["--out", str(tmp_path / "nope" / "r.json")])
