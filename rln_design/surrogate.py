@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rln_design._atomic import atomic_path, write_text_atomic
+from rln_design._atomic import atomic_path
 from rln_design._version import __version__
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.symmetry import check_ensemble_size, ensemble_predict
@@ -304,13 +305,16 @@ class Surrogate:
             "grid": list(meta["grid"]) if meta.get("grid") else None,
             "ensemble": self.ensemble,
         }
-        # temp file + rename: a crash never leaves a half-written model.pt or card.md (each is
-        # atomic, the pair is not: a crash between the two leaves the new model beside the old card)
-        with atomic_path(directory / MODEL_FILE) as tmp:
-            torch.save(ckpt, tmp)
+        # Both files are written completely to temporary files first and only then renamed over
+        # the old ones (model.pt, then card.md): a failure while writing either leaves the old pair
+        # untouched. Only a crash between the two renames can pair the new model with the old card.
         text = self.card if card is None else card
-        if text:
-            write_text_atomic(directory / CARD_FILE, text)
+        with contextlib.ExitStack() as stack:
+            card_tmp = stack.enter_context(atomic_path(directory / CARD_FILE)) if text else None
+            model_tmp = stack.enter_context(atomic_path(directory / MODEL_FILE))
+            torch.save(ckpt, model_tmp)
+            if card_tmp is not None:
+                card_tmp.write_text(text, encoding="utf-8")
         return directory / MODEL_FILE
 
     # --------------------------------------------------------------------------- attributes

@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -356,3 +357,28 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     s.save(tmp_path / "m", card="# new card\n")
     assert (tmp_path / "m" / "card.md").read_text() == "# new card\n"
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["card.md", "model.pt"]
+
+
+def test_save_writes_model_and_card_as_a_pair(tmp_path, monkeypatch):
+    """A failure while writing the card leaves the old model too (no new model beside an old card)."""
+    tiny_surrogate().save(tmp_path / "m", card="# old card\n")
+    before = (tmp_path / "m" / "model.pt").read_bytes()
+    real_write_text = Path.write_text
+
+    def crash(self, *args, **kwargs):
+        if self.name.startswith(".card.md."):
+            raise OSError("disk full")
+        return real_write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", crash)
+    with pytest.raises(OSError, match="disk full"):
+        tiny_surrogate(seed=1).save(tmp_path / "m", card="# new card\n")
+    monkeypatch.undo()
+    assert (tmp_path / "m" / "model.pt").read_bytes() == before
+    assert (tmp_path / "m" / "card.md").read_text() == "# old card\n"
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["card.md", "model.pt"]
+    cardless = tiny_surrogate(seed=1)
+    cardless.card = None
+    cardless.save(tmp_path / "m")  # no card given and none held: the old card stays
+    assert (tmp_path / "m" / "card.md").read_text() == "# old card\n"
+    assert (tmp_path / "m" / "model.pt").read_bytes() != before
