@@ -29,8 +29,8 @@ arm() {  # arm LABEL LR
     > "$out/$1.log" 2>&1
 }
 arm lr3e-4 3e-4 & arm lr1e-3 1e-3 & wait
-rln-design evaluate --model "$start" --model "$out/lr3e-4/best.pt" --model "$out/lr1e-3/best.pt" \
-  --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
+[[ -f $out/evaluation.json ]] || rln-design evaluate --model "$start" --model "$out/lr3e-4/best.pt" \
+  --model "$out/lr1e-3/best.pt" --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
   --threads 2 --no-progress --out "$out/evaluation.json" > "$out/evaluation.txt"
 {
   echo "# Learning-rate probe for a next CPU stage ($name)"
@@ -38,7 +38,7 @@ rln-design evaluate --model "$start" --model "$out/lr3e-4/best.pt" --model "$out
   echo "- command: \`bash studies/lr_probe.sh $name\` (rln-design $(rln-design --version | awk '{print $NF}'), $(date -u '+%Y-%m-%d %H:%M UTC'))"
   echo "- start: \`$start\` (shipped stage 7); data: 480 fresh 31^3 structures (seed $seed), one pass,"
   echo "  batch 8, per-step cosine, 20-step warmup, augmentation, train seed 7, one core per arm"
-  echo "- wall s per arm: $(for a in lr3e-4 lr1e-3; do printf '%s %s; ' $a "$(python -c "import json,sys; print(round(sum(json.loads(l)['time_s'] for l in open(sys.argv[1]))))" "$out/$a/metrics.jsonl")"; done)"
+  echo "- wall s per arm: $(for a in lr3e-4 lr1e-3; do printf '%s %s, ' $a "$(python -c "import json,sys; print(round(sum(json.loads(l)['time_s'] for l in open(sys.argv[1]))))" "$out/$a/metrics.jsonl")"; done | sed 's/, $//')"
   echo "- scored: \`rln-design evaluate --ensemble 1 --split validation --max-samples 255\` on data/${name}_31.h5"
   echo
   echo '```'
