@@ -85,3 +85,24 @@ def test_straight_through_gradient_and_protocols():
     assert stats["volume_fraction"].detach().numpy() == pytest.approx(np.full((1, 2), 108 / 216))
     (g,) = torch.autograd.grad(stats["peak_strain"].sum(), p)
     assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ["gradient", "bayes"])
+def test_volume_fraction_target_is_a_bound_for_the_loops(method):
+    """Reuss stand-in: peak = 1 / (1 - 0.9 vf) falls with vf, so ``peak_strain<2`` pulls vf down
+    against ``volume_fraction>=0.5``. As a bound, no loop evaluates a design below it."""
+    from rln_design.design.evaluators import FEEvaluator
+    from rln_design.design.run import optimize
+
+    shape = (6, 6, 6)
+    r = optimize(targets=("peak_strain<2", "volume_fraction>=0.5"), method=method, grid=shape, n_init=4,
+                 iterations=1, q=1, restarts=2, steps=4, lr=0.5, top_k=1, fresh=1, realizations=2, fe_rounds=0,
+                 loop_evaluator=SurrogateEvaluator(ReussSurrogate(), shape=shape),
+                 fe_evaluator=FEEvaluator(10, shape), plots=False)
+    assert r["problem"]["enforced"] == ["volume_fraction>=0.5"]
+    assert r["space"]["bounds"]["vf"][0] == pytest.approx((108 - 0.25) / 216)
+    loops = [h for h in r["history"] if h["source"] != "verify"]
+    assert loops and all(h["statistics"]["volume_fraction"]["mean"] >= 0.5 for h in loops)
+    v = r["verification"][0]
+    assert v["targets"][1]["target"] == "volume_fraction>=0.5" and v["targets"][1]["confirmed"]
+    assert v["min_fe_margin"] == pytest.approx(v["targets"][0]["fe_relative_margin"])

@@ -25,6 +25,8 @@ from rln_design.cli import main
         (["--target", "peak_strain<1.5", "-k", "2", "--gradient-realizations", "3"],
          "gradient_realizations=3 must be <= realizations (K = 2)"),
         (["--target", "peak_strain<1.5", "--ensemble", "0"], "1<=x<=64"),
+        (["--target", "peak_strain<2", "--target", "volume_fraction>=0.95"],
+         "target 'volume_fraction>=0.95' leaves no stiff volume fraction inside the design bounds vf=0.1:0.9"),
     ],
 )
 def test_bad_input_is_a_usage_error(args, message):

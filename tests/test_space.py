@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rln_design.design.space import DesignSpace, parse_bounds, training_box
+from rln_design.design.space import DesignSpace, bounds_from_targets, parse_bounds, training_box
 from rln_design.microstructure import ParameterBox
 
 
@@ -47,3 +47,49 @@ def test_training_box_from_metadata():
     box = training_box(meta)
     assert box.gx == (1.0, 31.0) and box.gy == (1.0, 8.0)
     assert training_box({"x": 1}) is None
+
+
+@pytest.mark.parametrize("text", ["volume_fraction>=0.5", "volume_fraction>0.5", "volume_fraction<=0.3",
+                                  "volume_fraction<0.3", "volume_fraction>=0.85", "volume_fraction<=0.15"])
+@pytest.mark.parametrize("shape", [(31, 31, 31), (16, 16, 16), (7, 5, 3)])
+def test_volume_fraction_target_becomes_tight_vf_bound(text, shape):
+    from rln_design.design.targets import parse_target
+    from rln_design.microstructure import generate
+    from rln_design.stats import STATISTICS
+
+    target = parse_target(text)
+    box, enforced = bounds_from_targets(ParameterBox(), (parse_target("peak_strain<2"), target), shape)
+    assert enforced == (target,)
+    assert (box.gx, box.gy, box.gz) == (ParameterBox().gx, ParameterBox().gy, ParameterBox().gz)
+    n_vox = int(np.prod(shape))
+    lo, hi = box.vf
+    for vf in (lo, 0.5 * (lo + hi), hi):
+        s = generate(2.0, 2.0, 2.0, vf, shape=shape, seed=3)[None]
+        assert target.met(STATISTICS["volume_fraction"].fn(s, None)[0]), vf  # the measured statistic
+    # tight: the stiff-voxel count one past the bound on the narrowed side misses the target
+    edge = round(hi * n_vox) + 1 if target.upper else round(lo * n_vox) - 1
+    assert not target.met(edge / n_vox)
+    assert (hi == ParameterBox().vf[1]) if not target.upper else (lo == ParameterBox().vf[0])
+
+
+def test_volume_fraction_targets_intersect_and_clear_error_when_empty():
+    from rln_design.design.targets import parse_targets
+
+    box, enforced = bounds_from_targets(ParameterBox(vf=(0.2, 0.8)),
+                                        parse_targets(["volume_fraction>=0.4", "volume_fraction<0.6"]), (10, 10, 10))
+    assert len(enforced) == 2 and box.vf == pytest.approx((0.39975, 0.59925))
+    same, none = bounds_from_targets(ParameterBox(), parse_targets(["peak_strain<2"]), (10, 10, 10))
+    assert same == ParameterBox() and none == ()
+    with pytest.raises(ValueError, match=r"target 'volume_fraction>=0.95' leaves no stiff volume fraction "
+                                         r"inside the design bounds vf=0.1:0.9 .*--bounds vf=LO:HI"):
+        bounds_from_targets(ParameterBox(), parse_targets(["volume_fraction>=0.95"]), (31, 31, 31))
+    with pytest.raises(ValueError, match=r"'volume_fraction>0.6' and 'volume_fraction<0.6' leaves no"):
+        bounds_from_targets(ParameterBox(), parse_targets(["volume_fraction>0.6", "volume_fraction<0.6"]), (5, 5, 5))
+    with pytest.raises(ValueError, match=r"leaves no stiff volume fraction"):
+        bounds_from_targets(ParameterBox(), parse_targets(["volume_fraction>=1"]), (5, 5, 5))
+    # at the box edge the generator's rounding decides: 0.9 * 31^3 = 26811.9 rounds up to 26812
+    # stiff voxels (meets >= 0.9), 0.9 * 16^3 = 3686.4 rounds down (misses it)
+    box, _ = bounds_from_targets(ParameterBox(), parse_targets(["volume_fraction>=0.9"]), (31, 31, 31))
+    assert box.vf[0] < box.vf[1] == 0.9
+    with pytest.raises(ValueError, match=r"round\(vf N\) of the N = 4096 voxels are stiff"):
+        bounds_from_targets(ParameterBox(), parse_targets(["volume_fraction>=0.9"]), (16, 16, 16))

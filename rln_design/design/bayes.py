@@ -168,7 +168,7 @@ class BayesLoop:
             objective = GenericMCObjective(lambda Y, X=None: Y.min(dim=-1).values)
             return qLogNoisyExpectedImprovement(self.model, X, sampler=sampler, objective=objective,
                                                 prune_baseline=True)
-        n_t = len(self.problem.targets)
+        n_t = len(self.problem.scored_targets)
         objective = GenericMCObjective(lambda Y, X=None: Y[..., 0])
         constraints = [(lambda Y, j=j: -Y[..., 1 + j]) for j in range(n_t)]  # feasible: margin >= 0
         return qLogNoisyExpectedImprovement(self.model, X, sampler=sampler, objective=objective,

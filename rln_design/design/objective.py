@@ -15,6 +15,11 @@ meet the target when ``m_j >= 0`` under a normal approximation). The loops maxim
 
 The probability that a realization meets a target is reported both as the fraction of the K
 realizations and as the normal approximation ``Phi(margin(mean) / std)``.
+
+*Enforced* targets are met by construction inside the design box (a ``volume_fraction`` target
+becomes a bound on ``vf``: :func:`~rln_design.design.space.bounds_from_targets`). They are
+reported and verified like every target but take no part in the margins above: their margin at
+the bound is ~0 by design and would otherwise hide the margins of the noisy targets.
 """
 
 from __future__ import annotations
@@ -38,16 +43,31 @@ class DesignProblem:
             is given).
         objective: optional :class:`~rln_design.design.targets.Objective`.
         kappa: realization standard deviations of safety in the robust margin.
+        enforced: targets (among ``targets``) that the design box guarantees; reported and
+            verified, not optimized (see :attr:`scored_targets`).
     """
 
     targets: tuple = ()
     objective: Objective | None = None
     kappa: float = 1.0
+    enforced: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "enforced", tuple(self.enforced))
         if not self.targets and self.objective is None:
             raise ValueError("a design problem needs at least one target or an objective")
+        stray = [str(t) for t in self.enforced if t not in self.targets]
+        if stray:
+            raise ValueError(f"enforced target(s) {', '.join(stray)} are not among the targets")
+        if not self.scored_targets and self.objective is None:
+            raise ValueError("every target is enforced by the design box and there is no objective: "
+                             "nothing is left to optimize")
+
+    @property
+    def scored_targets(self) -> tuple:
+        """The targets the loops optimize: ``targets`` less the ``enforced`` ones."""
+        return tuple(t for t in self.targets if t not in self.enforced)
 
     @property
     def statistic_names(self) -> list[str]:
@@ -58,14 +78,14 @@ class DesignProblem:
 
     @property
     def n_outcomes(self) -> int:
-        """Columns of :meth:`outcomes`: objective (if any) then one per target."""
-        return len(self.targets) + (self.objective is not None)
+        """Columns of :meth:`outcomes`: objective (if any) then one per scored target."""
+        return len(self.scored_targets) + (self.objective is not None)
 
     # ---- numpy
     def robust_margins(self, stats: dict) -> np.ndarray:
-        """Robust relative margins `(n, n_targets)` from statistics ``{name: (n, K)}``."""
+        """Robust relative margins `(n, n_scored)` of the scored targets, from ``{name: (n, K)}``."""
         cols = []
-        for t in self.targets:
+        for t in self.scored_targets:
             v = np.asarray(stats[t.statistic], dtype=np.float64)
             mean, std = np.nanmean(v, 1), _std(v)
             worse = mean + self.kappa * std if t.upper else mean - self.kappa * std
@@ -137,7 +157,7 @@ class DesignProblem:
         import torch
 
         margins = []
-        for t in self.targets:
+        for t in self.scored_targets:
             v = stats[t.statistic]
             mean = v.mean(1)
             std = v.std(1, correction=0) if v.shape[1] > 1 else torch.zeros_like(mean)
@@ -154,6 +174,7 @@ class DesignProblem:
 
     def to_dict(self) -> dict:
         return {"targets": [t.to_dict() for t in self.targets],
+                "enforced": [str(t) for t in self.enforced],
                 "objective": None if self.objective is None else self.objective.to_dict(),
                 "kappa": self.kappa}
 

@@ -22,7 +22,7 @@ from rln_design.design.bayes import BayesConfig, BayesLoop
 from rln_design.design.evaluators import FEEvaluator, SurrogateEvaluator
 from rln_design.design.gradient import GradientConfig, GradientLoop
 from rln_design.design.objective import DesignProblem, History
-from rln_design.design.space import DesignSpace, parse_bounds, training_box
+from rln_design.design.space import DesignSpace, bounds_from_targets, parse_bounds, training_box
 from rln_design.design.targets import parse_objective, parse_targets
 from rln_design.design.verify import verify_designs, verdict
 
@@ -181,7 +181,6 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         objective = parse_objective(config.minimize, "minimize")
     elif config.maximize:
         objective = parse_objective(config.maximize, "maximize")
-    problem = DesignProblem(targets, objective, kappa=config.kappa)
 
     # ---- surrogate, box, grid, evaluators
     needs_surrogate = loop_evaluator is None and (config.evaluator == "surrogate" or config.method != "bayes")
@@ -217,6 +216,14 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
     if surrogate is not None and getattr(surrogate, "contrast", None) and config.contrast \
             and abs(float(surrogate.contrast) - float(config.contrast)) > 1e-9:
         warnings_list.append(f"FE contrast {config.contrast} differs from the surrogate's {surrogate.contrast}")
+    # volume-fraction targets are exact in vf: the loops search only where they hold
+    # (if they are all there is to design for, the loops still maximize their margins)
+    box, enforced = bounds_from_targets(box, targets, shape)
+    if len(enforced) == len(targets) and objective is None:
+        enforced = ()
+    problem = DesignProblem(targets, objective, kappa=config.kappa, enforced=enforced)
+    if enforced:
+        log(f"{', '.join(map(str, enforced))}: enforced as bounds vf={box.vf[0]:.6g}:{box.vf[1]:.6g}")
     space = DesignSpace(box=box, shape=shape, n_realizations=config.realizations, seed=config.seed,
                         common_random_numbers=config.common_random_numbers)
     fe = fe_evaluator or FEEvaluator(contrast=contrast, shape=shape)

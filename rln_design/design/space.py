@@ -20,7 +20,7 @@ import numpy as np
 
 from rln_design.microstructure import DEFAULT_SHAPE, PARAM_NAMES, ParameterBox
 
-__all__ = ["DesignSpace", "parse_bounds", "training_box", "FRESH_SEED_OFFSET"]
+__all__ = ["DesignSpace", "parse_bounds", "bounds_from_targets", "training_box", "FRESH_SEED_OFFSET"]
 
 # fresh verification seeds start here; loop seeds are small integers from the run seed
 FRESH_SEED_OFFSET = 1_000_003
@@ -60,6 +60,57 @@ def parse_bounds(texts, box: ParameterBox | None = None) -> ParameterBox:
             raise ValueError(f"malformed bound {text!r}: LO and HI must be numbers") from None
         updates[name] = (lo, hi)
     return box.with_bounds(**updates) if updates else box
+
+
+def bounds_from_targets(box: ParameterBox, targets, shape) -> tuple[ParameterBox, tuple]:
+    """Turn targets on the stiff volume fraction into bounds on the design variable ``vf``.
+
+    The generator makes exactly ``n(vf) = round(vf * N)`` of the ``N`` voxels stiff, so the
+    ``volume_fraction`` statistic of every realization is ``n(vf) / N``: not a noisy outcome but
+    a step function of ``vf``. A target on it is met exactly on an interval of ``vf``, and the
+    loops should search only there rather than learn it as a soft constraint. A lower target
+    (``>=``/``>``) needs ``n >= n_min`` stiff voxels, the smallest count whose fraction meets it;
+    ``vf >= (n_min - 1/4) / N`` gives ``round(vf N) >= n_min`` with room for round-off (upper
+    targets alike with ``n_max`` and ``+ 1/4``).
+
+    Args:
+        box: the design box.
+        targets: :class:`~rln_design.design.targets.Target` iterable; the ones on
+            ``volume_fraction`` are used.
+        shape: grid ``(x, y, z)`` of the structures (``N`` voxels).
+
+    Returns:
+        ``(box, enforced)``: the box with ``vf`` narrowed to where every volume-fraction target
+        holds, and those targets (a tuple, empty if there are none).
+
+    Raises:
+        ValueError: the targets leave no ``vf`` inside the box (the message names them and the
+            box's ``vf`` bounds).
+    """
+    n_vox = int(np.prod(shape))
+    enforced = tuple(t for t in targets if t.statistic == "volume_fraction")
+    lo, hi = box.vf
+    for t in enforced:
+        # stiff-voxel count just past the threshold, corrected by the float test itself
+        n = int(np.floor(t.value * n_vox))
+        if t.upper:
+            n = min(max(n + 1, 0), n_vox)
+            while n >= 0 and not t.met(n / n_vox):
+                n -= 1
+            hi = min(hi, (n + 0.25) / n_vox)
+        else:
+            n = min(max(n - 1, 0), n_vox)
+            while n <= n_vox and not t.met(n / n_vox):
+                n += 1
+            lo = max(lo, (n - 0.25) / n_vox)
+    if not enforced:
+        return box, enforced
+    if not (lo < hi and 0.0 < lo and hi < 1.0):
+        texts = " and ".join(f"'{t}'" for t in enforced)
+        raise ValueError(f"target {texts} leaves no stiff volume fraction inside the design bounds "
+                         f"vf={box.vf[0]:g}:{box.vf[1]:g} (round(vf N) of the N = {n_vox} voxels are stiff); widen the "
+                         f"bounds (--bounds vf=LO:HI with 0 < LO < HI < 1) or relax the target")
+    return box.with_bounds(vf=(lo, hi)), enforced
 
 
 def training_box(metadata) -> ParameterBox | None:
