@@ -5,6 +5,7 @@ table)::
 
     python studies/design_benchmark.py --surrogate cr10 --grid 31 --seeds 0 1 2
     python studies/design_benchmark.py --quick --grid 9 --surrogate PATH --out /tmp/bench.md  # smoke run
+    python studies/design_benchmark.py --strategies surrogate-gradient --set lr=0.15 --set raw_samples=0  # other budgets
 
 For every target preset x strategy x seed, one design run goes through the public API
 (:func:`rln_design.design.run.optimize` with an :class:`~rln_design.design.run.OptimizeConfig`) at
@@ -19,9 +20,10 @@ presets (``--targets``; fixed before any result was seen, not tuned to them):
 Strategies (``--strategies``), all with the CLI's default loop budgets and the same FE verification:
 
 * ``surrogate-bayes``: ``method="bayes", evaluator="surrogate"`` (8 Sobol + 6 x q=2 points, K = 4);
-* ``surrogate-gradient``: ``method="gradient", evaluator="surrogate"`` (15 Adam steps, 2 noise
-  fields) with ``restarts = top_k`` (3 instead of the CLI's 2), so that it verifies as many designs
-  as the Bayesian loops (the gradient loop hands only its restarts' final designs to verification);
+* ``surrogate-gradient``: ``method="gradient", evaluator="surrogate"`` (16 screened Sobol starts,
+  15 Adam steps at lr 0.4, 2 noise fields) with ``restarts = top_k`` (3 instead of the CLI's 2), so
+  that it verifies as many designs as the Bayesian loops (the gradient loop hands only its
+  restarts' final designs to verification);
 * ``fe-bayes``: ``method="bayes", evaluator="fe"`` -- the same Bayesian loop, every evaluation an FE
   solve (the baseline the surrogate has to beat).
 
@@ -165,6 +167,7 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
     verdict = report["verdict"]
     record.update(status=verdict["status"], success=verdict["status"] == "success",
                   message=verdict["message"], n_verified=len(ver),
+                  n_confirmed=sum(bool(v["meets_all"]) for v in ver),
                   fe_rounds=(report["bayes"] or {}).get("fe_rounds", 0),
                   n_evaluations=report["n_evaluations"], warnings=report["warnings"],
                   versions=report["versions"], surrogate_info=report["surrogate"])
@@ -205,6 +208,8 @@ def summarize(records: list[dict], presets, strategies) -> list[dict]:
             rows.append({
                 "target": p, "strategy": s, "runs": len(rs),
                 "successes": sum(r["success"] for r in rs),
+                "confirmed_designs": sum(r.get("n_confirmed", 0) for r in rs),
+                "verified_designs": sum(r.get("n_verified", 0) for r in rs),
                 "errors": sum(r["status"] == "error" for r in rs),
                 "mean_fe_solves": float(np.mean([r["fe_solves"] for r in rs])),
                 "mean_fe_solves_loop": float(np.mean([r.get("fe_solves_loop", np.nan) for r in rs])),
@@ -219,16 +224,16 @@ def summarize(records: list[dict], presets, strategies) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| target | strategy | FE-confirmed success | FE solves (loop + verification) | surrogate evals "
-             "| wall s | CPU s | FE mean of the reported design, per seed |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| target | strategy | FE-confirmed success | FE-confirmed designs | FE solves (loop + verification) "
+             "| surrogate evals | wall s | CPU s | FE mean of the reported design, per seed |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         targets = " & ".join(f"`{t}`" for t in PRESETS[r["target"]].targets)
         values = "; ".join(f"{name}: " + " / ".join(_fmt(v) for v in vs) for name, vs in r["fe_values"].items())
         err = f" ({r['errors']} error{'s' if r['errors'] > 1 else ''})" if r["errors"] else ""
         lines.append(
             f"| {r['target']} ({PRESETS[r['target']].difficulty}): {targets} | {r['strategy']} "
-            f"| {r['successes']}/{r['runs']}{err} "
+            f"| {r['successes']}/{r['runs']}{err} | {r['confirmed_designs']}/{r['verified_designs']} "
             f"| {r['mean_fe_solves']:.1f} ({_fmt(r['mean_fe_solves_loop'], '.1f')} + "
             f"{_fmt(r['mean_fe_solves_verification'], '.1f')}) | {r['mean_surrogate_evals']:.1f} "
             f"| {r['mean_wall_s']:.1f} | {r['mean_cpu_s']:.1f} | {values} |")
@@ -237,7 +242,7 @@ def table(rows: list[dict]) -> str:
 
 def per_run_table(records: list[dict]) -> str:
     lines = ["| target | strategy | seed | verdict | FE solves loop + verif. | surrogate evals (with backward) "
-             "| verified designs | wall s | reported design (gx, gy, gz, vf) |",
+             "| FE-confirmed / verified designs | wall s | reported design (gx, gy, gz, vf) |",
              "|---|---|---:|---|---:|---:|---:|---:|---|"]
     for r in records:
         p = r.get("best_params")
@@ -245,7 +250,8 @@ def per_run_table(records: list[dict]) -> str:
         verdict = r["status"] if r["status"] != "error" else f"error: {r['error'][:80]}"
         lines.append(f"| {r['target']} | {r['strategy']} | {r['seed']} | {verdict} "
                      f"| {r.get('fe_solves_loop', '-')} + {r.get('fe_solves_verification', '-')} "
-                     f"| {r['surrogate_evals']} ({r['surrogate_gradient_evals']}) | {r.get('n_verified', '-')} "
+                     f"| {r['surrogate_evals']} ({r['surrogate_gradient_evals']}) "
+                     f"| {r.get('n_confirmed', '-')}/{r.get('n_verified', '-')} "
                      f"| {r['wall_s']:.1f} | {params} |")
     return "\n".join(lines)
 
@@ -270,7 +276,8 @@ def markdown(meta: dict, rows: list[dict], records: list[dict]) -> str:
         f"- loop budgets (OptimizeConfig): {budgets}; gradient restarts = top_k",
         "",
         "**Success** = the report's FE verdict: a verified design whose FE mean over its loop + fresh "
-        "realizations meets every target (surrogate predictions never count). FE solves = structures "
+        "realizations meets every target (surrogate predictions never count); FE-confirmed designs = "
+        "verified designs (top_k per run, all seeds) that meet every target on FE. FE solves = structures "
         "solved with FE (loop + verification); surrogate evals = structures through the surrogate "
         "(loop, gradient steps and the paired comparison in verification). Means over seeds.",
         "",
@@ -300,13 +307,37 @@ def parse_args(argv=None):
                         help="target presets")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke run, not evidence)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help=f"override a loop budget of every run, e.g. lr=0.15 (repeatable; NAME one of "
+                             f"{', '.join(_BUDGET_FIELDS)})")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", type=Path, default=OUT, help="markdown report; the JSON goes next to it")
     parser.add_argument("--scratch", type=Path, default=SCRATCH, help="folder for the per-run directories")
     args = parser.parse_args(argv)
     if args.grid < 3:
         parser.error(f"--grid {args.grid} must be >= 3")
+    try:
+        args.overrides = parse_overrides(args.overrides)
+    except ValueError as err:
+        parser.error(str(err))
     return args
+
+
+def parse_overrides(texts) -> dict:
+    """``["lr=0.15", "raw_samples=0"]`` -> ``{"lr": 0.15, "raw_samples": 0}``, typed like the defaults."""
+    defaults = asdict(_default_config())
+    out = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        name = name.strip()
+        if not sep or name not in _BUDGET_FIELDS:
+            raise ValueError(f"--set {text!r}: expected NAME=VALUE with NAME one of {', '.join(_BUDGET_FIELDS)}")
+        kind = type(defaults[name]) if defaults[name] is not None else int
+        try:
+            out[name] = kind(value)
+        except ValueError:
+            raise ValueError(f"--set {text!r}: {name} takes a{'n integer' if kind is int else ' number'}") from None
+    return out
 
 
 def main(argv=None) -> dict:
@@ -321,7 +352,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     # the loops' default: the plain network (shipped surrogates predict with a 4-pass ensemble)
     surrogate = Surrogate.load(args.surrogate, ensemble=OptimizeConfig.surrogate_ensemble)
-    budgets = dict(QUICK) if args.quick else {}
+    budgets = (dict(QUICK) if args.quick else {}) | args.overrides
     json_path = args.out.with_suffix(".json")
     meta = {
         "command": "python studies/design_benchmark.py " + shlex.join(argv),
@@ -363,7 +394,7 @@ def main(argv=None) -> dict:
 
 
 _BUDGET_FIELDS = ("realizations", "n_init", "iterations", "q", "restarts", "steps", "gradient_realizations",
-                  "lr", "top_k", "fresh", "fe_rounds", "fe_iterations", "kappa")
+                  "lr", "raw_samples", "top_k", "fresh", "fe_rounds", "fe_iterations", "kappa")
 
 
 def _default_config():

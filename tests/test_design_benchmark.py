@@ -50,6 +50,7 @@ def test_quick_benchmark_counts_fe_solves_and_writes_reports(tiny_surrogate_dir)
         report = json.loads((Path(r["out"]) / "report.json").read_text())
         assert r["success"] == (report["verdict"]["status"] == "success")
         assert r["fe_solves_verification"] == verify
+        assert r["n_confirmed"] == sum(v["meets_all"] for v in report["verification"]) <= r["n_verified"]
         if r["strategy"] == "fe-bayes":  # every loop evaluation is an FE solve: (n_init + iterations q) K
             assert r["fe_solves_loop"] == (q["n_init"] + q["iterations"] * q["q"]) * q["realizations"]
             assert r["surrogate_evals"] == 0
@@ -62,6 +63,8 @@ def test_quick_benchmark_counts_fe_solves_and_writes_reports(tiny_surrogate_dir)
     assert set(summary[0]["fe_values"]) == {"peak_strain", "volume_fraction"}
     text = out.read_text()
     assert "FE-confirmed success" in text and "--quick" in text and "tiny" in text
+    assert [row["verified_designs"] for row in summary] == [q["top_k"]] * 3  # one seed, top_k designs each
+    assert f"| {summary[0]['confirmed_designs']}/{q['top_k']} |" in text
     assert json.loads(out.with_suffix(".json").read_text())["summary"][0]["runs"] == 1
 
 
@@ -70,3 +73,15 @@ def test_unknown_preset_is_rejected(capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--targets", "nope"])
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_budget_overrides_are_typed_and_checked(capsys):
+    bench = load_script()
+    args = bench.parse_args(["--set", "lr=0.15", "--set", "raw_samples=0"])
+    assert args.overrides == {"lr": 0.15, "raw_samples": 0} and isinstance(args.overrides["raw_samples"], int)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--set", "learning_rate=0.1"])
+    assert "--set 'learning_rate=0.1': expected NAME=VALUE with NAME one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--set", "steps=1.5"])
+    assert "steps takes an integer" in capsys.readouterr().err

@@ -106,3 +106,24 @@ def test_volume_fraction_target_is_a_bound_for_the_loops(method):
     v = r["verification"][0]
     assert v["targets"][1]["target"] == "volume_fraction>=0.5" and v["targets"][1]["confirmed"]
     assert v["min_fe_margin"] == pytest.approx(v["targets"][0]["fe_relative_margin"])
+
+
+def test_screened_starts_are_the_best_raw_samples():
+    problem = DesignProblem((parse_target("peak_strain<1.2"),))
+    plain = GradientLoop(problem, SPACE, quadratic_evaluator(), GradientConfig(restarts=2))
+    u_plain = plain.screened_starts()
+    assert u_plain.shape == (2, 4) and not plain.history.records  # no screening: no evaluations
+    loop = GradientLoop(problem, SPACE, quadratic_evaluator(), GradientConfig(restarts=2, raw_samples=16))
+    u = loop.screened_starts()
+    screen = loop.history.records
+    assert [r["source"] for r in screen] == ["screen"] * 16
+    np.testing.assert_allclose(u_plain, SPACE.to_unit(loop.history.params_array(screen[:2])), atol=1e-9)
+    best = np.argsort([-r["score"] for r in screen])[:2]
+    np.testing.assert_allclose(u, SPACE.to_unit(loop.history.params_array([screen[i] for i in best])), atol=1e-9)
+    # the chosen starts are closer to the optimum than the unscreened ones
+    dist = lambda a: np.abs(a - U_STAR).sum(1).min()  # noqa: E731
+    assert dist(u) <= dist(u_plain)
+    fresh = GradientLoop(problem, SPACE, quadratic_evaluator(), GradientConfig(restarts=2, raw_samples=16))
+    assert [r["source"] for r in fresh.run().records] == ["screen"] * 16 + ["gradient"] * 2
+    with pytest.raises(ValueError, match="raw_samples=-1 must be >= 0"):
+        GradientConfig(raw_samples=-1)

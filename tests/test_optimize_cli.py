@@ -25,6 +25,8 @@ from rln_design.cli import main
         (["--target", "peak_strain<1.5", "-k", "2", "--gradient-realizations", "3"],
          "gradient_realizations=3 must be <= realizations (K = 2)"),
         (["--target", "peak_strain<1.5", "--ensemble", "0"], "1<=x<=64"),
+        (["--target", "peak_strain<1.5", "--lr", "0"], "Invalid value for '--lr': 0.0 is not in the range x>0"),
+        (["--target", "peak_strain<1.5", "--raw-samples", "-1"], "Invalid value for '--raw-samples'"),
         (["--target", "peak_strain<2", "--target", "volume_fraction>=0.95"],
          "target 'volume_fraction>=0.95' leaves no stiff volume fraction inside the design bounds vf=0.1:0.9"),
     ],
@@ -116,3 +118,12 @@ def test_config_names_a_bad_ensemble():
 
     with pytest.raises(ValueError, match=r"surrogate_ensemble: ensemble must be an integer from 1 .* to 64, got 0"):
         OptimizeConfig(targets=("peak_strain<1.5",), surrogate_ensemble=0)
+
+
+def test_config_names_a_bad_gradient_setting():
+    from rln_design.design.run import OptimizeConfig
+
+    with pytest.raises(ValueError, match=r"lr=-0.1 must be > 0"):
+        OptimizeConfig(targets=("peak_strain<1.5",), lr=-0.1)
+    with pytest.raises(ValueError, match=r"raw_samples=-2 must be >= 0"):
+        OptimizeConfig(targets=("peak_strain<1.5",), raw_samples=-2)

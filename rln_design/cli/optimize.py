@@ -69,6 +69,11 @@ def _check_bounds(ctx, param, value):
 @click.option("--q", type=click.IntRange(min=1), default=2, show_default=True, help="Batch size per iteration.")
 @click.option("--restarts", type=click.IntRange(min=1), default=2, show_default=True, help="Gradient restarts.")
 @click.option("--steps", type=click.IntRange(min=1), default=15, show_default=True, help="Adam steps.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.4, show_default=True,
+              help="Adam learning rate of the gradient loop (logit coordinates of the unit cube).")
+@click.option("--raw-samples", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Sobol points screened (forward passes) to pick the gradient restarts' starts; "
+                   "0 = no screening. --method both starts from the Bayesian designs instead.")
 @click.option("--gradient-realizations", type=click.IntRange(min=1), default=None,
               help="Fixed noise fields in the gradient loop (<= K)  [default: min(2, K)].")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Designs verified with FE.")
@@ -87,7 +92,8 @@ def _check_bounds(ctx, param, value):
 @click.option("--quiet", "-q", "quiet", is_flag=True, help="No progress output.")
 def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, ensemble, realizations, seed,
              n_init,
-             iterations, q, restarts, steps, gradient_realizations, top_k, fresh, fe_rounds, kappa, grid,
+             iterations, q, restarts, steps, lr, raw_samples, gradient_realizations, top_k, fresh, fe_rounds,
+             kappa, grid,
              contrast, out, no_plots, quiet):
     """Find microstructure parameters (gx, gy, gz, vf) that meet strain TARGETS.
 
@@ -113,7 +119,7 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
                                 method=method, evaluator=evaluator, surrogate=surrogate,
                                 surrogate_ensemble=ensemble,
                                 realizations=realizations, seed=seed, n_init=n_init, iterations=iterations,
-                                q=q, restarts=restarts, steps=steps,
+                                q=q, restarts=restarts, steps=steps, lr=lr, raw_samples=raw_samples,
                                 gradient_realizations=gradient_realizations, top_k=top_k, fresh=fresh,
                                 fe_rounds=fe_rounds, kappa=kappa, grid=grid, contrast=contrast,
                                 plots=not no_plots)

@@ -43,6 +43,9 @@ class GradientConfig:
         mode: ``"sigmoid"`` or ``"straight_through"``.
         n_realizations: fixed noise fields per restart (default: the design space's K).
         seed: seeds the starting points.
+        raw_samples: Sobol points screened with the hard evaluator (forward passes only) to
+            choose the ``restarts`` best as starting points; ``<= restarts`` starts from the
+            first ``restarts`` Sobol points unscreened.
     """
 
     restarts: int = 3
@@ -53,10 +56,13 @@ class GradientConfig:
     mode: str = "sigmoid"
     n_realizations: int | None = None
     seed: int = 0
+    raw_samples: int = 0
 
     def __post_init__(self):
         if self.restarts < 1 or self.steps < 1:
             raise ValueError("restarts and steps must be >= 1")
+        if self.raw_samples < 0:
+            raise ValueError(f"raw_samples={self.raw_samples} must be >= 0")
         if self.mode not in ("sigmoid", "straight_through"):
             raise ValueError(f"mode={self.mode!r} must be 'sigmoid' or 'straight_through'")
 
@@ -92,19 +98,46 @@ class GradientLoop:
         self.history = history if history is not None else History(problem)
         self.trace: list[list[float]] = []  # relaxed loss per step, per restart
 
+    @property
+    def noise_seeds(self) -> np.ndarray:
+        """The fixed noise fields `(k,)` of every restart: the first k CRN loop seeds."""
+        k = self.config.n_realizations or self.space.n_realizations
+        return self.space.seed * 10_000 + np.arange(k)
+
     def relaxed_loss(self, params, step: int = 0):
         """Relaxed loss `(n,)` at torch ``params`` `(n, 4)` with the schedule at ``step``."""
         c = self.config
-        k = c.n_realizations or self.space.n_realizations
-        seeds = self.space.seed * 10_000 + np.arange(k)  # fixed noise: the CRN loop seeds
         stats = self.evaluator.evaluate_torch(
-            params, seeds, self.problem.statistic_names,
+            params, self.noise_seeds, self.problem.statistic_names,
             temperature=annealed(c.temperature, step, c.steps),
             generator_temperature=annealed(c.generator_temperature, step, c.steps), mode=c.mode)
         return self.problem.loss_torch(stats)
 
+    def screened_starts(self) -> np.ndarray:
+        """Starting points `(restarts, 4)` in the unit cube.
+
+        The first ``max(raw_samples, restarts)`` points of a scrambled Sobol sequence (seeded);
+        with ``raw_samples > restarts`` they are scored with the hard evaluator on the loop's K
+        realizations like every other evaluation (forward passes, no gradients; recorded in the
+        history as source ``screen``) and the ``restarts`` best are kept -- the raw-samples
+        heuristic BoTorch's ``optimize_acqf`` uses to start its gradient restarts.
+        """
+        from scipy.stats import qmc
+
+        c = self.config
+        n = max(c.raw_samples, c.restarts)
+        u = qmc.Sobol(4, scramble=True, seed=c.seed + 7).random_base2(max(0, (n - 1).bit_length()))[:n]
+        if n == c.restarts:
+            return u
+        params = self.space.clip(self.space.from_unit(u))
+        seeds = self.space.seeds(n, evaluation=len(self.history.records))
+        stats = self.evaluator.evaluate(params, seeds, self.problem.statistic_names)
+        self.history.add(params, seeds, stats, source="screen", evaluator=self.evaluator.name)
+        order = np.argsort(-self.problem.score(stats), kind="stable")
+        return u[order[:c.restarts]]
+
     def run(self, starts=None, *, progress: bool = False) -> History:
-        """Optimize from ``starts`` `(r, 4)` (default: ``restarts`` Sobol points).
+        """Optimize from ``starts`` `(r, 4)` (default: :meth:`screened_starts`).
 
         Returns:
             The history, with the final design of every restart evaluated (source ``gradient``).
@@ -114,10 +147,7 @@ class GradientLoop:
 
         c = self.config
         if starts is None:
-            from scipy.stats import qmc
-
-            m = max(0, (c.restarts - 1).bit_length())
-            u0 = qmc.Sobol(4, scramble=True, seed=c.seed + 7).random_base2(m)[:c.restarts]
+            u0 = self.screened_starts()
         else:
             u0 = self.space.to_unit(self.space.clip(np.atleast_2d(starts)))
         u0 = np.clip(u0, 1e-3, 1 - 1e-3)

@@ -52,7 +52,12 @@ class OptimizeConfig:
         realizations: K structures per design point and evaluation.
         seed: the run's seed (Sobol design, realizations, optimizer).
         n_init, iterations, q: Bayesian loop (Sobol points, iterations, batch size).
-        restarts, steps, lr: gradient loop.
+        restarts, steps, lr: gradient loop (``lr`` is Adam's step in the logit coordinates of
+            the unit cube: ~``steps * lr`` is how far a restart can travel, and crossing the box
+            takes ~6).
+        raw_samples: gradient loop without Bayesian starts: Sobol points screened with the
+            hard evaluator to choose the restarts' starting points (0: the first ``restarts``
+            Sobol points, unscreened).
         gradient_realizations: fixed noise fields of the gradient loop (<= K; each costs a
             surrogate forward + backward per step, ~1 s at 31^3 on one CPU core); ``None``
             resolves to ``min(2, K)`` (the resolved value is what the report records).
@@ -84,7 +89,8 @@ class OptimizeConfig:
     restarts: int = 2
     steps: int = 15
     gradient_realizations: int | None = None
-    lr: float = 0.15
+    lr: float = 0.4
+    raw_samples: int = 16
     top_k: int = 3
     fresh: int = 4
     fe_rounds: int = 1
@@ -120,7 +126,7 @@ class OptimizeConfig:
         for name in ("realizations", "top_k", "n_init", "q", "restarts", "steps", "gradient_realizations"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("fresh", "fe_rounds", "fe_iterations", "iterations"):
+        for name in ("fresh", "fe_rounds", "fe_iterations", "iterations", "raw_samples"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if self.gradient_realizations > self.realizations:
@@ -128,6 +134,8 @@ class OptimizeConfig:
                 f"gradient_realizations={self.gradient_realizations} must be <= realizations "
                 f"(K = {self.realizations}): the gradient loop uses K's first noise fields"
             )
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
         if not self.kappa >= 0:
             raise ValueError(
                 f"kappa={self.kappa} must be >= 0 (standard deviations of safety; a negative "
@@ -253,7 +261,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         grad = GradientLoop(problem, space, diff_evaluator,
                             GradientConfig(restarts=config.restarts, steps=config.steps, lr=config.lr,
                                            n_realizations=config.gradient_realizations,
-                                           seed=config.seed), history)
+                                           seed=config.seed, raw_samples=config.raw_samples), history)
         grad.run(starts, progress=progress)
         if bo is not None:
             bo.add_observations(grad.final, grad.final_stats, source="gradient", replace=False)
