@@ -5,7 +5,7 @@ table)::
 
     python studies/design_benchmark.py --surrogate cr10 --grid 31 --seeds 0 1 2
     python studies/design_benchmark.py --quick --grid 9 --surrogate PATH --out /tmp/bench.md  # smoke run
-    python studies/design_benchmark.py --strategies surrogate-gradient --set lr=0.15 --set raw_samples=0  # other budgets
+    python studies/design_benchmark.py --strategies surrogate-gradient --set lr=0.15  # other budgets
 
 For every target preset x strategy x seed, one design run goes through the public API
 (:func:`rln_design.design.run.optimize` with an :class:`~rln_design.design.run.OptimizeConfig`) at

@@ -87,8 +87,10 @@ def bounds_from_targets(box: ParameterBox, targets, shape) -> tuple[ParameterBox
         ValueError: the targets leave no ``vf`` inside the box (the message names them and the
             box's ``vf`` bounds).
     """
-    n_vox = int(np.prod(shape))
     enforced = tuple(t for t in targets if t.statistic == "volume_fraction")
+    if not enforced:
+        return box, enforced
+    n_vox = int(np.prod(shape))
     lo, hi = box.vf
     for t in enforced:
         # stiff-voxel count just past the threshold, corrected by the float test itself
@@ -103,13 +105,12 @@ def bounds_from_targets(box: ParameterBox, targets, shape) -> tuple[ParameterBox
             while n <= n_vox and not t.met(n / n_vox):
                 n += 1
             lo = max(lo, (n - 0.25) / n_vox)
-    if not enforced:
-        return box, enforced
     if not (lo < hi and 0.0 < lo and hi < 1.0):
         texts = " and ".join(f"'{t}'" for t in enforced)
         raise ValueError(f"target {texts} leaves no stiff volume fraction inside the design bounds "
-                         f"vf={box.vf[0]:g}:{box.vf[1]:g} (round(vf N) of the N = {n_vox} voxels are stiff); widen the "
-                         f"bounds (--bounds vf=LO:HI with 0 < LO < HI < 1) or relax the target")
+                         f"vf={box.vf[0]:g}:{box.vf[1]:g} (round(vf N) of the N = {n_vox} voxels are "
+                         f"stiff); widen the bounds (--bounds vf=LO:HI with 0 < LO < HI < 1) or relax "
+                         f"the target")
     return box.with_bounds(vf=(lo, hi)), enforced
 
 
