@@ -127,3 +127,21 @@ def test_config_names_a_bad_gradient_setting():
         OptimizeConfig(targets=("peak_strain<1.5",), lr=-0.1)
     with pytest.raises(ValueError, match=r"raw_samples=-2 must be >= 0"):
         OptimizeConfig(targets=("peak_strain<1.5",), raw_samples=-2)
+
+
+def test_cli_defaults_are_the_config_defaults():
+    """Each option with a default states the OptimizeConfig field's default (the two are literals)."""
+    import dataclasses
+
+    from rln_design.cli.optimize import optimize as command
+    from rln_design.design.run import OptimizeConfig
+
+    fields = {f.name: f.default for f in dataclasses.fields(OptimizeConfig)}
+    alias = {"ensemble": "surrogate_ensemble"}
+    checked = []
+    for param in command.params:
+        name = alias.get(param.name, param.name)
+        if name in fields and (param.default is None or isinstance(param.default, (int, float, str))):
+            assert param.default == fields[name], name
+            checked.append(name)
+    assert {"lr", "raw_samples", "steps", "restarts", "method"} <= set(checked)
