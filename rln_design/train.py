@@ -35,6 +35,7 @@ from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomi
 from rln_design._version import __version__
 from rln_design.data import SPLIT_CODES, _read_rows
 from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.precision import cpu_has_native_bf16
 from rln_design.symmetry import SymmetryTransform
 
 __all__ = [
@@ -85,7 +86,12 @@ class TrainConfig:
             y <-> z swap on grids with equal y and z sizes).
         seed: seed of model initialization, shuffling and augmentation.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
-        amp: bf16 autocast on CUDA (ignored with a warning on CPU).
+        amp: bf16 autocast (mixed precision: bf16 convolutions, fp32 weights, optimizer, loss and
+            network head). On CUDA, and on CPUs with native bf16 (AMX / AVX512-BF16), where it
+            is ~2-3x faster per step (``studies/training_cost.md``); on other CPUs oneDNN emulates
+            bf16 and it is slower than fp32 (a warning says so).
+        channels_last: keep the network's weights and activations in the channels_last_3d
+            memory layout (oneDNN's native one; same numbers up to rounding, faster on CPU).
         threads: torch intra-op threads (``None``: torch default).
         max_train_samples: random seeded subset of the training split (``None``: all).
         max_val_samples: random seeded subset of the validation split (``None``: all).
@@ -119,6 +125,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+    channels_last: bool = False
     threads: int | None = None
     max_train_samples: int | None = None
     max_val_samples: int | None = None
@@ -557,9 +564,10 @@ def train_model(
         torch.cuda.set_device(device)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    use_amp = config.amp and device.type == "cuda"
-    if config.amp and not use_amp and rank == 0:
-        print("rln-design train: --amp is for CUDA only (bf16 autocast); training in fp32 on CPU")
+    use_amp = config.amp
+    if use_amp and device.type == "cpu" and not cpu_has_native_bf16() and rank == 0:
+        print("rln-design train: warning: this CPU has no native bf16 (AMX / AVX512-BF16); "
+              "--amp emulates it and is slower than fp32 here")
     out = Path(config.out)
     is_main = rank == 0
 
@@ -583,6 +591,8 @@ def train_model(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     model = RLN(config.model).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_epoch, start_step, epoch_state = 0, 0, None
     best_val, best_epoch, history = float("inf"), -1, []

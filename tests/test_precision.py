@@ -1,0 +1,37 @@
+"""Tests of rln_design/precision.py (fp32 / bf16 choice and the autocast context)."""
+
+import pytest
+import torch
+
+import rln_design.precision as precision
+from rln_design.precision import autocast, resolve_precision
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_is_bf16_exactly_where_the_hardware_has_it(monkeypatch, native):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", "cuda") == "bf16"
+    assert resolve_precision("fp32", "cuda") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+
+
+def test_cpu_query_answers_a_bool():
+    assert isinstance(precision.cpu_has_native_bf16(), bool)
+
+
+def test_autocast_runs_convolutions_in_bf16_only_when_asked():
+    conv = torch.nn.Conv3d(2, 2, 3)
+    x = torch.randn(1, 2, 5, 5, 5)
+    with autocast("bf16", "cpu"):
+        assert conv(x).dtype == torch.bfloat16
+    with autocast("fp32", "cpu"):
+        assert conv(x).dtype == torch.float32
+
+
+@pytest.mark.parametrize("bad", ["fp16", "", "BF16"])
+def test_unknown_precision_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16', 'auto'\)"):
+        resolve_precision(bad, "cpu")
+    with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16' here"):
+        autocast(bad, "cpu")
