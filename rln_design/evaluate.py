@@ -170,7 +170,7 @@ def _select(n: int, max_samples: int | None, seed: int) -> np.ndarray:
 def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = True,
                      mks_ridge: float = 1e-6, batch_size: int = 32, max_samples: int | None = None,
                      seed: int = 0, device: str = "cpu", progress: bool = False,
-                     ensembles=None):
+                     ensembles=None, precisions=None):
     """Evaluate surrogates and baselines on one split of an HDF5 dataset.
 
     The MKS baseline is fit on the ``train`` split of the same file (skipped, with a note, if the
@@ -190,6 +190,10 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
         ensembles: symmetry-ensemble sizes ``K`` (:mod:`rln_design.symmetry`); each surrogate is
             evaluated once per ``K``, labelled ``"<model> [ensemble K]"``. ``None``: once, with the
             surrogate's own default (:attr:`Surrogate.ensemble`).
+        precisions: network precisions (``"fp32"``, ``"bf16"``, ``"auto"``; see
+            :mod:`rln_design.precision`); each surrogate is evaluated once per precision (and per
+            ``K``), labelled ``"<model> [ensemble K, bf16]"`` (``"<model> [bf16]"`` without
+            ``ensembles``). ``None``: the surrogate's own (:attr:`Surrogate.precision`).
 
     Returns:
         ``(report, details)``: ``report`` is JSON-able (``data``, ``split``, ``n``, ``grid``,
@@ -215,9 +219,14 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
     grid = tuple(structures.shape[1:])
     notes = []
 
+    from rln_design.precision import PRECISIONS
     from rln_design.symmetry import check_ensemble_size
 
     sizes = list(dict.fromkeys(map(check_ensemble_size, ensembles))) if ensembles else None  # once each
+    precs = list(dict.fromkeys(precisions)) if precisions else None
+    for p in precs or []:
+        if p not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {p!r}")
     predictors = []
     for model in models:
         s = model if isinstance(model, Surrogate) else Surrogate.load(model, device=device)
@@ -226,11 +235,12 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
             notes.append(f"{label}: trained on contrast {s.contrast:g}, data has contrast {contrast:g}")
         if s.grid is not None and tuple(s.grid) != grid:
             notes.append(f"{label}: trained on grid {tuple(s.grid)}, data grid is {grid}")
-        if sizes is None:
-            predictors.append((label, s.kind, s))
-            continue
-        for k in sizes:
-            predictors.append((f"{label} [ensemble {k}]", s.kind, s.with_ensemble(k)))
+        for k in sizes or [None]:
+            for p in precs or [None]:
+                tags = ([f"ensemble {k}"] if k is not None else []) + ([p] if p is not None else [])
+                variant = s if k is None else s.with_ensemble(k)
+                variant = variant if p is None else variant.with_precision(p)
+                predictors.append((f"{label} [{', '.join(tags)}]" if tags else label, s.kind, variant))
     if baselines:
         predictors.append(("mean-field", "baseline", MeanFieldBaseline()))
         try:
@@ -258,6 +268,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
                "ms_per_structure": result["ms_per_structure"]}
         if hasattr(predictor, "metadata"):
             row["ensemble"] = predictor.ensemble
+            row["precision"] = predictor.precision
             row["contrast"] = predictor.contrast
             row["recorded_metrics"] = predictor.accuracy
         rows.append(row)
@@ -266,7 +277,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
 
     config = {"split": split, "baselines": baselines, "mks_ridge": mks_ridge, "batch_size": batch_size,
               "max_samples": max_samples, "seed": seed, "device": str(device),
-              "ensembles": sizes}
+              "ensembles": sizes, "precisions": precs}
     report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
               "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
               "notes": notes, "config": config, "seed": seed, "version": __version__}

@@ -113,7 +113,8 @@ def test_evaluate_cli_json(tmp_path):
 
     assert report["version"] == __version__ and report["seed"] == 0
     assert report["config"] == {"split": "test", "baselines": True, "mks_ridge": 1e-6, "batch_size": 3,
-                                "max_samples": None, "seed": 0, "device": "cpu", "ensembles": None}
+                                "max_samples": None, "seed": 0, "device": "cpu", "ensembles": None,
+                                "precisions": None}
     rows = {row["label"]: row for row in report["rows"]}
     assert set(rows) == {str(tmp_path / "tiny"), "mean-field", "mks"}
     # mean field: MASE = 100 * mean |y - 1| of the test fields (computed here by hand)
@@ -131,6 +132,34 @@ def test_evaluate_cli_json(tmp_path):
     assert any("contrast 50" in note for note in report["notes"])
     assert report["png"] == [str(tmp_path / "worst.png")]
     assert (tmp_path / "worst.png").stat().st_size > 0
+
+
+def test_evaluate_cli_precisions_times_ensembles(tmp_path):
+    m, y = _tiny_dataset(tmp_path / "d.h5")
+    torch.manual_seed(0)
+    s = Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)})
+    s.save(tmp_path / "tiny")
+    base = ["--model", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json",
+            "--no-progress", "--no-baselines"]
+    result = CliRunner().invoke(evaluate_cli, base + ["--ensemble", "1", "--ensemble", "2",
+                                                      "--precision", "fp32", "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["config"]["precisions"] == ["fp32", "bf16"]
+    rows = {row["label"]: row for row in report["rows"]}
+    label = str(tmp_path / "tiny")
+    assert set(rows) == {f"{label} [ensemble {k}, {p}]" for k in (1, 2) for p in ("fp32", "bf16")}
+    for k in (1, 2):
+        for p in ("fp32", "bf16"):
+            row = rows[f"{label} [ensemble {k}, {p}]"]
+            assert (row["ensemble"], row["precision"]) == (k, p)
+            pred = s.predict(m[12:], ensemble=k, precision=p)
+            expected = 100 * np.abs(pred - y[12:]).reshape(4, -1).mean(1)
+            assert row["mase"]["mean"] == pytest.approx(expected.mean(), rel=1e-5)
+    result = CliRunner().invoke(evaluate_cli, base + ["--precision", "bf16"])
+    assert [row["label"] for row in json.loads(result.output)["rows"]] == [f"{label} [bf16]"]
+    result = CliRunner().invoke(evaluate_cli, base + ["--precision", "fp16"])
+    assert result.exit_code == 2 and "'fp16' is not one of 'fp32', 'bf16', 'auto'" in result.output
 
 
 def test_evaluate_cli_ensembles(tmp_path):

@@ -382,3 +382,39 @@ def test_save_writes_model_and_card_as_a_pair(tmp_path, monkeypatch):
     cardless.save(tmp_path / "m")  # no card given and none held: the old card stays
     assert (tmp_path / "m" / "card.md").read_text() == "# old card\n"
     assert (tmp_path / "m" / "model.pt").read_bytes() != before
+
+
+def test_bf16_precision_is_close_to_fp32_and_keeps_dtypes():
+    s = tiny_surrogate()
+    m = structures()
+    fp32 = s.predict(m)
+    bf16 = s.predict(m, precision="bf16")
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    np.testing.assert_allclose(bf16.mean(axis=(1, 2, 3)), 1.0, atol=1e-5)  # mean removal in fp32
+    difference = np.abs(bf16 - fp32).max()
+    assert 0 < difference < 0.02  # bf16 convolutions: ~3 significant digits per layer
+    # the bf16 call put the weights in channels_last_3d; fp32 calls put them back, same numbers
+    np.testing.assert_allclose(s.predict(m), fp32, rtol=0, atol=1e-6)
+    t = torch.from_numpy(m).double()
+    assert s.predict(t, precision="bf16").dtype == torch.float64
+    x = torch.from_numpy(m).float().requires_grad_(True)
+    s.predict(x, precision="bf16").square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_default_precision_attribute_load_option_and_errors(saved, monkeypatch):
+    import rln_design.precision as precision
+
+    s, directory = saved
+    assert Surrogate.load(directory).precision == "fp32"
+    t = Surrogate.load(directory, precision="bf16")
+    m = structures()
+    np.testing.assert_array_equal(t.predict(m), s.predict(m, precision="bf16"))
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    np.testing.assert_array_equal(s.predict(m, precision="auto"), s.predict(m))
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    np.testing.assert_array_equal(s.predict(m, precision="auto"), s.predict(m, precision="bf16"))
+    for call in (lambda: s.predict(m, precision="fp16"), lambda: setattr(s, "precision", "half"),
+                 lambda: Surrogate.load(directory, precision="int8")):
+        with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16', 'auto'\)"):
+            call()

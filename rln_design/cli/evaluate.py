@@ -26,6 +26,9 @@ from rln_design.cli.options import ensemble_size, output_file, positive_float, p
               help="Symmetry-ensemble size K (average of K symmetry-transformed passes; 1 = the "
                    "plain network); repeat to compare sizes. Default: each surrogate's own "
                    "(recorded in its model.pt; 1 for checkpoints).")
+@click.option("--precision", "precisions", type=click.Choice(["fp32", "bf16", "auto"]), multiple=True,
+              help="Network precision: fp32, bf16 (autocast; fast on CPUs with AMX / AVX512-BF16 "
+                   "and on GPUs) or auto (bf16 exactly there); repeat to compare. Default: fp32.")
 @click.option("--batch-size", type=positive_int, default=32, show_default=True,
               help="Structures per predict call (a surrogate splits each call into forward "
                    "passes of its default size: 2 structures on CPU, 32 on GPU).")
@@ -43,8 +46,8 @@ from rln_design.cli.options import ensemble_size, output_file, positive_float, p
                    "run leaves no file, never a truncated one).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bars on stderr.")
-def evaluate(models, data, split, baselines, mks_ridge, ensembles, batch_size, max_samples, seed,
-             device, threads, png, as_json, out, progress):
+def evaluate(models, data, split, baselines, mks_ridge, ensembles, precisions, batch_size,
+             max_samples, seed, device, threads, png, as_json, out, progress):
     """Accuracy of surrogates on a dataset split, next to the mean-field and MKS baselines.
 
     Per instance MASE = 100 * mean |pred - FE| (fields normalized by the imposed strain; mean and
@@ -68,6 +71,7 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, batch_size, m
             models, data, split=split, baselines=baselines, mks_ridge=mks_ridge,
             batch_size=batch_size, max_samples=max_samples, seed=seed, device=device,
             progress=progress, ensembles=list(ensembles) or None,
+            precisions=list(precisions) or None,
         )
     except FileNotFoundError as err:
         raise click.BadParameter(str(err), param_hint="--model") from None

@@ -36,8 +36,13 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
               help="Structures per forward pass (for a batch in the .npy). Default: 2 on CPU "
                    "(fastest per structure there), 32 on GPU.")
 @click.option("--device", default="cpu", show_default=True, callback=torch_device, help="Device of the surrogate.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32",
+              show_default=True,
+              help="Network precision: bf16 autocast is fast on CPUs with AMX / AVX512-BF16 and on "
+                   "GPUs (README speed table: its extra error); auto = bf16 exactly there.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, device, as_json):
+def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, device, precision,
+            as_json):
     """Predict eps_xx / imposed eps_xx of STRUCTURE.npy ((x, y, z) or (batch, x, y, z), 0 soft,
     1 stiff) or of sample --index of --h5, with a surrogate; write the field (.npy) and slices
     (.png; first structure of a batch). With --h5 the FE field stored there is compared too.
@@ -83,7 +88,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
                                      param_hint="STRUCTURE")
         stem = Path(structure).stem
     try:
-        model = Surrogate.load(surrogate, device=device, ensemble=ensemble)
+        model = Surrogate.load(surrogate, device=device, ensemble=ensemble, precision=precision)
     except (FileNotFoundError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="--surrogate") from None
 
@@ -105,6 +110,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
              for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
     report = {"version": __version__, "surrogate": str(surrogate), "source": model.metadata.get("source"),
               "kind": model.kind, "contrast": model.contrast, "ensemble": model.ensemble,
+              "precision": model.precision,
               "shape": list(m.shape), "out": str(out), "seconds": seconds, "statistics": stats}
     if fe is not None:
         report["mase_vs_fe"] = float(100.0 * np.abs(field.astype(np.float64) - fe).mean())
