@@ -113,6 +113,46 @@ def test_loops_use_the_requested_symmetry_ensemble(tmp_path):
         surrogate_module.ensemble_predict = real
 
 
+def test_loops_use_the_requested_precision(tmp_path):
+    """--precision reaches the surrogate in the loops and the report records it."""
+    import torch
+
+    from rln_design.models.recurrent import RLN, ModelConfig
+    from rln_design.surrogate import Surrogate
+    import rln_design.surrogate as surrogate_module
+
+    torch.manual_seed(0)
+    Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)}
+              ).save(tmp_path / "tiny")
+    used = []
+    real = surrogate_module.autocast
+
+    def spy(precision, device):
+        used.append(precision)
+        return real(precision, device)
+
+    surrogate_module.autocast = spy
+    try:
+        for extra, expected in (([], "fp32"), (["--precision", "bf16"], "bf16")):
+            used.clear()
+            out = tmp_path / expected
+            result = CliRunner().invoke(main, [
+                "optimize", "--target", "peak_strain<3", "--surrogate", str(tmp_path / "tiny"), "-k", "1",
+                "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "0", "--fe-rounds", "0",
+                "--no-plots", "-q", "--out", str(out), *extra])
+            assert result.exit_code in (0, 3), result.output
+            report = json.loads((out / "report.json").read_text())
+            assert report["surrogate"]["precision"] == expected
+            assert report["config"]["surrogate_precision"] == expected
+            assert used and set(used) == {expected}
+    finally:
+        surrogate_module.autocast = real
+    from rln_design.design.run import OptimizeConfig
+
+    with pytest.raises(ValueError, match="surrogate_precision='half' must be one of fp32, bf16, auto"):
+        OptimizeConfig(targets=("peak_strain<1.5",), surrogate_precision="half")
+
+
 def test_config_names_a_bad_ensemble():
     from rln_design.design.run import OptimizeConfig
 
@@ -137,7 +177,7 @@ def test_cli_defaults_are_the_config_defaults():
     from rln_design.design.run import OptimizeConfig
 
     fields = {f.name: f.default for f in dataclasses.fields(OptimizeConfig)}
-    alias = {"ensemble": "surrogate_ensemble"}
+    alias = {"ensemble": "surrogate_ensemble", "precision": "surrogate_precision"}
     checked = []
     for param in command.params:
         name = alias.get(param.name, param.name)

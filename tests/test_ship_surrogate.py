@@ -104,3 +104,56 @@ def test_ship_with_symmetry_ensemble(tmp_path):
         ship.main(["--name", "tiny2", "--run", str(run), "--test-data", str(data), "--out",
                    str(tmp_path / "shipped"), "--ensemble", "3"])
     assert not (tmp_path / "shipped" / "tiny2").exists()
+
+
+def test_ship_continued_run_with_previous_card_and_bf16_rows(tmp_path):
+    # a run started (--init-from) from shipped weights whose earlier stages' runs are elsewhere:
+    # the old card's stage sections come along and the new stage is numbered after them; an
+    # evaluation in fp32 and bf16 puts the fp32 rows in the metadata and the bf16 ones beside them
+    data = tmp_path / "d.h5"
+    generate_dataset(DatasetConfig(contrast=10.0, count=20, size=5, realizations=2, seed=3), data,
+                     workers=1, progress=False)
+    tiny = ModelConfig(kind="rln", n_iter=2, width=2)
+    ship = load_study("ship_surrogate")
+    runs = []
+    for k, init in enumerate([None, "first"]):
+        run = tmp_path / f"run{k}"
+        train_model(TrainConfig(data=[str(data)], out=str(run), model=tiny, epochs=1, batch_size=4,
+                                threads=1, progress=False, seed=k,
+                                init_from=str(tmp_path / "shipped" / "tiny" / "model.pt") if init else None))
+        args = ["--model", str(run / "best.pt"), "--data", str(data), "--ensemble", "2", "--ensemble",
+                "1", "--json", "--no-progress", "--no-baselines"]
+        if init:
+            args += ["--precision", "fp32", "--precision", "bf16"]
+        result = CliRunner().invoke(evaluate_cli, args)
+        assert result.exit_code == 0, result.output
+        (run / "evaluation.json").write_text(result.output)
+        runs.append((run, json.loads(result.output)))
+        if init is None:
+            ship.main(["--name", "tiny", "--run", str(run), "--test-data", str(data), "--out",
+                       str(tmp_path / "shipped"), "--ensemble", "2"])
+    first_card = (tmp_path / "shipped" / "tiny" / "card.md").read_text()
+    hours0 = float(first_card.split("wall time: ")[1].split(" h")[0])
+
+    run, report = runs[1]
+    ship.main(["--name", "tiny", "--run", str(run), "--test-data", str(data), "--out",
+               str(tmp_path / "shipped"), "--ensemble", "2",
+               "--previous-card", str(tmp_path / "shipped" / "tiny" / "card.md")])
+    card = (tmp_path / "shipped" / "tiny" / "card.md").read_text()
+    assert "### Stage 1: " in card and "### Stage 2: " in card and "in 2 stage(s)" in card
+    assert card.count("- training, stage 1 ") == 1 and card.count("- training, stage 2 ") == 1
+    hours1 = sum(r["time_s"] for r in load_study("ship_surrogate").read_metrics(run)) / 3600
+    assert f"wall time: {hours0 + hours1:.2f} h" in card
+    rows = {(row["ensemble"], row["precision"]): row for row in report["rows"]}
+    s = Surrogate.load(tmp_path / "shipped" / "tiny")
+    assert s.accuracy["test_mase_mean"] == rows[2, "fp32"]["mase"]["mean"]
+    assert s.accuracy["plain_test_mase_mean"] == rows[1, "fp32"]["mase"]["mean"]
+    assert s.precision == "fp32"
+    assert (f"In bf16 (`precision=\"bf16\"` / `--precision bf16`; fast on CPUs with AMX / AVX512-BF16):"
+            f" test MASE {rows[2, 'bf16']['mase']['mean']:.2f} +- {rows[2, 'bf16']['mase']['std']:.2f} %"
+            f" with the 2-pass ensemble, plain network {rows[1, 'bf16']['mase']['mean']:.2f}") in card
+    (tmp_path / "not-a-card.md").write_text("# notes\n")
+    with pytest.raises(SystemExit, match="--previous-card: not a model card"):
+        ship.main(["--name", "tiny4", "--run", str(run), "--test-data", str(data), "--out",
+                   str(tmp_path / "shipped"), "--previous-card", str(tmp_path / "not-a-card.md")])
+    assert not (tmp_path / "shipped" / "tiny4").exists()

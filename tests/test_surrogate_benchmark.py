@@ -36,7 +36,13 @@ def test_quick_run_reports_every_variant_and_ratios_from_the_right_rows(tmp_path
     for key in [("inference_mode fp32", 1, t), ("no_grad fp32", 1, t), ("inference_mode fp32", 1, 1),
                 ("inference_mode fp32 + channels_last_3d", 1, t), ("inference_mode fp32", 4, t),
                 ("Surrogate.predict (numpy in/out), ensemble 1", 1, t),
-                ("Surrogate.predict (numpy in/out), ensemble 4", 1, t)]:
+                ("Surrogate.predict (numpy in/out), ensemble 4", 1, t),
+                ("inference_mode bf16 autocast", 1, t),
+                ("inference_mode bf16 autocast + channels_last_3d", 1, t),
+                ("inference_mode bf16 autocast + channels_last_3d", 1, 1),
+                ("inference_mode bf16 autocast + channels_last_3d", 4, t),
+                ("Surrogate.predict (numpy in/out), ensemble 1, bf16", 1, t),
+                ("Surrogate.predict (numpy in/out), ensemble 4, bf16", 1, t)]:
         assert key in rows, key
     fe = float(re.search(r"\*\*FE `solve_fe`\*\*.*\| \*\*(\d+)\*\* \|", text).group(1))
 
@@ -46,6 +52,10 @@ def test_quick_run_reports_every_variant_and_ratios_from_the_right_rows(tmp_path
     ens = rows["Surrogate.predict (numpy in/out), ensemble 4", 1, t]
     ratio = float(re.search(r"ensemble, batch 1: \*\*([\d.]+)\*\*", text).group(1))
     assert consistent(ratio, ens)  # from the ensemble row, not another one
+    ens_bf16 = rows["Surrogate.predict (numpy in/out), ensemble 4, bf16", 1, t]
+    ratio = float(re.search(r"ensemble, batch 1: \*\*[\d.]+\*\* \(fp32\), \*\*([\d.]+)\*\* \(bf16\)",
+                            text).group(1))
+    assert consistent(ratio, ens_bf16)
     best1 = min(ms for (v, b, _), ms in rows.items() if b == 1 and "Surrogate.predict" not in v)
     batch1 = float(re.search(r"batch 1: \*\*([\d.]+)\*\*", text).group(1))
     assert consistent(batch1, best1)

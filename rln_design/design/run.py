@@ -49,6 +49,10 @@ class OptimizeConfig:
             network, by default: the loops screen and FE verifies every design, so speed wins
             there. It also applies to a surrogate object given to :func:`optimize` (a shallow
             copy runs with it; the caller's object is left as it was).
+        surrogate_precision: network precision of the surrogate in the loops: ``"fp32"``,
+            ``"bf16"`` (autocast; several times faster on CPUs with AMX / AVX512-BF16, slower on
+            others) or ``"auto"`` (bf16 exactly where native); like ``surrogate_ensemble`` it
+            applies to a given surrogate object through a copy. FE verifies every design.
         realizations: K structures per design point and evaluation.
         seed: the run's seed (Sobol design, realizations, optimizer).
         n_init, iterations, q: Bayesian loop (Sobol points, iterations, batch size).
@@ -81,6 +85,7 @@ class OptimizeConfig:
     evaluator: str = "surrogate"
     surrogate: str = "cr10"
     surrogate_ensemble: int = 1
+    surrogate_precision: str = "fp32"
     realizations: int = 4
     seed: int = 0
     n_init: int = 8
@@ -121,6 +126,11 @@ class OptimizeConfig:
             check_ensemble_size(self.surrogate_ensemble)
         except ValueError as err:
             raise ValueError(f"surrogate_ensemble: {err}") from None
+        from rln_design.precision import PRECISIONS
+
+        if self.surrogate_precision not in PRECISIONS:
+            raise ValueError(f"surrogate_precision={self.surrogate_precision!r} must be one of "
+                             f"{', '.join(PRECISIONS)}")
         if self.gradient_realizations is None:
             object.__setattr__(self, "gradient_realizations", min(2, int(self.realizations)))
         for name in ("realizations", "top_k", "n_init", "q", "restarts", "steps", "gradient_realizations"):
@@ -198,9 +208,12 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         from rln_design.surrogate import Surrogate
 
         log(f"loading surrogate {config.surrogate!r}")
-        surrogate = Surrogate.load(config.surrogate, ensemble=config.surrogate_ensemble)
-    elif hasattr(surrogate, "with_ensemble"):  # the caller's object keeps its own default
+        surrogate = Surrogate.load(config.surrogate, ensemble=config.surrogate_ensemble,
+                                   precision=config.surrogate_precision)
+    elif hasattr(surrogate, "with_ensemble"):  # the caller's object keeps its own defaults
         surrogate = surrogate.with_ensemble(config.surrogate_ensemble)
+        if hasattr(surrogate, "with_precision"):
+            surrogate = surrogate.with_precision(config.surrogate_precision)
     trained_box = None
     if surrogate is not None:
         meta = getattr(surrogate, "metadata", {}) or {}
@@ -208,6 +221,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         surrogate_info = {"name": str(config.surrogate), "contrast": getattr(surrogate, "contrast", None),
                           "grid": getattr(surrogate, "grid", None),
                           "ensemble": getattr(surrogate, "ensemble", None),
+                          "precision": getattr(surrogate, "precision", None),
                           "training_box": None if trained_box is None else
                           {"lower": trained_box.lower.tolist(), "upper": trained_box.upper.tolist()}}
     from rln_design.microstructure import DEFAULT_SHAPE, ParameterBox
