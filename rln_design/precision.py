@@ -2,9 +2,10 @@
 
 bf16 autocast runs the convolutions in bfloat16 (8-bit mantissa) with fp32 weights, loss, optimizer
 and network head (``rln_design.models.proximal``). It pays off where the hardware multiplies bf16
-natively: CUDA GPUs, and x86 CPUs with AMX or AVX512-BF16 (oneDNN's bf16 convolutions, measured
-~7x faster than fp32 for a 3x3x3 conv on a 2-core Xeon with AMX). On other CPUs oneDNN emulates
-bf16 and it is several times *slower* than fp32 (measured 2-12x on an AMD EPYC without AVX-512).
+natively: CUDA GPUs, and x86 CPUs with AMX or AVX512-BF16 (oneDNN's bf16 convolutions;
+``studies/training_cost.md`` and ``studies/surrogate_benchmark.md`` time the whole network). On other
+CPUs oneDNN emulates bf16 and it is several times *slower* than fp32 (2-50x in the studies of an
+earlier session on a 2-core AMD EPYC without AVX-512).
 """
 
 from __future__ import annotations

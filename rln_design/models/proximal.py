@@ -17,7 +17,6 @@ field whose period divides both ``n`` and ``P`` (no seam), shifts by multiples o
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ProximalNet", "PeriodicConv3d", "periodic_pad", "padded_size"]
@@ -43,10 +42,9 @@ class _PeriodicPad(torch.autograd.Function):
     """Circular pad of the last three axes with a gradient that folds the halo back in place.
 
     Same numbers as ``F.pad(mode="circular")``. Hand-written because autograd's version of that
-    pad is the dominant cost of a CPU training step: its backward allocates a zero tensor of the
-    full padded size for every slice it copied and adds them (measured on a 2-core Xeon with
-    AMX, 31^3 RLN step per sample: 1.54 s -> 1.13 s in fp32, 0.83 s -> 0.57 s in bf16;
-    ``studies/training_cost.py``). Forward: one copy of the interior, then halo slabs copied
+    pad was the largest single cost of a CPU training step in the profiler: its backward
+    allocates a zero tensor of the full padded size for every slice it copied and adds them all
+    (``studies/training_cost.md`` times a step with either pad, side by side). Forward: one copy of the interior, then halo slabs copied
     from the output axis by axis (so corners come for free). Backward: per axis, the interior of
     the gradient plus the halo slabs added to the opposite edges. Pads must not exceed their axis.
     The backward is made of differentiable ops, so double backward works too.
