@@ -95,12 +95,16 @@ def _model_rows(report: dict) -> list[dict]:
     return [row for row in report["rows"] if row["kind"] != "baseline"]
 
 
-def surrogate_rows(report: dict, ensemble: int) -> tuple[dict, dict | None]:
+def surrogate_rows(report: dict, ensemble: int, precision: str = "fp32") -> tuple[dict, dict | None]:
     """The report's row of the shipped ensemble size, and its plain-network (ensemble 1) row.
 
-    Reports without ensemble labels (one surrogate row) give ``(that row, None)``.
+    Only rows evaluated in ``precision`` count (reports made before the precision option are
+    fp32). Reports without ensemble labels (one surrogate row) give ``(that row, None)``.
     """
-    rows = _model_rows(report)
+    rows = [row for row in _model_rows(report) if row.get("precision", "fp32") == precision]
+    if not rows:
+        raise SystemExit(f"the evaluation report has no {precision} row: run rln-design evaluate "
+                         f"with --precision {precision}")
     if not any("ensemble" in row for row in rows):  # a report made before ensembles existed
         if ensemble != 1:
             raise SystemExit(f"the evaluation report has no ensemble sizes (a plain-network report); "
@@ -112,6 +116,29 @@ def surrogate_rows(report: dict, ensemble: int) -> tuple[dict, dict | None]:
                          f"(has {sorted(k for k in by_size if k)}): run rln-design evaluate with "
                          f"--ensemble {ensemble}")
     return by_size[ensemble], (by_size.get(1) if ensemble != 1 else None)
+
+
+def previous_card_sections(text: str) -> tuple[int, float, list[str], list[str]]:
+    """What a shipped card says of the stages before the run that started from its weights.
+
+    Returns ``(stages, hours, data lines, training lines)``: the stage count and training hours
+    of its "wall time" line, its per-stage training/validation data bullets, and its "## Training"
+    section from the first "### Stage" heading to "## Accuracy" (stage tables, the validation
+    comparisons that chose its weights, the ablation), verbatim.
+
+    Raises:
+        SystemExit: the text is not a card written by this script.
+    """
+    import re
+
+    found = re.search(r"wall time: ([\d.]+) h of training in (\d+) stage", text)
+    lines = text.splitlines()
+    if not found or "## Training" not in lines or "## Accuracy on the test split (measured by `rln-design evaluate`)" not in lines:
+        raise SystemExit("--previous-card: not a model card written by studies/ship_surrogate.py")
+    data = [line for line in lines if line.startswith(("- training, stage", "- validation, stage"))]
+    start = next(k for k, line in enumerate(lines) if line.startswith("### Stage 1"))
+    end = lines.index("## Accuracy on the test split (measured by `rln-design evaluate`)")
+    return int(found.group(2)), float(found.group(1)), data, lines[start:end]
 
 
 def _is_weights(label: str, weights: Path) -> bool:
@@ -165,13 +192,19 @@ def _selection_section(selections: list[dict], shipped: Path) -> list[str]:
 def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
               earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None,
               ablation: Path | None = None, ensemble: int = 1, selections: list[dict] = (),
-              shipped: Path | None = None) -> str:
+              shipped: Path | None = None, previous: str | None = None) -> str:
     config = ckpt["config"]
     model = ckpt["model_config"]
     contrast = float(ckpt.get("contrast") or report.get("contrast"))
     stages = [*earlier, (ckpt, history)]
     hours = sum(row.get("time_s", 0.0) for _, h in stages for row in h) / 3600.0
+    offset, previous_data, previous_training = 0, [], []
+    if previous is not None:
+        offset, previous_hours, previous_data, previous_training = previous_card_sections(previous)
+        hours += previous_hours
     ours, plain = surrogate_rows(report, ensemble)
+    has_bf16 = any(row.get("precision") == "bf16" for row in _model_rows(report))
+    ours16, plain16 = surrogate_rows(report, ensemble, "bf16") if has_bf16 else (None, None)
     grid = tuple(report["grid"])
     paper = PAPER.get(contrast, {})
     lines = [
@@ -185,23 +218,37 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "",
         "## Data",
         "",
+        *previous_data,
         *[f"- training, stage {k} ({c['config'].get('max_train_samples') or 'all'} of its training "
-          f"split): {_dataset_line(p)}" for k, (c, _) in enumerate(stages, 1) for p in c["config"]["data"]],
+          f"split): {_dataset_line(p)}" for k, (c, _) in enumerate(stages, offset + 1)
+          for p in c["config"]["data"]],
         *[f"- validation, stage {k} (best-epoch selection, {c['config'].get('max_val_samples') or 'all'} "
           f"structures of its validation split): {_dataset_line(p)}"
-          for k, (c, _) in enumerate(stages, 1) for p in (c["config"].get("val_data") or c["config"]["data"])],
+          for k, (c, _) in enumerate(stages, offset + 1)
+          for p in (c["config"].get("val_data") or c["config"]["data"])],
         f"- test: {_dataset_line(test_data)}",
         "",
         "## Training",
         "",
         "Made with the project's own commands, `bash studies/train_shipped_surrogates.sh "
         f"{name}` (it runs `rln-design generate`, `rln-design train`, `rln-design evaluate`).",
-        f"- hardware: {cpu_summary()}, CPU only, torch threads {config.get('threads')}",
-        f"- wall time: {hours:.2f} h of training in {len(stages)} stage(s); selected weights: "
+        f"- hardware: {cpu_summary()}, CPU only, torch threads {config.get('threads')}"
+        + (f", {'bf16 mixed precision' if config.get('amp') else 'fp32'}"
+           f"{', channels_last_3d' if config.get('channels_last') else ''}"
+           + (f" (stages 1-{offset}: see their sections below)" if offset else "")),
+        f"- wall time: {hours:.2f} h of training in {offset + len(stages)} stage(s); selected weights: "
         f"epoch {ckpt['best_epoch']} of the last stage (validation MASE {ckpt['best_val_mase']:.2f} %)",
         "",
     ]
-    for k, (stage_ckpt, stage_history) in enumerate(stages, start=1):
+    if previous_training:
+        lines += [
+            f"Stages 1-{offset} ran in an earlier session on the machine their card names; their "
+            f"sections below are copied from that card (`--previous-card`), stage {offset + 1} "
+            "started from the weights it shipped.",
+            "",
+            *previous_training,
+        ]
+    for k, (stage_ckpt, stage_history) in enumerate(stages, start=offset + 1):
         stage_config = stage_ckpt["config"]
         planned = stage_config["epochs"]
         lines += [
@@ -269,6 +316,15 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "contrast: " + (", ".join(f"{k} {v} %" for k, v in paper.items()) or "no figure") + ".",
         "",
         *([
+            f"In bf16 (`precision=\"bf16\"` / `--precision bf16`; fast on CPUs with AMX / "
+            f"AVX512-BF16): test MASE {ours16['mase']['mean']:.2f} +- {ours16['mase']['std']:.2f} %"
+            + (f" with the {ensemble}-pass ensemble" if ensemble > 1 else "")
+            + (f", plain network {plain16['mase']['mean']:.2f} +- {plain16['mase']['std']:.2f} %"
+               if plain16 else "")
+            + " (same structures; the default stays fp32).",
+            "",
+        ] if ours16 else []),
+        *([
             f"Symmetry ensemble: `Surrogate.predict`, `rln-design predict` and `rln-design evaluate`"
             f" average the network over {ensemble} exact symmetries of the eps_xx problem"
             f" (`rln_design.symmetry`; at {'x'.join(map(str, grid))}: "
@@ -323,6 +379,10 @@ def main(argv=None):
                         help="rln-design evaluate --out (or --json) report comparing candidate "
                              "weights on validation structures, shown in the card (repeatable, in "
                              "the order the choices were made; the last one must score RUN/best.pt)")
+    parser.add_argument("--previous-card", type=Path,
+                        help="card of the shipped weights RUN started from (--init-from), when the "
+                             "earlier stages' runs are not on this machine: its stage sections and "
+                             "data lines are copied into the new card and stages are numbered on")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="default symmetry-ensemble size of the shipped surrogate; the evaluation "
                              "report needs a row with it (rln-design evaluate --ensemble K)")
@@ -332,6 +392,9 @@ def main(argv=None):
     except ValueError as err:
         parser.error(f"--ensemble: {err}")
     run = Path(args.run)
+    previous = args.previous_card.read_text() if args.previous_card else None  # before it is replaced
+    if previous is not None:
+        previous_card_sections(previous)  # a clear error before the slow steps
     selections = [json.loads(path.read_text()) for path in args.selection]
     if selections:  # before the slow steps below
         check_selection(selections[-1], run / "best.pt")
@@ -353,12 +416,19 @@ def main(argv=None):
     if plain:
         metrics.update(plain_test_mase_mean=plain["mase"]["mean"], plain_test_mase_std=plain["mase"]["std"],
                        plain_test_statistics=plain["statistics"])
+    if any(row.get("precision") == "bf16" for row in _model_rows(report)):  # beside, not instead
+        ours16, plain16 = surrogate_rows(report, args.ensemble, "bf16")
+        for prefix, row in (("bf16_test_", ours16), ("bf16_plain_test_", plain16)):
+            if row is not None:
+                metrics.update({f"{prefix}mase_mean": row["mase"]["mean"],
+                                f"{prefix}mase_std": row["mase"]["std"],
+                                f"{prefix}statistics": row["statistics"]})
     surrogate.metadata.update(grid=tuple(test_grid), metrics=metrics)  # grid: where it was measured
     labels = [f"stage {k}" for k in range(1, len(earlier) + 2)]
     transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))
                 if earlier else None)
     card = make_card(args.name, ckpt, history, report, args.test_data, earlier, transfer,
-                     args.ablation, args.ensemble, selections, run / "best.pt")
+                     args.ablation, args.ensemble, selections, run / "best.pt", previous)
     out = surrogate.save(Path(args.out) / args.name, card=card)
     # rln-design evaluate --png numbers the pictures of several surrogate rows: worst-<n>.png
     models = _model_rows(report)

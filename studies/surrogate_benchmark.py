@@ -11,15 +11,16 @@ a Latin hypercube of the default parameter box), torch intra-op threads = 2 unle
 
 * ms per structure of the RLN forward pass at batch 1 and batch 32 for: ``torch.inference_mode``
   fp32 (reference: the ``Surrogate.predict`` path), ``torch.no_grad`` fp32 (batch 1),
-  inference mode + ``channels_last_3d`` weights, 1 vs 2 threads, bf16 CPU autocast (batch 1 only:
-  without native bf16 instructions it is emulated and ~10x slower), and the public
-  ``Surrogate.predict`` (batch 1) with the plain network (``ensemble=1``) and with the symmetry
+  inference mode + ``channels_last_3d`` weights, 1 vs 2 threads, bf16 CPU autocast in both layouts
+  (fast with AMX / AVX512-BF16, emulated and slow without), and the public ``Surrogate.predict``
+  (batch 1) in fp32 and bf16 with the plain network (``ensemble=1``) and with the symmetry
   ensemble (the shipped surrogate's default ``K``, else 4; ``K`` passes, :mod:`rln_design.symmetry`);
 * ms per structure of ``solve_fe`` (contrast of the surrogate, rtol 1e-6) on the first structures;
 * the surrogate:FE speed ratio;
 * the accuracy cost of bf16: MASE (100 mean |y_bf16 - y_fp32|) against the fp32 prediction on the
-  same structure (and against FE when a trained surrogate is used), and the MASE against FE of the
-  plain network and the ensemble on that structure.
+  same structures (and against FE when a trained surrogate is used), and the MASE against FE of
+  the plain network and the ensemble. Test-split accuracy in both precisions comes from
+  ``rln-design evaluate --precision fp32 --precision bf16`` (README).
 
 The weights do not change the speed: without a shipped surrogate a randomly initialized RLN of the
 paper's size is timed (the report says which). Batch-1 timings are medians of round-robin repeats
@@ -39,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from rln_design.precision import cpu_has_native_bf16
 
 OUT = Path(__file__).with_suffix(".md")
 THREADS = 2
@@ -145,17 +148,29 @@ def main(argv=None):
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
     k_ens = surrogate.ensemble if surrogate.ensemble > 1 else 4
     ref_name, cl_name = "inference_mode fp32", "inference_mode fp32 + channels_last_3d"
-    ens_name = f"Surrogate.predict (numpy in/out), ensemble {k_ens}"
-    # (name, runner, threads); the first is the reference (the Surrogate.predict path)
+    bf16_name, bf16_cl_name = "inference_mode bf16 autocast", "inference_mode bf16 autocast + channels_last_3d"
+    api = "Surrogate.predict (numpy in/out)"
+    ens_name, ens_bf16_name = f"{api}, ensemble {k_ens}", f"{api}, ensemble {k_ens}, bf16"
+
+    def api_runner(k, precision):
+        return lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=k, precision=precision))
+
+    # (name, runner, threads); the first is the reference (the fp32 Surrogate.predict path)
     variants = [
         (ref_name, make_runner(model, mode="inference"), THREADS),
         ("no_grad fp32", make_runner(model, mode="no_grad"), THREADS),
         (cl_name, make_runner(cl_model, mode="inference"), THREADS),
         (ref_name, make_runner(model, mode="inference"), 1),
-        ("Surrogate.predict (numpy in/out), ensemble 1",
-         lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=1)), THREADS),
-        (ens_name, lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=k_ens)), THREADS),
+        (bf16_name, make_runner(model, mode="inference", bf16=True), THREADS),
+        (bf16_cl_name, make_runner(cl_model, mode="inference", bf16=True), THREADS),
+        (bf16_cl_name, make_runner(cl_model, mode="inference", bf16=True), 1),
+        (f"{api}, ensemble 1", api_runner(1, "fp32"), THREADS),
+        (f"{api}, ensemble 1, bf16", api_runner(1, "bf16"), THREADS),
+        (ens_name, api_runner(k_ens, "fp32"), THREADS),
+        (ens_bf16_name, api_runner(k_ens, "bf16"), THREADS),
     ]
+    big_variants = [(ref_name, THREADS), (cl_name, THREADS), (ref_name, 1), (bf16_cl_name, THREADS),
+                    (bf16_cl_name, 1)]
     slot = {(name, threads): k for k, (name, _, threads) in enumerate(variants)}  # row by name
     print("surrogate:", flush=True)
     # batch 1: round robin over the variants, so that load changes hit all of them alike
@@ -172,32 +187,32 @@ def main(argv=None):
     torch.set_num_threads(THREADS)
     for k, (name, _, threads) in enumerate(variants):
         record(name, 1, statistics.median(times[k]), threads)
-    ms, y_bf16 = time_forward(make_runner(model, mode="inference", bf16=True), x1, 1)
-    record("inference_mode + bf16 autocast", 1, ms)
-    for name, fn, threads in variants[:4]:
-        if name.startswith("no_grad"):
-            continue
+    big_preds = {}
+    for name, threads in big_variants:
         torch.set_num_threads(threads)
-        ms, _ = time_forward(fn, x, 1)
+        ms, big_preds[name] = time_forward(variants[slot[name, threads]][1], x, 1)
         record(name, big, ms, threads)
     torch.set_num_threads(THREADS)
 
-    y32 = preds[slot[ref_name, THREADS]].numpy()
-    bf16_vs_fp32 = float(100 * np.abs(y_bf16.numpy() - y32).mean())
-    fp32_vs_fe = float(100 * np.abs(y32[0] - fe_fields[0]).mean())
-    bf16_vs_fe = float(100 * np.abs(y_bf16.numpy()[0] - fe_fields[0]).mean())
-    cl_same = float(np.abs(preds[slot[cl_name, THREADS]].numpy() - y32).max())
+    y32, y16 = big_preds[ref_name].numpy(), big_preds[bf16_cl_name].numpy()
+    bf16_vs_fp32 = float(100 * np.abs(y16 - y32).mean())
+    fp32_vs_fe = float(100 * np.abs(y32[:n_fe] - fe_fields).mean())
+    bf16_vs_fe = float(100 * np.abs(y16[:n_fe] - fe_fields).mean())
+    cl_same = float(np.abs(preds[slot[cl_name, THREADS]].numpy() - preds[slot[ref_name, THREADS]].numpy()).max())
     ens_vs_fe = float(100 * np.abs(preds[slot[ens_name, THREADS]].numpy()[0] - fe_fields[0]).mean())
+    ens_bf16_vs_fe = float(100 * np.abs(preds[slot[ens_bf16_name, THREADS]].numpy()[0] - fe_fields[0]).mean())
     load_after = os.getloadavg()
     wall = time.perf_counter() - t_start
 
     ref = {b: ms for v, b, t, ms in rows if v == ref_name and t == THREADS}
     ens_ms = next(ms for v, b, t, ms in rows if v == ens_name and b == 1)
+    ens_bf16_ms = next(ms for v, b, t, ms in rows if v == ens_bf16_name and b == 1)
     fe = statistics.mean(fe_ms)
     best = {}
     for v, b, t, ms in rows:
         if "Surrogate.predict" not in v:
             best[b] = min(best.get(b, float("inf")), ms)
+    native = cpu_has_native_bf16()
     lines = [
         "# Surrogate vs FE speed on CPU",
         "",
@@ -209,8 +224,9 @@ def main(argv=None):
         f"- CPU: {cpu_info()}",
         f"- torch {torch.__version__}, intra-op threads {THREADS} unless stated",
         f"- load average (1, 5, 15 min) before {tuple(round(v, 2) for v in load_before)}, after "
-        f"{tuple(round(v, 2) for v in load_after)}: the 2 cores were shared with other jobs, so "
-        "absolute times are pessimistic; ratios measured back to back are more robust",
+        f"{tuple(round(v, 2) for v in load_after)}: where these approach 2 the cores were shared "
+        "with other jobs, so absolute times are pessimistic; ratios measured back to back are more "
+        "robust",
         f"- structures: {args.grid}^3, Latin-hypercube parameters, generated seeds 0..{big - 1}; benchmark "
         f"wall time {wall:.0f} s",
         "",
@@ -229,23 +245,25 @@ def main(argv=None):
         "same run; > 1 means the surrogate is faster): "
         + ", ".join(f"batch {b}: **{fe / ms:.2f}**" for b, ms in sorted(best.items()))
         + f"; `Surrogate.predict` with the {k_ens}-pass symmetry ensemble, batch 1: "
-        f"**{fe / ens_ms:.2f}**",
+        f"**{fe / ens_ms:.2f}** (fp32), **{fe / ens_bf16_ms:.2f}** (bf16)",
         "",
         "Accuracy of the options (same structure, MASE in %, 100 mean |a - b|):",
-        f"- bf16 autocast vs fp32 prediction: {bf16_vs_fp32:.3f}",
-        f"- fp32 vs FE: {fp32_vs_fe:.3f}; bf16 vs FE: {bf16_vs_fe:.3f}; {k_ens}-pass symmetry "
-        f"ensemble vs FE: {ens_vs_fe:.3f}"
-        + (" (random weights: not meaningful)" if "randomly" in weights else " (one structure; "
+        f"- bf16 autocast vs fp32 prediction: {bf16_vs_fp32:.3f} (mean over the {big} structures)",
+        f"- fp32 vs FE: {fp32_vs_fe:.3f}; bf16 vs FE: {bf16_vs_fe:.3f} (mean over {n_fe}); "
+        f"{k_ens}-pass symmetry ensemble vs FE: {ens_vs_fe:.3f} (fp32), {ens_bf16_vs_fe:.3f} (bf16)"
+        + (" (random weights: not meaningful)" if "randomly" in weights else " (first structure; "
            "test-split figures are in the model cards)"),
         f"- channels_last_3d vs default layout: max |difference| {cl_same:.2e} (same numbers)",
         "",
         "Notes:",
-        "- bf16 autocast is timed at batch 1 only: this CPU has no native bf16 instructions "
-        "(no avx512_bf16 / AMX flag), oneDNN emulates bf16 and it is much slower than fp32, and it "
-        "adds error; do not use it for CPU inference here. On a CPU with avx512_bf16/AMX re-run "
-        "this study before deciding.",
-        "- `Surrogate.predict` uses inference_mode fp32 (plus input validation and a copy to numpy);"
-        f" its {k_ens}-pass ensemble row is {k_ens} forward passes, averaged (rln_design.symmetry:"
+        ("- this CPU multiplies bf16 natively (AMX / AVX512-BF16): oneDNN's bf16 convolutions are "
+         "the fast path; `Surrogate.predict(precision=\"bf16\")` (CLI `--precision bf16`) runs "
+         "them with the weights in channels_last_3d, and `precision=\"auto\"` picks it on such CPUs."
+         if native else
+         "- this CPU has no native bf16 (no AMX / AVX512-BF16): oneDNN emulates bf16 and the bf16 "
+         "rows are slower than fp32; keep `precision=\"fp32\"` (or `\"auto\"`, which picks fp32 here)."),
+        "- `Surrogate.predict` adds input validation and a copy to numpy to the forward pass;"
+        f" its {k_ens}-pass ensemble rows are {k_ens} forward passes, averaged (rln_design.symmetry:"
         " reflections combined with origin shifts).",
         "- batch-1 variants are timed round robin (median of the repeats), so a change of machine "
         "load hits them alike; batch-" + str(big) + " rows are single timed calls.",

@@ -19,7 +19,12 @@
 #     fresh structures, no repeats), kept over stage 4 on 255 validation structures;
 #  6. the same again over 1,440 fresh structures of a fifth seed, kept over stage 5 on the same 255
 #     validation structures;
-#  7. the same again over 1,440 fresh structures of a sixth seed, kept over stage 6 on the same 255.
+#  7. the same again over 1,440 fresh structures of a sixth seed, kept over stage 6 on the same 255;
+#  8. two epochs at 5e-4 over 4,000 fresh structures of a seventh seed plus the training split of the
+#     first 31^3 file, in bf16 mixed precision with channels_last_3d weights (--amp
+#     --channels-last: ~4x cheaper per step than the fp32 stages on a CPU with AMX, see
+#     studies/training_cost.md; on a CPU without native bf16 drop both flags, --amp is slower
+#     there), selected on 255 validation structures in the default fp32 per epoch.
 # Shipped with a 4-pass symmetry ensemble as the default of predict/evaluate (rln_design.symmetry);
 # the card reports it and the plain network side by side.
 # Test metrics come from the 31^3 test split. The shipped runs stopped stage 1 early for time (the
@@ -27,8 +32,8 @@
 set -euo pipefail
 name=${1:?usage: train_shipped_surrogates.sh cr10|cr50}
 case $name in
-  cr10) contrast=10; seed16=16;   seed31=31;   count31=2560; seed31x=131;  count31x=1540; seed31y=231;  seed31z=331;  seed31w=431;  seed31v=531 ;;
-  cr50) contrast=50; seed16=1016; seed31=1031; count31=1280; seed31x=1131; count31x=2050; seed31y=1231; seed31z=1331; seed31w=1431; seed31v=1531 ;;
+  cr10) contrast=10; seed16=16;   seed31=31;   count31=2560; seed31x=131;  count31x=1540; seed31y=231;  seed31z=331;  seed31w=431;  seed31v=531;  seed31u=631 ;;
+  cr50) contrast=50; seed16=1016; seed31=1031; count31=1280; seed31x=1131; count31x=2050; seed31y=1231; seed31z=1331; seed31w=1431; seed31v=1531; seed31u=1631 ;;
   *) echo "unknown surrogate $name (cr10 or cr50)" >&2; exit 2 ;;
 esac
 epochs=${EPOCHS:-3}
@@ -77,12 +82,25 @@ fresh_stage() {  # fresh_stage SUFFIX DATA_SEED PREVIOUS_SUFFIX TRAIN_SEED SELEC
 fresh_stage z $seed31z y 4 select
 fresh_stage w $seed31w z 5 select6
 fresh_stage v $seed31v w 6 select7
-# test accuracy of the shipped default (4-pass symmetry ensemble) and of the plain network
-rln-design evaluate --model runs/$name-31v/best.pt --ensemble 4 --ensemble 1 --data data/${name}_31.h5 \
-  --split test --max-samples 400 --threads $threads --png runs/$name-31v/worst.png \
-  --out runs/$name-31v/evaluation.json
-python studies/ship_surrogate.py --name $name --run runs/$name-31v --stage runs/$name \
+# stage 8: bf16 + channels_last (AMX), 2 epochs over 4,000 fresh structures and the first file's
+# training split; the 255-structure selection compares it with stage 7 as before
+rln-design generate --contrast $contrast --count 4000 --size 31 --realizations 5 --seed $seed31u \
+  --split 1,0,0 --out data/${name}_31u.h5
+rln-design train --data data/${name}_31u.h5 --data data/${name}_31.h5 --val-data data/${name}_31.h5 \
+  --max-val-samples 255 --init-from runs/$name-31v/best.pt --out runs/$name-31u --model rln \
+  --epochs 2 --batch-size 8 --lr 5e-4 --schedule step --warmup-steps 50 --augment --seed 7 \
+  --threads $threads --device cpu --amp --channels-last
+rln-design evaluate --model runs/$name-31v/best.pt --model runs/$name-31u/best.pt \
+  --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
+  --threads $threads --out runs/$name-select8.json
+# test accuracy of the shipped default (4-pass symmetry ensemble) and of the plain network, in fp32
+# and in bf16 (the precision option of predict/evaluate)
+rln-design evaluate --model runs/$name-31u/best.pt --ensemble 4 --ensemble 1 --precision fp32 \
+  --precision bf16 --data data/${name}_31.h5 --split test --max-samples 400 --threads $threads \
+  --png runs/$name-31u/worst.png --out runs/$name-31u/evaluation.json
+python studies/ship_surrogate.py --name $name --run runs/$name-31u --stage runs/$name \
   --stage runs/$name-31 --stage runs/$name-31x --stage runs/$name-31y --stage runs/$name-31z \
-  --stage runs/$name-31w --test-data data/${name}_31.h5 --selection runs/$name-select.json \
-  --selection runs/$name-select6.json --selection runs/$name-select7.json \
+  --stage runs/$name-31w --stage runs/$name-31v --test-data data/${name}_31.h5 \
+  --selection runs/$name-select.json --selection runs/$name-select6.json \
+  --selection runs/$name-select7.json --selection runs/$name-select8.json \
   --ablation studies/ablation_cpu_recipe.md --ensemble 4

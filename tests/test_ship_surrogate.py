@@ -149,6 +149,8 @@ def test_ship_continued_run_with_previous_card_and_bf16_rows(tmp_path):
     assert s.accuracy["test_mase_mean"] == rows[2, "fp32"]["mase"]["mean"]
     assert s.accuracy["plain_test_mase_mean"] == rows[1, "fp32"]["mase"]["mean"]
     assert s.precision == "fp32"
+    assert s.accuracy["bf16_test_mase_mean"] == rows[2, "bf16"]["mase"]["mean"]
+    assert s.accuracy["bf16_plain_test_mase_mean"] == rows[1, "bf16"]["mase"]["mean"]
     assert (f"In bf16 (`precision=\"bf16\"` / `--precision bf16`; fast on CPUs with AMX / AVX512-BF16):"
             f" test MASE {rows[2, 'bf16']['mase']['mean']:.2f} +- {rows[2, 'bf16']['mase']['std']:.2f} %"
             f" with the 2-pass ensemble, plain network {rows[1, 'bf16']['mase']['mean']:.2f}") in card
