@@ -300,6 +300,21 @@ def test_predict_cli_ensemble(saved, tmp_path, monkeypatch):
     np.testing.assert_allclose(np.load(report["out"]), s.predict(m, ensemble=4), atol=1e-6)
 
 
+def test_predict_cli_precision(saved, tmp_path, monkeypatch):
+    s, directory = saved
+    monkeypatch.chdir(tmp_path)
+    m = structures(1)[0]
+    np.save("one.npy", m)
+    result = CliRunner().invoke(predict_cli, ["one.npy", "--surrogate", str(directory), "--precision",
+                                              "bf16", "--png", "-", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["precision"] == "bf16"
+    np.testing.assert_array_equal(np.load(report["out"]), s.predict(m, precision="bf16"))
+    result = CliRunner().invoke(predict_cli, ["one.npy", "--surrogate", str(directory), "--precision", "int8"])
+    assert result.exit_code == 2 and "'int8' is not one of 'fp32', 'bf16', 'auto'" in result.output
+
+
 def test_predict_cli_bad_output_folder_and_device(saved, tmp_path, monkeypatch):
     _, directory = saved
     monkeypatch.chdir(tmp_path)
