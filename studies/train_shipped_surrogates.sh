@@ -98,6 +98,12 @@ rln-design evaluate --model runs/$name-31v/best.pt --model runs/$name-31u/best.p
 rln-design evaluate --model runs/$name-31u/best.pt --ensemble 4 --ensemble 1 --precision fp32 \
   --precision bf16 --data data/${name}_31.h5 --split test --max-samples 400 --threads $threads \
   --png runs/$name-31u/worst.png --out runs/$name-31u/evaluation.json
+# (The shipped stage-8 cards were made on a machine without the runs of stages 1-7, from
+#  --init-from surrogates/$name/model.pt, i.e. the stage-7 weights, with
+#  `python studies/ship_surrogate.py --name $name --run runs/$name-31u --test-data data/${name}_31.h5
+#   --selection runs/$name-select8.json --previous-card surrogates/$name/card.md --ensemble 4`,
+#  which copies the stage-7 card's stage sections; with every run at hand the command below makes
+#  the full card.)
 python studies/ship_surrogate.py --name $name --run runs/$name-31u --stage runs/$name \
   --stage runs/$name-31 --stage runs/$name-31x --stage runs/$name-31y --stage runs/$name-31z \
   --stage runs/$name-31w --stage runs/$name-31v --test-data data/${name}_31.h5 \

@@ -30,7 +30,9 @@ def test_sections_present(section):
 
 
 @pytest.mark.parametrize("row_start, prefix", [("| shipped RLN (CPU recipe)", "test_"),
-                                               ("| shipped RLN, plain network", "plain_test_")])
+                                               ("| shipped RLN, plain network (", "plain_test_"),
+                                               ("| shipped RLN, 4-pass ensemble in bf16", "bf16_test_"),
+                                               ("| shipped RLN, plain network in bf16", "bf16_plain_test_")])
 def test_accuracy_table_matches_the_shipped_models(row_start, prefix):
     # the default (symmetry-ensemble) row and the plain-network row, each as recorded in model.pt
     row = next(line for line in README.splitlines() if line.startswith(row_start))
