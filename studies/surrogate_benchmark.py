@@ -152,8 +152,12 @@ def main(argv=None):
     api = "Surrogate.predict (numpy in/out)"
     ens_name, ens_bf16_name = f"{api}, ensemble {k_ens}", f"{api}, ensemble {k_ens}, bf16"
 
+    # the public API on its own copy: predict(precision="bf16") moves its weights to
+    # channels_last_3d, which must not change the layout of the models timed above
+    api_surrogate = copy.deepcopy(surrogate)
+
     def api_runner(k, precision):
-        return lambda b: torch.from_numpy(surrogate.predict(b.numpy(), ensemble=k, precision=precision))
+        return lambda b: torch.from_numpy(api_surrogate.predict(b.numpy(), ensemble=k, precision=precision))
 
     # (name, runner, threads); the first is the reference (the fp32 Surrogate.predict path)
     variants = [
