@@ -181,6 +181,18 @@ def test_bf16_channels_last_run_is_deterministic_and_tracks_fp32(data, tmp_path)
     assert saved["amp"] is True and saved["channels_last"] is True
 
 
+def test_amp_on_a_cpu_without_native_bf16_warns(data, tmp_path, monkeypatch, capsys):
+    import rln_design.train as train_module
+
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    train_model(_config(data, tmp_path / "slow", amp=True, epochs=1))
+    assert ("warning: this CPU has no native bf16 (AMX / AVX512-BF16); --amp emulates it and is "
+            "slower than fp32 here") in capsys.readouterr().out
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    train_model(_config(data, tmp_path / "fast", amp=True, epochs=1))
+    assert "no native bf16" not in capsys.readouterr().out
+
+
 def test_bf16_channels_last_run_resumes_exactly(data, tmp_path):
     fast = dict(amp=True, channels_last=True, augment=True, schedule="step")
     train_model(_config(data, tmp_path / "full", **fast))
