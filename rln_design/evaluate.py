@@ -219,14 +219,11 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
     grid = tuple(structures.shape[1:])
     notes = []
 
-    from rln_design.precision import PRECISIONS
+    from rln_design.precision import check_precision
     from rln_design.symmetry import check_ensemble_size
 
     sizes = list(dict.fromkeys(map(check_ensemble_size, ensembles))) if ensembles else None  # once each
-    precs = list(dict.fromkeys(precisions)) if precisions else None
-    for p in precs or []:
-        if p not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {p!r}")
+    precs = list(dict.fromkeys(map(check_precision, precisions))) if precisions else None
     predictors = []
     for model in models:
         s = model if isinstance(model, Surrogate) else Surrogate.load(model, device=device)

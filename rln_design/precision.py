@@ -15,10 +15,17 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["PRECISIONS", "cpu_has_native_bf16", "resolve_precision", "autocast"]
+__all__ = ["PRECISIONS", "check_precision", "cpu_has_native_bf16", "resolve_precision", "autocast"]
 
 #: ``"fp32"``, ``"bf16"`` (autocast), or ``"auto"`` (bf16 where native, see :func:`resolve_precision`).
 PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def check_precision(precision) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming the allowed ones."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
 
 
 @lru_cache(maxsize=None)
@@ -45,9 +52,7 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     Raises:
         ValueError: ``precision`` is not one of :data:`PRECISIONS`.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "auto":
+    if check_precision(precision) != "auto":
         return precision
     device = torch.device(device)
     native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())

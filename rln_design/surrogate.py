@@ -38,7 +38,7 @@ import torch
 from rln_design._atomic import atomic_path
 from rln_design._version import __version__
 from rln_design.models.recurrent import RLN, ModelConfig
-from rln_design.precision import PRECISIONS, autocast, resolve_precision
+from rln_design.precision import autocast, check_precision, resolve_precision
 from rln_design.symmetry import check_ensemble_size, ensemble_predict
 
 __all__ = ["Surrogate", "SURROGATES_ENV", "CPU_BATCH_SIZE", "DEVICE_BATCH_SIZE", "surrogate_dirs",
@@ -213,9 +213,7 @@ class Surrogate:
 
     @precision.setter
     def precision(self, value: str):
-        if value not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {value!r}")
-        self._precision = value
+        self._precision = check_precision(value)
 
     @property
     def ensemble(self) -> int:
@@ -297,8 +295,7 @@ class Surrogate:
             ValueError: the file is not a surrogate/checkpoint, or ``ensemble`` or ``precision``
                 is out of range.
         """
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)  # before reading the file
         path = resolve_surrogate(name_or_path)
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -472,9 +469,7 @@ class Surrogate:
         if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         k = self.ensemble if ensemble is None else check_ensemble_size(ensemble)
-        precision = self.precision if precision is None else precision
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        precision = self.precision if precision is None else check_precision(precision)
         t, single, is_numpy = self._validate(structures)
         device, dtype = self.device, self.dtype
         precision = resolve_precision(precision, device)

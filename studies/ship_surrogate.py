@@ -118,6 +118,13 @@ def surrogate_rows(report: dict, ensemble: int, precision: str = "fp32") -> tupl
     return by_size[ensemble], (by_size.get(1) if ensemble != 1 else None)
 
 
+def bf16_rows(report: dict, ensemble: int) -> tuple[dict | None, dict | None]:
+    """:func:`surrogate_rows` in bf16, or ``(None, None)`` when the report has no bf16 row."""
+    if any(row.get("precision") == "bf16" for row in _model_rows(report)):
+        return surrogate_rows(report, ensemble, "bf16")
+    return None, None
+
+
 def previous_card_sections(text: str) -> tuple[int, float, list[str], list[str]]:
     """What a shipped card says of the stages before the run that started from its weights.
 
@@ -203,8 +210,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         offset, previous_hours, previous_data, previous_training = previous_card_sections(previous)
         hours += previous_hours
     ours, plain = surrogate_rows(report, ensemble)
-    has_bf16 = any(row.get("precision") == "bf16" for row in _model_rows(report))
-    ours16, plain16 = surrogate_rows(report, ensemble, "bf16") if has_bf16 else (None, None)
+    ours16, plain16 = bf16_rows(report, ensemble)
     grid = tuple(report["grid"])
     paper = PAPER.get(contrast, {})
     lines = [
@@ -416,13 +422,11 @@ def main(argv=None):
     if plain:
         metrics.update(plain_test_mase_mean=plain["mase"]["mean"], plain_test_mase_std=plain["mase"]["std"],
                        plain_test_statistics=plain["statistics"])
-    if any(row.get("precision") == "bf16" for row in _model_rows(report)):  # beside, not instead
-        ours16, plain16 = surrogate_rows(report, args.ensemble, "bf16")
-        for prefix, row in (("bf16_test_", ours16), ("bf16_plain_test_", plain16)):
-            if row is not None:
-                metrics.update({f"{prefix}mase_mean": row["mase"]["mean"],
-                                f"{prefix}mase_std": row["mase"]["std"],
-                                f"{prefix}statistics": row["statistics"]})
+    for prefix, row in zip(("bf16_test_", "bf16_plain_test_"), bf16_rows(report, args.ensemble)):
+        if row is not None:  # beside the fp32 figures, not instead
+            metrics.update({f"{prefix}mase_mean": row["mase"]["mean"],
+                            f"{prefix}mase_std": row["mase"]["std"],
+                            f"{prefix}statistics": row["statistics"]})
     surrogate.metadata.update(grid=tuple(test_grid), metrics=metrics)  # grid: where it was measured
     labels = [f"stage {k}" for k in range(1, len(earlier) + 2)]
     transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))

@@ -35,3 +35,11 @@ def test_unknown_precision_is_a_clear_error(bad):
         resolve_precision(bad, "cpu")
     with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16' here"):
         autocast(bad, "cpu")
+
+
+def test_cli_choice_lists_the_same_precisions():
+    from rln_design.cli.options import precision_choice
+    from rln_design.precision import PRECISIONS, check_precision
+
+    assert tuple(precision_choice.choices) == PRECISIONS
+    assert check_precision("bf16") == "bf16"

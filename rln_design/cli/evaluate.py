@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rln_design.cli.options import ensemble_size, output_file, positive_float, positive_int, torch_device
+from rln_design.cli.options import ensemble_size, precision_choice, output_file, positive_float, positive_int, torch_device
 
 
 @click.command()
@@ -26,7 +26,7 @@ from rln_design.cli.options import ensemble_size, output_file, positive_float, p
               help="Symmetry-ensemble size K (average of K symmetry-transformed passes; 1 = the "
                    "plain network); repeat to compare sizes. Default: each surrogate's own "
                    "(recorded in its model.pt; 1 for checkpoints).")
-@click.option("--precision", "precisions", type=click.Choice(["fp32", "bf16", "auto"]), multiple=True,
+@click.option("--precision", "precisions", type=precision_choice, multiple=True,
               help="Network precision: fp32, bf16 (autocast; fast on CPUs with AMX / AVX512-BF16 "
                    "and on GPUs) or auto (bf16 exactly there); repeat to compare. Default: fp32.")
 @click.option("--batch-size", type=positive_int, default=32, show_default=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rln_design.cli.options import ensemble_size
+from rln_design.cli.options import ensemble_size, precision_choice
 
 EXIT_NOT_CONFIRMED = 3  # the run worked, but FE confirms no design meets every target
 
@@ -60,7 +60,7 @@ def _check_bounds(ctx, param, value):
 @click.option("--ensemble", type=ensemble_size, default=1, show_default=True,
               help="Symmetry-ensemble size of the surrogate in the loops (that many passes per "
                    "prediction; FE verifies every design either way).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32",
+@click.option("--precision", type=precision_choice, default="fp32",
               show_default=True,
               help="Surrogate precision in the loops: bf16 autocast is several times faster on CPUs "
                    "with AMX / AVX512-BF16 (and GPUs), slower on others; auto = bf16 exactly there.")

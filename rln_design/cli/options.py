@@ -8,6 +8,7 @@ import click
 positive_float = click.FloatRange(min=0.0, min_open=True)
 positive_int = click.IntRange(min=1)
 ensemble_size = click.IntRange(min=1, max=64)  # = rln_design.symmetry.MAX_ENSEMBLE (tested; no torch import here)
+precision_choice = click.Choice(["fp32", "bf16", "auto"])  # = rln_design.precision.PRECISIONS (tested)
 
 
 def positive(ctx, param, value):

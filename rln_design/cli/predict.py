@@ -11,7 +11,7 @@ import numpy as np
 
 from rln_design._atomic import atomic_path
 from rln_design._version import __version__
-from rln_design.cli.options import ensemble_size, output_file, positive_int, torch_device
+from rln_design.cli.options import ensemble_size, precision_choice, output_file, positive_int, torch_device
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
                  "stiff_mean_strain", "volume_fraction")
@@ -36,7 +36,7 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
               help="Structures per forward pass (for a batch in the .npy). Default: 2 on CPU "
                    "(fastest per structure there), 32 on GPU.")
 @click.option("--device", default="cpu", show_default=True, callback=torch_device, help="Device of the surrogate.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32",
+@click.option("--precision", type=precision_choice, default="fp32",
               show_default=True,
               help="Network precision: bf16 autocast is fast on CPUs with AMX / AVX512-BF16 and on "
                    "GPUs (README speed table: its extra error); auto = bf16 exactly there.")
