@@ -125,13 +125,19 @@ def bf16_rows(report: dict, ensemble: int) -> tuple[dict | None, dict | None]:
     return None, None
 
 
+SELECTION_HEADING = "### Choice of the shipped weights"
+SELECTION_COLUMNS = "| weights | MASE % mean +- std | peak-strain error % (mean) | lowest MASE | shipped |"
+
+
 def previous_card_sections(text: str) -> tuple[int, float, list[str], list[str]]:
     """What a shipped card says of the stages before the run that started from its weights.
 
     Returns ``(stages, hours, data lines, training lines)``: the stage count and training hours
     of its "wall time" line, its per-stage training/validation data bullets, and its "## Training"
     section from the first "### Stage" heading to "## Accuracy" (stage tables, the validation
-    comparisons that chose its weights, the ablation), verbatim.
+    comparisons that chose its weights, the ablation), verbatim except that its weight choices are
+    relabelled: the weights it shipped are not the ones the new card ships, so its "Choice of the
+    shipped weights" headings and "shipped" columns become "kept then".
 
     Raises:
         SystemExit: the text is not a card written by this script.
@@ -145,7 +151,10 @@ def previous_card_sections(text: str) -> tuple[int, float, list[str], list[str]]
     data = [line for line in lines if line.startswith(("- training, stage", "- validation, stage"))]
     start = next(k for k, line in enumerate(lines) if line.startswith("### Stage 1"))
     end = lines.index("## Accuracy on the test split (measured by `rln-design evaluate`)")
-    return int(found.group(2)), float(found.group(1)), data, lines[start:end]
+    relabel = {SELECTION_HEADING: "### Choice of the weights kept then (shipped by the earlier card)",
+               SELECTION_COLUMNS: SELECTION_COLUMNS.replace("| shipped |", "| kept then |")}
+    return (int(found.group(2)), float(found.group(1)), data,
+            [relabel.get(line, line) for line in lines[start:end]])
 
 
 def _is_weights(label: str, weights: Path) -> bool:
@@ -171,7 +180,7 @@ def _selection_section(selections: list[dict], shipped: Path) -> list[str]:
         shipped: the shipped weights file (``RUN/best.pt``).
     """
     lines = [
-        "### Choice of the shipped weights",
+        SELECTION_HEADING,
         "",
         "The stages compared below were kept only because they beat the weights before them on "
         "more validation structures than the in-training validation (which could not tell the last"
@@ -185,7 +194,7 @@ def _selection_section(selections: list[dict], shipped: Path) -> list[str]:
         lines += [
             f"{selection['n']} structures of the {selection['split']} split of `{selection['data']}`:",
             "",
-            "| weights | MASE % mean +- std | peak-strain error % (mean) | lowest MASE | shipped |",
+            SELECTION_COLUMNS,
             "|---|---|---|---|---|",
             *[f"| `{row['label']}` | {row['mase']['mean']:.2f} +- {row['mase']['std']:.2f} | "
               f"{100 * row['statistics']['peak_strain']['mean']:.1f} | "
@@ -343,7 +352,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         ] if ensemble > 1 else []),
         "## Known limits",
         "",
-        "- Trained on a CPU budget (2 cores, a few hours): far fewer samples and epochs than the paper"
+        f"- Trained on a CPU budget ({hours:.1f} h of training on 1-2 CPU cores): far fewer samples and "
+        "epochs than the paper"
         + (f"; test MASE {ours['mase']['mean']:.2f} %"
            + (f" (plain network {plain['mase']['mean']:.2f} %)" if plain else "")
            + f" against the paper's single-pass RLN {paper['RLN']} %" if paper else "")

@@ -159,3 +159,21 @@ def test_ship_continued_run_with_previous_card_and_bf16_rows(tmp_path):
         ship.main(["--name", "tiny4", "--run", str(run), "--test-data", str(data), "--out",
                    str(tmp_path / "shipped"), "--previous-card", str(tmp_path / "not-a-card.md")])
     assert not (tmp_path / "shipped" / "tiny4").exists()
+
+
+@pytest.mark.parametrize("name", ["cr10", "cr50"])
+def test_previous_card_relabels_its_weight_choices(name):
+    # the shipped cards' earlier choices name weights the next card does not ship: copied sections
+    # say "kept then", so the new card's one "Choice of the shipped weights" is its own
+    ship = load_study("ship_surrogate")
+    text = (Path(__file__).resolve().parents[1] / "surrogates" / name / "card.md").read_text()
+    stages, hours, data, training = ship.previous_card_sections(text)
+    assert text.count(ship.SELECTION_HEADING) >= 1 and hours > 0
+    assert f"in {stages} stage(s)" in text
+    assert ship.SELECTION_HEADING not in training and ship.SELECTION_COLUMNS not in training
+    kept = [line for line in training if line.startswith("### Choice of the weights kept then")]
+    earlier = text.count("### Choice of the weights kept then")  # relabelled by the card before
+    assert len(kept) == text.count(ship.SELECTION_HEADING) + earlier
+    assert (sum("| kept then |" in line for line in training)
+            == text.count(ship.SELECTION_COLUMNS) + text.count("| lowest MASE | kept then |"))
+    assert all(line.startswith(("- training, stage", "- validation, stage")) for line in data)
