@@ -6,6 +6,7 @@ table)::
     python studies/design_benchmark.py --surrogate cr10 --grid 31 --seeds 0 1 2
     python studies/design_benchmark.py --quick --grid 9 --surrogate PATH --out /tmp/bench.md  # smoke run
     python studies/design_benchmark.py --strategies surrogate-gradient --set lr=0.15  # other budgets
+    python studies/design_benchmark.py --precision bf16  # the surrogate in bf16 (CPUs with AMX)
 
 For every target preset x strategy x seed, one design run goes through the public API
 (:func:`rln_design.design.run.optimize` with an :class:`~rln_design.design.run.OptimizeConfig`) at
@@ -130,7 +131,7 @@ def counting_evaluators():
 
 
 def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_name: str, grid: int,
-            budgets: dict, out_dir: Path) -> dict:
+            budgets: dict, out_dir: Path, precision: str = "fp32") -> dict:
     """One design run with FE/surrogate counters; returns the benchmark's record of it."""
     from rln_design.design.run import OptimizeConfig, optimize
 
@@ -142,6 +143,7 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
         budgets["restarts"] = max(budgets.get("restarts", 2), budgets.get("top_k", 3))
     config = OptimizeConfig(targets=preset.targets, bounds=tuple(b.format(grid=grid) for b in preset.bounds),
                             surrogate=surrogate_name, seed=seed, grid=shape, contrast=CONTRAST, plots=False,
+                            surrogate_precision=precision,
                             **STRATEGIES[strategy], **budgets)
     fe = CountingFE(contrast=CONTRAST, shape=shape)
     loop = CountingSurrogate(surrogate, shape=shape) if config.evaluator == "surrogate" else fe
@@ -271,7 +273,8 @@ def markdown(meta: dict, rows: list[dict], records: list[dict]) -> str:
         "(a shared machine makes wall times pessimistic; CPU s is the process's CPU time)",
         f"- versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}",
         f"- surrogate: `{s['name']}` from `{s['source']}` ({s['kind']}, contrast {s['contrast']}, "
-        f"training grid {s['grid']}, recorded metrics {s['metrics'] or 'none'})",
+        f"training grid {s['grid']}, precision {s.get('precision', 'fp32')}, "
+        f"recorded metrics {s['metrics'] or 'none'})",
         f"- FE: hex8 `solve_fe`, contrast {CONTRAST:g}, grid {meta['grid']}^3; seeds {meta['seeds']}",
         f"- loop budgets (OptimizeConfig): {budgets}; gradient restarts = top_k",
         "",
@@ -311,6 +314,9 @@ def parse_args(argv=None):
                         help=f"override a loop budget of every run, e.g. lr=0.15 (repeatable; NAME one of "
                              f"{', '.join(_BUDGET_FIELDS)})")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="network precision of the surrogate in the loops (OptimizeConfig."
+                             "surrogate_precision; bf16 is fast only on CPUs with AMX / AVX512-BF16)")
     parser.add_argument("--out", type=Path, default=OUT, help="markdown report; the JSON goes next to it")
     parser.add_argument("--scratch", type=Path, default=SCRATCH, help="folder for the per-run directories")
     args = parser.parse_args(argv)
@@ -351,7 +357,8 @@ def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     torch.set_num_threads(args.threads)
     # the loops' default: the plain network (shipped surrogates predict with a 4-pass ensemble)
-    surrogate = Surrogate.load(args.surrogate, ensemble=OptimizeConfig.surrogate_ensemble)
+    surrogate = Surrogate.load(args.surrogate, ensemble=OptimizeConfig.surrogate_ensemble,
+                               precision=args.precision)
     budgets = (dict(QUICK) if args.quick else {}) | args.overrides
     json_path = args.out.with_suffix(".json")
     meta = {
@@ -362,6 +369,7 @@ def main(argv=None) -> dict:
         "versions": {"python": platform.python_version(), **_versions()},
         "surrogate": {"name": args.surrogate, "source": surrogate.metadata.get("source"), "kind": surrogate.kind,
                       "contrast": surrogate.contrast, "grid": surrogate.grid, "ensemble": surrogate.ensemble,
+                      "precision": surrogate.precision,
                       "metrics": surrogate.accuracy},
         "grid": args.grid, "contrast": CONTRAST, "seeds": args.seeds, "quick": args.quick,
         "budgets": {k: v for k, v in asdict(_default_config()).items() if k in _BUDGET_FIELDS} | budgets,
@@ -375,7 +383,8 @@ def main(argv=None) -> dict:
     for i, (p, s, seed) in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {p} {s} seed {seed}", flush=True)
         r = run_one(p, s, seed, surrogate=surrogate, surrogate_name=args.surrogate, grid=args.grid,
-                    budgets=budgets, out_dir=args.scratch / p / s / f"seed{seed}")
+                    budgets=budgets, out_dir=args.scratch / p / s / f"seed{seed}",
+                    precision=surrogate.precision)
         records.append(r)
         print(f"    {r['status']}: {r['fe_solves']} FE solves, {r['surrogate_evals']} surrogate evals, "
               f"{r['wall_s']:.1f} s" + (f" -- {r['error']}" if r["status"] == "error" else ""), flush=True)

@@ -85,3 +85,18 @@ def test_budget_overrides_are_typed_and_checked(capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--set", "steps=1.5"])
     assert "steps takes an integer" in capsys.readouterr().err
+
+
+def test_precision_reaches_every_run_and_the_report(tiny_surrogate_dir):
+    tmp = tiny_surrogate_dir
+    bench = load_script()
+    out = tmp / "bench16.md"
+    result = bench.main(["--quick", "--surrogate", "tiny", "--grid", str(GRID), "--seeds", "0",
+                         "--targets", "p99", "--strategies", "surrogate-bayes", "--precision", "bf16",
+                         "--out", str(out), "--scratch", str(tmp / "runs16")])
+    assert result["meta"]["surrogate"]["precision"] == "bf16"
+    (run,) = result["runs"]
+    assert run["status"] in ("success", "infeasible"), run.get("error")
+    report = json.loads((Path(run["out"]) / "report.json").read_text())
+    assert report["config"]["surrogate_precision"] == "bf16"
+    assert "precision bf16" in out.read_text() and "--precision bf16" in out.read_text()
