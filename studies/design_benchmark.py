@@ -131,7 +131,7 @@ def counting_evaluators():
 
 
 def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_name: str, grid: int,
-            budgets: dict, out_dir: Path, precision: str = "fp32") -> dict:
+            budgets: dict, out_dir: Path) -> dict:
     """One design run with FE/surrogate counters; returns the benchmark's record of it."""
     from rln_design.design.run import OptimizeConfig, optimize
 
@@ -143,7 +143,7 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
         budgets["restarts"] = max(budgets.get("restarts", 2), budgets.get("top_k", 3))
     config = OptimizeConfig(targets=preset.targets, bounds=tuple(b.format(grid=grid) for b in preset.bounds),
                             surrogate=surrogate_name, seed=seed, grid=shape, contrast=CONTRAST, plots=False,
-                            surrogate_precision=precision,
+                            surrogate_precision=surrogate.precision,
                             **STRATEGIES[strategy], **budgets)
     fe = CountingFE(contrast=CONTRAST, shape=shape)
     loop = CountingSurrogate(surrogate, shape=shape) if config.evaluator == "surrogate" else fe
@@ -383,8 +383,7 @@ def main(argv=None) -> dict:
     for i, (p, s, seed) in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {p} {s} seed {seed}", flush=True)
         r = run_one(p, s, seed, surrogate=surrogate, surrogate_name=args.surrogate, grid=args.grid,
-                    budgets=budgets, out_dir=args.scratch / p / s / f"seed{seed}",
-                    precision=surrogate.precision)
+                    budgets=budgets, out_dir=args.scratch / p / s / f"seed{seed}")
         records.append(r)
         print(f"    {r['status']}: {r['fe_solves']} FE solves, {r['surrogate_evals']} surrogate evals, "
               f"{r['wall_s']:.1f} s" + (f" -- {r['error']}" if r["status"] == "error" else ""), flush=True)

@@ -69,6 +69,11 @@ rln-design train --data data/${name}_31.h5 --data data/${name}_31x.h5 --data dat
 # stage 6 over 5 and stage 7 over 6 because they won there (the 48 structures of the in-training
 # validation were too few to tell); if a re-run finds the earlier stage better, evaluate and ship that
 # one instead.
+select_stage() {  # select_stage PREVIOUS_SUFFIX SUFFIX SELECTION_JSON: both on 255 validation structures
+  rln-design evaluate --model runs/$name-31$1/best.pt --model runs/$name-31$2/best.pt \
+    --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
+    --threads $threads --out runs/$name-$3.json
+}
 fresh_stage() {  # fresh_stage SUFFIX DATA_SEED PREVIOUS_SUFFIX TRAIN_SEED SELECTION_JSON
   local suffix=$1 data_seed=$2 previous=$3 train_seed=$4 selection=$5
   rln-design generate --contrast $contrast --count 1440 --size 31 --realizations 5 --seed $data_seed \
@@ -77,34 +82,25 @@ fresh_stage() {  # fresh_stage SUFFIX DATA_SEED PREVIOUS_SUFFIX TRAIN_SEED SELEC
     --init-from runs/$name-31$previous/best.pt --out runs/$name-31$suffix --model rln --epochs 1 \
     --batch-size 8 --lr 3e-4 --schedule step --warmup-steps 20 --augment --seed $train_seed \
     --threads $threads --device cpu
-  rln-design evaluate --model runs/$name-31$previous/best.pt --model runs/$name-31$suffix/best.pt \
-    --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
-    --threads $threads --out runs/$name-$selection.json
+  select_stage $previous $suffix $selection
 }
 fresh_stage z $seed31z y 4 select
 fresh_stage w $seed31w z 5 select6
 fresh_stage v $seed31v w 6 select7
-# stage 8: bf16 + channels_last (AMX), 2 epochs over 4,000 fresh structures and the first file's
-# training split; the 255-structure selection compares it with stage 7 as before
-rln-design generate --contrast $contrast --count 4000 --size 31 --realizations 5 --seed $seed31u \
-  --split 1,0,0 --out data/${name}_31u.h5
-rln-design train --data data/${name}_31u.h5 --data data/${name}_31.h5 --val-data data/${name}_31.h5 \
-  --max-val-samples 255 --init-from runs/$name-31v/best.pt --out runs/$name-31u --model rln \
-  --epochs 2 --batch-size 8 --lr 5e-4 --schedule step --warmup-steps 50 --augment --seed 7 \
-  --threads $threads --device cpu --amp --channels-last
-rln-design evaluate --model runs/$name-31v/best.pt --model runs/$name-31u/best.pt \
-  --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
-  --threads $threads --out runs/$name-select8.json
-# stage 9: the same recipe from the stage-8 weights, fresh structures of another seed, lr 4e-4
-rln-design generate --contrast $contrast --count 4000 --size 31 --realizations 5 --seed $seed31t \
-  --split 1,0,0 --out data/${name}_31t.h5
-rln-design train --data data/${name}_31t.h5 --data data/${name}_31.h5 --val-data data/${name}_31.h5 \
-  --max-val-samples 255 --init-from runs/$name-31u/best.pt --out runs/$name-31t --model rln \
-  --epochs 2 --batch-size 8 --lr 4e-4 --schedule step --warmup-steps 50 --augment --seed 9 \
-  --threads $threads --device cpu --amp --channels-last
-rln-design evaluate --model runs/$name-31u/best.pt --model runs/$name-31t/best.pt \
-  --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
-  --threads $threads --out runs/$name-select9.json
+# stages 8 and 9: bf16 + channels_last (AMX), 2 epochs over 4,000 fresh structures and the first
+# file's training split; the 255-structure selection compares each with the stage before as above
+bf16_stage() {  # bf16_stage SUFFIX DATA_SEED PREVIOUS_SUFFIX TRAIN_SEED LR SELECTION_JSON
+  local suffix=$1 data_seed=$2 previous=$3 train_seed=$4 lr=$5 selection=$6
+  rln-design generate --contrast $contrast --count 4000 --size 31 --realizations 5 --seed $data_seed \
+    --split 1,0,0 --out data/${name}_31$suffix.h5
+  rln-design train --data data/${name}_31$suffix.h5 --data data/${name}_31.h5 --val-data data/${name}_31.h5 \
+    --max-val-samples 255 --init-from runs/$name-31$previous/best.pt --out runs/$name-31$suffix --model rln \
+    --epochs 2 --batch-size 8 --lr $lr --schedule step --warmup-steps 50 --augment --seed $train_seed \
+    --threads $threads --device cpu --amp --channels-last
+  select_stage $previous $suffix $selection
+}
+bf16_stage u $seed31u v 7 5e-4 select8
+bf16_stage t $seed31t u 9 4e-4 select9
 # test accuracy of the shipped default (4-pass symmetry ensemble) and of the plain network, in fp32
 # and in bf16 (the precision option of predict/evaluate)
 rln-design evaluate --model runs/$name-31t/best.pt --ensemble 4 --ensemble 1 --precision fp32 \
