@@ -1,5 +1,8 @@
 """Tests of rln_design/precision.py (fp32 / bf16 choice and the autocast context)."""
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,8 +19,19 @@ def test_auto_is_bf16_exactly_where_the_hardware_has_it(monkeypatch, native):
     assert resolve_precision("bf16", "cpu") == "bf16"
 
 
-def test_cpu_query_answers_a_bool():
-    assert isinstance(precision.cpu_has_native_bf16(), bool)
+def test_cpu_query_agrees_with_the_kernel_cpu_flags():
+    # Linux lists the instruction sets in /proc/cpuinfo: avx512_bf16 means native bf16 dot products;
+    # with neither it nor amx_bf16 the CPU has none (AMX alone also needs the kernel's permission)
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo")
+    flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo.read_text(), re.M).group(1).split())
+    answer = precision.cpu_has_native_bf16()
+    assert isinstance(answer, bool)
+    if "avx512_bf16" in flags:
+        assert answer is True
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        assert answer is False
 
 
 def test_autocast_runs_convolutions_in_bf16_only_when_asked():

@@ -44,3 +44,33 @@ def test_accuracy_table_matches_the_shipped_models(row_start, prefix):
         assert mase_cell == f"{metrics[prefix + 'mase_mean']:.2f} +- {metrics[prefix + 'mase_std']:.2f}", name
         peak, p99 = (100 * stats[k]["mean"] for k in ("peak_strain", "p99_strain"))
         assert stat_cell == f"{peak:.1f} / {p99:.1f}", name
+
+
+@pytest.mark.parametrize("row_start, card_model", [("| first-order MKS", "mks"), ("| mean field", "mean-field")])
+def test_baseline_rows_match_the_cards(row_start, card_model):
+    # the baselines come from the same `rln-design evaluate` table as the shipped rows (in the cards)
+    row = next(line for line in README.splitlines() if line.startswith(row_start))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    root = Path(__file__).resolve().parent.parent / "surrogates"
+    for (mase_cell, stat_cell), name in zip([(cells[1], cells[2]), (cells[3], cells[4])], ["cr10", "cr50"]):
+        card = (root / name / "card.md").read_text()
+        line = next(ln for ln in card.splitlines() if ln.startswith(card_model + " "))
+        numbers = re.findall(r"\d+\.\d+", line)
+        mean, std, peak, p99 = float(numbers[0]), float(numbers[1]), float(numbers[2]), float(numbers[4])
+        readme = [float(x) for x in re.findall(r"\d+\.\d+", mase_cell + " " + stat_cell)]
+        # the card prints 2-3 decimals, the README 2 / 1: equal up to one rounding step of each
+        for readme_value, card_value, step in zip(readme, [mean, std, peak, p99], [0.01, 0.01, 0.1, 0.1]):
+            assert abs(readme_value - card_value) <= step / 2 + 0.006, (name, readme_value, card_value)
+        assert len(readme) == 4, name
+
+
+def test_forward_flop_count_quoted_in_the_readme():
+    # "one RLN forward pass (~34 GFLOP ...)": torch's own count of the shipped network at 31^3
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    quoted = float(re.search(r"one RLN forward pass \(~(\d+) GFLOP", README).group(1))
+    model = Surrogate.load("cr10").model
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(torch.zeros(1, 31, 31, 31))
+    assert counter.get_total_flops() / 1e9 == pytest.approx(quoted, abs=0.5)
