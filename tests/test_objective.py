@@ -41,3 +41,11 @@ def test_enforced_validation():
         DesignProblem((VF,), enforced=(VF,))
     with_objective = DesignProblem((VF,), parse_objective("p99_strain"), enforced=(VF,))
     assert with_objective.n_outcomes == 1 and with_objective.scored_targets == ()
+
+
+def test_gradient_loss_uses_the_same_robust_margin_as_the_ranking():
+    # constraints only: loss = tau logsumexp(-m / tau) -> -m for one target; m = robust margin (ddof 1)
+    p = DesignProblem((PEAK,), kappa=1.0)
+    peaks = np.array([[1.0, 1.4], [1.7, 1.9]])
+    loss = p.loss_torch({"peak_strain": torch.as_tensor(peaks)})
+    np.testing.assert_allclose(loss.numpy(), -p.robust_margins({"peak_strain": peaks})[:, 0], rtol=1e-12)

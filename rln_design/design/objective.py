@@ -160,7 +160,8 @@ class DesignProblem:
         for t in self.scored_targets:
             v = stats[t.statistic]
             mean = v.mean(1)
-            std = v.std(1, correction=0) if v.shape[1] > 1 else torch.zeros_like(mean)
+            # sample std (ddof 1), as robust_margins / the report use: the same kappa everywhere
+            std = v.std(1, correction=1) if v.shape[1] > 1 else torch.zeros_like(mean)
             worse = mean + self.kappa * std if t.upper else mean - self.kappa * std
             margins.append(t.relative_margin(worse))
         tau = softmin_temperature
