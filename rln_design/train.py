@@ -148,6 +148,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.eta_min <= self.lr:
+            raise ValueError(f"eta_min must be in [0, lr = {self.lr:g}], got {self.eta_min}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.schedule not in SCHEDULES:
@@ -449,6 +453,26 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def _load_init(path: str | os.PathLike, device) -> dict:
+    """The checkpoint of ``--init-from``: a ``best.pt``/``last.pt`` of a run or a shipped model.pt.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not such a checkpoint (any other file, or one without weights).
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"init_from {str(path)!r} does not exist")
+    try:
+        init = load_checkpoint(path, map_location=device)
+    except Exception as err:  # pickle/zip errors have many types (and terse messages)
+        raise ValueError(f"init_from {str(path)!r} is not a checkpoint of rln-design "
+                         f"(a best.pt / last.pt of `rln-design train` or a shipped model.pt): {err}") from None
+    if not isinstance(init, dict) or not {"model", "model_config"} <= set(init):
+        raise ValueError(f"init_from {str(path)!r} holds no model weights and model_config "
+                         "(expected a best.pt / last.pt of `rln-design train` or a shipped model.pt)")
+    return init
+
+
 def _check_resumable(saved: dict, config: TrainConfig):
     """Raise ValueError if ``config`` differs from the checkpoint's in a result-changing field."""
     now = config.to_dict()
@@ -597,7 +621,7 @@ def train_model(
     start_epoch, start_step, epoch_state = 0, 0, None
     best_val, best_epoch, history = float("inf"), -1, []
     if config.init_from and not config.resume:
-        init = load_checkpoint(config.init_from, map_location=device)
+        init = _load_init(config.init_from, device)
         if ModelConfig(**init["model_config"]) != config.model:
             raise ValueError(
                 f"init_from {config.init_from!r} holds a model {init['model_config']}, but this run "

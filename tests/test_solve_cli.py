@@ -22,3 +22,11 @@ def test_png_in_missing_or_non_folder_is_a_usage_error(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     result = CliRunner().invoke(solve, ["--size", "4", "--png", str(tmp_path / "file.txt" / "s.png")])
     assert result.exit_code == 2 and "is not a directory" in result.output
+
+
+def test_png_with_an_unknown_image_format_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(solve, ["--size", "4", "--png", str(tmp_path / "s.bad")])
+    assert result.exit_code == 2 and "'bad' is not an image format; use one of" in result.output
+    assert "png" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(solve, ["--size", "4", "--png", str(tmp_path / "s.svg")])
+    assert result.exit_code == 0 and (tmp_path / "s.svg").stat().st_size > 0

@@ -285,6 +285,14 @@ def test_predict_cli_errors(saved, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "either STRUCTURE.npy or --h5" in result.output
     result = CliRunner().invoke(predict_cli, ["ok.npy", "--surrogate", str(directory), "--ensemble", "0"])
     assert result.exit_code == 2 and "--ensemble" in result.output and "1<=x<=64" in result.output
+    result = CliRunner().invoke(predict_cli, ["ok.npy", "--surrogate", str(directory), "--png", "x.bad"])
+    assert result.exit_code == 2 and "'bad' is not an image format; use one of" in result.output
+    assert not (tmp_path / "ok_pred.npy").exists() and not list(tmp_path.glob("*pred*"))  # refused before any work
+    with h5py.File("partial.h5", "w") as f:  # an unfinished `rln-design generate` file
+        f["structures"] = np.zeros((2, *GRID), np.uint8)
+        f["done"] = np.array([True, False])
+    result = CliRunner().invoke(predict_cli, ["--h5", "partial.h5", "--index", "1", "--surrogate", str(directory)])
+    assert result.exit_code == 2 and "sample 1 of partial.h5 is not generated yet" in result.output
 
 
 def test_predict_cli_ensemble(saved, tmp_path, monkeypatch):

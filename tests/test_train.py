@@ -310,6 +310,18 @@ def test_cli_bad_input_messages(data, tmp_path):
     assert result.exit_code == 2 and "must be > 0, got 0" in result.output
     result = _cli([])
     assert result.exit_code == 2 and "Missing option '--data'" in result.output
+    result = _cli(["--data", data, "--eta-min", "-1"])
+    assert result.exit_code == 2 and "eta_min must be in [0, lr = 0.002], got -1.0" in result.output
+    result = _cli(["--data", data, "--seed", "-1"])
+    assert result.exit_code == 2 and "-1 is not in the range x>=0" in result.output
+    np.save(tmp_path / "not_a_checkpoint.npy", np.zeros(3))
+    for bad in ("not_a_checkpoint.npy", "missing.pt"):
+        result = _cli(["--data", data, "--out", str(tmp_path / "run"), "--init-from", str(tmp_path / bad)])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert ("is not a checkpoint of rln-design" if bad.endswith("npy") else "does not exist") in result.output
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    result = _cli(["--data", data, "--out", str(tmp_path / "run"), "--init-from", str(tmp_path / "other.pt")])
+    assert result.exit_code == 2 and "holds no model weights and model_config" in result.output
     result = _cli(["--data", data, "--out", str(tmp_path / "empty"), "--resume"])
     assert result.exit_code == 2 and "last.pt' does not exist" in result.output
 
@@ -387,7 +399,7 @@ def test_init_from_starts_at_the_given_weights(data, tmp_path):
     train_model(_config(data, tmp_path / "a"))
     source = _weights(tmp_path / "a", "best.pt")
     # with a vanishing learning rate the run ends where it started: at the source's weights
-    train_model(_config(data, tmp_path / "b", epochs=1, lr=1e-30,
+    train_model(_config(data, tmp_path / "b", epochs=1, lr=1e-30, eta_min=0.0,
                         init_from=str(tmp_path / "a" / "best.pt")))
     _assert_same_weights(_weights(tmp_path / "b"), source, atol=1e-12)
     assert load_checkpoint(tmp_path / "b" / "last.pt")["config"]["init_from"].endswith("best.pt")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from rln_design.cli.options import ensemble_size, precision_choice, output_file, positive_float, positive_int, torch_device
+from rln_design.cli.options import (ensemble_size, figure_file, output_file, positive_float,
+                                     positive_int, precision_choice, torch_device)
 
 
 @click.command()
@@ -34,10 +35,10 @@ from rln_design.cli.options import ensemble_size, precision_choice, output_file,
                    "passes of its default size: 2 structures on CPU, 32 on GPU).")
 @click.option("--max-samples", type=positive_int, default=None,
               help="Evaluate a seeded random subset of this many instances.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --max-samples.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of --max-samples.")
 @click.option("--device", default="cpu", show_default=True, callback=torch_device, help="Device of the surrogates.")
 @click.option("--threads", type=positive_int, default=None, help="torch CPU threads.")
-@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=output_file,
+@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=figure_file,
               help="Slices (structure, FE, prediction, |error|) of each model's worst instance; "
                    "several models get -<n> suffixes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stdout).")

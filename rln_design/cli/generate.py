@@ -53,7 +53,7 @@ def _parse_split(ctx, param, value) -> tuple:
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Output HDF5 file.")
 @click.option("--realizations", type=int, default=5, show_default=True, callback=positive,
               help="Structures (seeds) per Latin-hypercube design point.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Root seed of every random draw.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Root seed of every random draw.")
 @click.option("--box", "--bounds", "box", multiple=True, callback=_parse_box, metavar="NAME=LOW:HIGH",
               help="Parameter bounds, e.g. --box gx=1:16 --box vf=0.2:0.8 (repeatable or comma-separated; "
                    "defaults gx,gy,gz=1:16 voxels, vf=0.1:0.9).")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from rln_design.cli.options import output_file
+from rln_design.cli.options import figure_file
 
 
 def _format(info: dict) -> str:
@@ -41,7 +41,7 @@ def _format(info: dict) -> str:
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=output_file,
+@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=figure_file,
               help="Save mid-plane slices (x-y, x-z, y-z) of a structure and its strain field.")
 @click.option("--index", type=int, default=0, show_default=True, help="Sample shown by --png.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

@@ -66,7 +66,7 @@ def _check_bounds(ctx, param, value):
                    "with AMX / AVX512-BF16 (and GPUs), slower on others; auto = bf16 exactly there.")
 @click.option("--realizations", "-k", type=click.IntRange(min=1), default=4, show_default=True,
               help="Structures per design point (K).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--n-init", type=click.IntRange(min=1), default=8, show_default=True, help="Sobol initial points.")
 @click.option("--iterations", type=click.IntRange(min=0), default=6, show_default=True,
               help="Bayesian iterations.")

@@ -36,6 +36,25 @@ def output_file(ctx, param, value):
     return value
 
 
+def figure_file(ctx, param, value):
+    """Callback: :func:`output_file`, and the suffix is an image format matplotlib can write.
+
+    No suffix means PNG (as :func:`rln_design._atomic.save_figure_atomic` writes it).
+    """
+    value = output_file(ctx, param, value)
+    if value is None or value == "-":
+        return value
+    suffix = Path(value).suffix.lstrip(".").lower()
+    if suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = sorted(FigureCanvasBase.get_supported_filetypes())
+        if suffix not in formats:
+            raise click.BadParameter(f"cannot write a figure to {value!r}: {suffix!r} is not an image "
+                                     f"format; use one of {', '.join(formats)}", ctx=ctx, param=param)
+    return value
+
+
 def torch_device(ctx, param, value):
     """Callback: ``value`` names a torch device that exists here (``"auto"`` passes through)."""
     if value is None or value == "auto":

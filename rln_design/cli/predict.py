@@ -11,7 +11,8 @@ import numpy as np
 
 from rln_design._atomic import atomic_path
 from rln_design._version import __version__
-from rln_design.cli.options import ensemble_size, precision_choice, output_file, positive_int, torch_device
+from rln_design.cli.options import (ensemble_size, figure_file, output_file,
+                                     positive_int, precision_choice, torch_device)
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
                  "stiff_mean_strain", "volume_fraction")
@@ -27,7 +28,7 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
               help="Surrogate name (cr10, cr50), directory, or checkpoint path.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, callback=output_file,
               help="Predicted field .npy (default: <input stem>_strain.npy in the current dir).")
-@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=output_file,
+@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=figure_file,
               help="Slices picture (default: next to --out with .png); '-' for none.")
 @click.option("--ensemble", type=ensemble_size, default=None,
               help="Symmetry-ensemble size K (average of K symmetry-transformed passes, K times the "
@@ -70,8 +71,11 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
             if index >= n:
                 raise click.BadParameter(f"index {index} out of range: {h5} has {n} samples",
                                          param_hint="--index")
+            if "done" in f and not bool(f["done"][index]):
+                raise click.BadParameter(f"sample {index} of {h5} is not generated yet (an unfinished "
+                                         "file: resume `rln-design generate` first)", param_hint="--index")
             m = f["structures"][index]
-            if "strain" in f and ("done" not in f or bool(f["done"][index])):
+            if "strain" in f:
                 fe = f["strain"][index]
         stem = f"{Path(h5).stem}_{index}"
     else:

@@ -8,7 +8,7 @@ import time
 import click
 import numpy as np
 
-from rln_design.cli.options import output_file, positive_float, positive_int
+from rln_design.cli.options import figure_file, positive_float, positive_int
 from rln_design.fe.solver import DEFAULT_E_SOFT
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
@@ -23,12 +23,12 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
               show_default=True, help="Stiff-phase volume fraction.")
 @click.option("--size", type=click.IntRange(min=2), default=31, show_default=True, help="Voxels per edge.")
 @click.option("--contrast", type=positive_float, default=10.0, show_default=True, help="E_stiff / E_soft.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed of the structure.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Noise seed of the structure.")
 @click.option("--realizations", type=positive_int, default=1, show_default=True,
               help="Structures (seeds seed, seed+1, ...) to solve.")
 @click.option("--rtol", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-6,
               show_default=True, help="PCG relative residual.")
-@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=output_file, help="Save slices of the first structure and its field.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, callback=figure_file, help="Save slices of the first structure and its field.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json):
     """FE-solve generated structures for (gx, gy, gz, vf) and report eps_xx / imposed statistics.

@@ -69,7 +69,7 @@ def _check_data_file(ctx, param, paths):
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random flips along x, y, z, y<->z swaps and periodic shifts (exact symmetries "
                    "of the periodic eps_xx problem).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default="auto", show_default=True, callback=torch_device, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--amp/--no-amp", default=False, show_default=True,
               help="bf16 autocast (mixed precision). Fast on CUDA and on CPUs with AMX / "

@@ -118,6 +118,8 @@ class OptimizeConfig:
             raise ValueError(f"evaluator={self.evaluator!r} must be one of {', '.join(EVALUATORS)}")
         if self.minimize and self.maximize:
             raise ValueError("give at most one of minimize and maximize")
+        if int(self.seed) < 0:
+            raise ValueError(f"seed={self.seed} must be >= 0")
         if not self.targets and not (self.minimize or self.maximize):
             raise ValueError("nothing to design for: give at least one target or an objective")
         from rln_design.symmetry import check_ensemble_size
