@@ -134,10 +134,11 @@ class DatasetConfig:
         for name, (lo, hi) in self.bounds.items():
             if not lo < hi:
                 raise ValueError(f"bounds for {name} must have lower < upper, got {lo}:{hi}")
-            if name == "vf" and not (0.0 <= lo and hi <= 1.0):
-                raise ValueError(f"bounds for vf must lie in [0, 1], got {lo}:{hi}")
-            if name != "vf" and lo <= 0:
-                raise ValueError(f"bounds for {name} must be > 0 voxels, got {lo}:{hi}")
+            # the generator's box (microstructure.ParameterBox): vf strictly inside (0, 1), widths finite
+            if name == "vf" and not (0.0 < lo and hi < 1.0):
+                raise ValueError(f"bounds for vf must lie inside (0, 1) (exclusive), got {lo:g}:{hi:g}")
+            if name != "vf" and not (lo > 0 and math.isfinite(hi)):
+                raise ValueError(f"bounds for {name} must be finite and > 0 voxels, got {lo:g}:{hi:g}")
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import h5py
 import numpy as np
@@ -74,7 +75,9 @@ def reference(tmp_path_factory):
         (dict(contrast=0.0), "contrast must be > 0, got 0.0"),
         (dict(split=(0.5, 0.2, 0.2)), "summing to 1, got 0.5,0.2,0.2"),
         (dict(bounds={"gq": (1, 2)}), "unknown parameter(s) ['gq']"),
-        (dict(bounds={"vf": (0.2, 1.5)}), "bounds for vf must lie in [0, 1]"),
+        (dict(bounds={"vf": (0.2, 1.5)}), "bounds for vf must lie inside (0, 1)"),
+        (dict(bounds={"vf": (0.0, 0.5)}), "bounds for vf must lie inside (0, 1)"),
+        (dict(bounds={"gz": (1.0, math.inf)}), "bounds for gz must be finite and > 0 voxels"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, message):

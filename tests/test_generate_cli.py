@@ -105,7 +105,9 @@ def test_ctrl_c_message(tmp_path, monkeypatch):
         (["--split", "a,b,c"], "expected three numbers TRAIN,VALIDATION,TEST"),
         (["--box", "gq=1:3"], "expected NAME=LOW:HIGH with NAME in gx, gy, gz, vf"),
         (["--box", "gx=5:2"], "LOW must be smaller than HIGH"),
-        (["--box", "vf=0.5:1.5"], "bounds for vf must lie in [0, 1], got 0.5:1.5"),
+        (["--box", "vf=0.5:1.5"], "bounds for vf must lie inside (0, 1) (exclusive), got 0.5:1.5"),
+        (["--box", "vf=0:1"], "bounds for vf must lie inside (0, 1) (exclusive), got 0:1"),
+        (["--box", "gx=1:inf"], "bounds for gx must be finite and > 0 voxels, got 1:inf"),
         (["--nu", "0.5"], "nu must be in (-1, 0.5), got 0.5"),
     ],
 )
