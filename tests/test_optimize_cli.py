@@ -185,3 +185,18 @@ def test_cli_defaults_are_the_config_defaults():
             assert param.default == fields[name], name
             checked.append(name)
     assert {"lr", "raw_samples", "steps", "restarts", "method"} <= set(checked)
+
+
+def test_unwritable_out_is_refused_before_any_evaluation(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    args = ["optimize", "--target", "peak_strain<3", "--evaluator", "fe", "--grid", "5", "--contrast", "10",
+            "-k", "1", "--n-init", "3", "--iterations", "1", "--q", "1", "--top-k", "1", "--fresh", "1",
+            "--fe-rounds", "0", "--no-plots"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "afile")])
+    assert result.exit_code == 2 and "is a file" in result.output  # click's own check
+    out = tmp_path / "afile" / "run"  # below a file: found when the run creates the folder, up front
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert f"output folder {str(out)!r} cannot be written" in result.output
+    assert "choose another --out" in result.output and "Traceback" not in result.output
+    assert "verdict" not in result.output

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -190,10 +191,13 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         the closest design), ``figures``.
 
     Raises:
-        ValueError: invalid configuration, targets or bounds (message says which).
+        ValueError: invalid configuration, targets or bounds, or ``out`` cannot be written (message
+            says which; checked before any evaluation, so no run is lost at the end).
     """
     t0 = time.time()
     log = log or (lambda msg: None)
+    if out is not None:
+        _prepare_out(Path(out))
     config = OptimizeConfig(**overrides) if config is None else replace(config, **overrides)
     targets = parse_targets(config.targets)
     objective = None
@@ -361,6 +365,18 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
 
         write_json_atomic(report, out / "report.json")
     return report
+
+
+def _prepare_out(out: Path) -> None:
+    """Create the output folder now and check that a file can be written in it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        reason = "is a file, not a folder" if out.is_file() else f"cannot be written ({err.strerror or err})"
+        raise ValueError(f"output folder {str(out)!r} {reason}; choose another --out") from None
 
 
 def _figures(report, verifications, result_verdict, problem, space, fe, grad, out: Path) -> dict:
