@@ -288,6 +288,10 @@ def test_predict_cli_errors(saved, tmp_path, monkeypatch):
     result = CliRunner().invoke(predict_cli, ["ok.npy", "--surrogate", str(directory), "--png", "x.bad"])
     assert result.exit_code == 2 and "'bad' is not an image format; use one of" in result.output
     assert not (tmp_path / "ok_pred.npy").exists() and not list(tmp_path.glob("*pred*"))  # refused before any work
+    np.save("stiff.npy", np.ones(GRID, np.uint8))  # no soft phase: its mean strain is undefined
+    result = CliRunner().invoke(predict_cli, ["stiff.npy", "--surrogate", str(directory), "--png", "-", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "NaN" not in result.output and json.loads(result.output)["statistics"]["soft_mean_strain"] == [None]
     with h5py.File("partial.h5", "w") as f:  # an unfinished `rln-design generate` file
         f["structures"] = np.zeros((2, *GRID), np.uint8)
         f["done"] = np.array([True, False])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from rln_design._json import dumps
 from rln_design.cli.options import (ensemble_size, figure_file, output_file, positive_float,
                                      positive_int, precision_choice, torch_device)
 
@@ -98,7 +98,7 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, precisions, b
             paths.append(str(path))
         report["png"] = paths
 
-    text = json.dumps(report, indent=2, default=float)
+    text = dumps(report, indent=2)
     if out:
         write_text_atomic(out, text + "\n")
     if as_json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from rln_design._atomic import atomic_path
 from rln_design._version import __version__
+from rln_design._json import dumps
 from rln_design.cli.options import (ensemble_size, figure_file, output_file,
                                      positive_int, precision_choice, torch_device)
 
@@ -127,7 +127,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         report["png"] = str(png_path)
 
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(dumps(report, indent=2))
         return
     click.echo(f"surrogate {surrogate} ({model.kind}, contrast {model.contrast}, trained grid "
                f"{model.grid}, ensemble {model.ensemble}): {len(batch_m)} x "

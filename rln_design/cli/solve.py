@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import click
 import numpy as np
 
+from rln_design._json import dumps
 from rln_design.cli.options import figure_file, positive_float, positive_int
 from rln_design.fe.solver import DEFAULT_E_SOFT
 
@@ -60,7 +60,7 @@ def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json
         plot_sample_slices(structures[0], fields[0], png, title=f"gx={gx} gy={gy} gz={gz} vf={vf}, CR {contrast:g}")
         report["png"] = png
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(dumps(report, indent=2))
         return
     click.echo(f"FE: {realizations} x {size}^3, contrast {contrast:g}, gx={gx:g} gy={gy:g} gz={gz:g} vf={vf:g}")
     click.echo(f"    PCG iterations {report['iterations']}, {seconds / realizations:.3f} s per structure")

@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from rln_design._atomic import save_figure_atomic, write_text_atomic
+from rln_design._json import dumps
 
 __all__ = ["write_json_atomic", "plot_convergence", "plot_strain_histogram", "plot_best_design",
            "summary_text"]
 
 
-def _clean(obj):
-    """JSON-safe copy: numpy -> python, NaN/inf -> None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    return obj
-
-
 def write_json_atomic(data: dict, path) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (numpy -> python, NaN/inf -> null)."""
-    text = json.dumps(_clean(data), indent=1, allow_nan=False)  # fails before anything is written
+    text = dumps(data, indent=1)  # fails before anything is written
     return write_text_atomic(path, text)
 
 
