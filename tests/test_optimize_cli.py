@@ -200,3 +200,42 @@ def test_unwritable_out_is_refused_before_any_evaluation(tmp_path):
     assert f"output folder {str(out)!r} cannot be written" in result.output
     assert "choose another --out" in result.output and "Traceback" not in result.output
     assert "verdict" not in result.output
+
+
+def _tiny_surrogate(files):
+    import torch
+
+    from rln_design.models.recurrent import RLN, ModelConfig
+    from rln_design.surrogate import Surrogate
+
+    torch.manual_seed(0)
+    return Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)),
+                     {"contrast": 10.0, "grid": (6, 6, 6), "data": {"files": files}})
+
+
+def test_fe_verification_solves_the_physics_the_surrogate_was_trained_on(monkeypatch):
+    import rln_design.fe.solver as solver
+    from rln_design.design.run import optimize
+
+    calls = []
+    real = solver.solve_fe
+
+    def spy(structures, **kwargs):
+        calls.append((kwargs.get("nu"), kwargs.get("strain")))
+        return real(structures, **kwargs)
+
+    monkeypatch.setattr(solver, "solve_fe", spy)
+    run = dict(targets=("peak_strain<3",), n_init=2, iterations=0, top_k=1, fresh=0, fe_rounds=0,
+               realizations=1, plots=False, grid=(6, 6, 6))
+    strain = (1e-3, 0.0, 0.0, 0.0, 0.0, 0.0)
+    same = {"a.h5": {"nu": 0.25, "imposed_strain": list(strain)}, "b.h5": {"nu": 0.25, "imposed_strain": list(strain)}}
+    report = optimize(surrogate=_tiny_surrogate(same), **run)
+    assert calls and set(calls) == {(0.25, strain)}
+    assert report["fe"]["nu"] == 0.25 and list(report["fe"]["imposed_strain"]) == list(strain)
+    assert not report["warnings"]
+
+    calls.clear()
+    mixed = {"a.h5": {"nu": 0.25, "imposed_strain": list(strain)}, "b.h5": {"nu": 0.3, "imposed_strain": list(strain)}}
+    report = optimize(surrogate=_tiny_surrogate(mixed), **run)
+    assert set(calls) == {(0.3, None)} and report["fe"]["nu"] == 0.3
+    assert any("disagree on nu / imposed strain" in w for w in report["warnings"])

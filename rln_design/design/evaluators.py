@@ -212,31 +212,44 @@ class FEEvaluator(_FieldEvaluator):
         shape: grid of the structures.
         rtol: PCG tolerance.
         batch_size: structures per ``solve_fe`` call.
+        nu: Poisson ratio of both phases (match the surrogate's training data).
+        strain: imposed macroscopic strain, 6 components (xx, yy, zz, yz, xz, xy); None = eps_xx
+            = 1e-3 only. Statistics are of eps_xx / imposed eps_xx, so its scale does not matter.
     """
 
     name = "fe"
 
-    def __init__(self, contrast: float = 10.0, shape=None, rtol: float = 1e-6, batch_size: int = 4):
+    def __init__(self, contrast: float = 10.0, shape=None, rtol: float = 1e-6, batch_size: int = 4,
+                 nu: float | None = None, strain=None):
+        from rln_design.fe.solver import DEFAULT_NU
         from rln_design.microstructure import DEFAULT_SHAPE
 
         super().__init__(shape or DEFAULT_SHAPE, batch_size)
         self.contrast = float(contrast)
         self.rtol = float(rtol)
+        self.nu = DEFAULT_NU if nu is None else float(nu)
+        self.strain = None if strain is None else tuple(float(v) for v in strain)
+
+    def _solve(self, structures):
+        from rln_design.fe.solver import solve_fe
+
+        return solve_fe(structures, contrast=self.contrast, nu=self.nu, strain=self.strain,
+                        rtol=self.rtol).eps_xx_normalized()
 
     def _strain(self, structures):
         import warnings
 
-        from rln_design.fe.solver import ConvergenceError, solve_fe
+        from rln_design.fe.solver import ConvergenceError
 
         structures = np.asarray(structures)
         try:
-            return solve_fe(structures, contrast=self.contrast, rtol=self.rtol).eps_xx_normalized()
+            return self._solve(structures)
         except ConvergenceError:
             # one bad structure must not sink the batch: solve one by one, NaN where FE fails
             out = np.full(structures.shape, np.nan, dtype=np.float32)
             for i, st in enumerate(structures):
                 try:
-                    out[i] = solve_fe(st, contrast=self.contrast, rtol=self.rtol).eps_xx_normalized()
+                    out[i] = self._solve(st)
                 except ConvergenceError as err:
                     warnings.warn(f"FE did not converge for a structure ({err}); its statistics are NaN")
             return out

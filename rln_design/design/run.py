@@ -254,7 +254,8 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         log(f"{', '.join(map(str, enforced))}: enforced as bounds vf={box.vf[0]:.6g}:{box.vf[1]:.6g}")
     space = DesignSpace(box=box, shape=shape, n_realizations=config.realizations, seed=config.seed,
                         common_random_numbers=config.common_random_numbers)
-    fe = fe_evaluator or FEEvaluator(contrast=contrast, shape=shape)
+    physics = _training_physics(surrogate, warnings_list) if surrogate is not None else {}
+    fe = fe_evaluator or FEEvaluator(contrast=contrast, shape=shape, **physics)
     if loop_evaluator is None:
         loop_evaluator = SurrogateEvaluator(surrogate, shape=shape) if config.evaluator == "surrogate" else fe
     diff_evaluator = loop_evaluator if hasattr(loop_evaluator, "evaluate_torch") else None
@@ -342,6 +343,8 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         "versions": _versions(),
         "surrogate": surrogate_info,
         "contrast": contrast,
+        "fe": {"contrast": getattr(fe, "contrast", None), "nu": getattr(fe, "nu", None),
+               "imposed_strain": getattr(fe, "strain", None), "rtol": getattr(fe, "rtol", None)},
         "problem": problem.to_dict(),
         "space": space.to_dict(),
         "warnings": warnings_list,
@@ -365,6 +368,27 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
 
         write_json_atomic(report, out / "report.json")
     return report
+
+
+def _training_physics(surrogate, warnings_list: list) -> dict:
+    """``nu`` and the imposed strain of the surrogate's training data, for the FE that verifies it.
+
+    The surrogate learned the fields of that physics; FE must solve the same problem. Recorded in
+    every dataset (``rln-design generate --nu``); absent (older or hand-made checkpoints): the
+    defaults, nu = 0.3 and eps_xx only. Files that disagree: the defaults, with a warning.
+    """
+    files = (getattr(surrogate, "data", None) or {}).get("files") or {}
+    found = {(f.get("nu"), tuple(f["imposed_strain"]) if f.get("imposed_strain") is not None else None)
+             for f in files.values() if isinstance(f, dict)}
+    found.discard((None, None))
+    if len(found) > 1:
+        warnings_list.append(f"the surrogate's training files disagree on nu / imposed strain {sorted(map(str, found))}; "
+                             "FE verification uses nu = 0.3 and eps_xx only")
+        return {}
+    if not found:
+        return {}
+    nu, strain = found.pop()
+    return {k: v for k, v in {"nu": nu, "strain": strain}.items() if v is not None}
 
 
 def _prepare_out(out: Path) -> None:
