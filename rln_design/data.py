@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 from rln_design._atomic import atomic_path
-from rln_design._version import __version__
+from rln_design._version import __version__, revision
 
 PARAM_NAMES = ("gx", "gy", "gz", "vf")
 SPLITS = ("train", "validation", "test")
@@ -296,6 +296,7 @@ def _create_partial(path: Path, config: DatasetConfig):
         attrs = {
             "config": config.to_json(),
             "version": __version__,
+            "revision": revision() or "",
             "contrast": float(config.contrast),
             "e_soft": float(config.e_soft),
             "nu": float(config.nu),

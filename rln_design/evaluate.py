@@ -270,14 +270,15 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
             row["recorded_metrics"] = predictor.accuracy
         rows.append(row)
     details["_data"] = (structures, strain, index)
-    from rln_design._version import __version__
+    from rln_design._version import __version__, revision
 
     config = {"split": split, "baselines": baselines, "mks_ridge": mks_ridge, "batch_size": batch_size,
               "max_samples": max_samples, "seed": seed, "device": str(device),
               "ensembles": sizes, "precisions": precs}
     report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
               "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
-              "notes": notes, "config": config, "seed": seed, "version": __version__}
+              "notes": notes, "config": config, "seed": seed, "version": __version__,
+              "revision": revision()}
     return report, details
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from rln_design._atomic import atomic_path
-from rln_design._version import __version__
+from rln_design._version import __version__, revision
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.precision import autocast, check_precision, resolve_precision
 from rln_design.symmetry import check_ensemble_size, ensemble_predict
@@ -271,6 +271,7 @@ class Surrogate:
             "metrics": metrics,
             "data": data,
             "version": ckpt.get("version"),
+            "revision": ckpt.get("revision"),
             "contrast": float(contrast) if contrast is not None else None,
             "grid": tuple(int(g) for g in grid) if grid is not None else None,
             "source": source,
@@ -316,7 +317,8 @@ class Surrogate:
         """Write ``directory/model.pt`` (weights-only safe) and ``directory/card.md``.
 
         The file holds ``model`` (state dict), ``model_config``, ``train_config``, ``metrics``,
-        ``version``, ``data``, ``contrast``, ``grid``, ``ensemble`` (:attr:`ensemble`);
+        ``version``, ``revision`` (git commit of the code that trained it, if known), ``data``,
+        ``contrast``, ``grid``, ``ensemble`` (:attr:`ensemble`);
         :meth:`load` reads it back.
 
         Returns:
@@ -331,6 +333,7 @@ class Surrogate:
             "train_config": meta.get("train_config"),
             "metrics": meta.get("metrics") or {},
             "version": meta.get("version") or __version__,
+            "revision": meta.get("revision") if meta.get("version") else revision(),
             "data": meta.get("data") or {},
             "contrast": meta.get("contrast"),
             "grid": list(meta["grid"]) if meta.get("grid") else None,

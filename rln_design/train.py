@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomic
-from rln_design._version import __version__
+from rln_design._version import __version__, revision
 from rln_design.data import SPLIT_CODES, _read_rows
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.precision import cpu_has_native_bf16
@@ -436,6 +437,9 @@ def make_checkpoint(
         "config": config.to_dict(),
         "model_config": asdict(config.model),
         "version": __version__,
+        "revision": revision(),
+        "versions": {"torch": str(torch.__version__), "numpy": str(np.__version__),
+                     "python": platform.python_version()},
         "data_attrs": data_attrs,
         "contrast": contrast,
         "grid": list(grid),

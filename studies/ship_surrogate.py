@@ -229,7 +229,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         f"iterations, history k = {model['history']}, width {model['width']} "
         f"(132,801 parameters per proximal net at width 16). Predicts eps_xx / imposed eps_xx for "
         f"two-phase structures (1 = stiff, E_stiff = {contrast:g} E_soft, nu = 0.3) under eps_xx "
-        f"along x (array axis 0 of a structure). Package version {ckpt.get('version')}.",
+        f"along x (array axis 0 of a structure). Package version {ckpt.get('version')}"
+        f"{', code revision ' + ckpt['revision'] if ckpt.get('revision') else ''}.",
         "",
         "## Data",
         "",

@@ -14,6 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import rln_design
+from rln_design._version import revision
 from rln_design.cli.train import train as train_cli
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.train import (
@@ -402,7 +404,11 @@ def test_init_from_starts_at_the_given_weights(data, tmp_path):
     train_model(_config(data, tmp_path / "b", epochs=1, lr=1e-30, eta_min=0.0,
                         init_from=str(tmp_path / "a" / "best.pt")))
     _assert_same_weights(_weights(tmp_path / "b"), source, atol=1e-12)
-    assert load_checkpoint(tmp_path / "b" / "last.pt")["config"]["init_from"].endswith("best.pt")
+    last = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert last["config"]["init_from"].endswith("best.pt")
+    # provenance: package version, code revision (None outside git) and library versions
+    assert last["version"] == rln_design.__version__ and last["revision"] == revision()
+    assert last["versions"]["torch"] == str(torch.__version__)
 
 
 def test_init_from_a_different_model_is_refused(data, tmp_path):

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from rln_design._atomic import atomic_path
-from rln_design._version import __version__
+from rln_design._version import __version__, revision
 from rln_design._json import dumps
 from rln_design.cli.options import (ensemble_size, figure_file, output_file,
                                      positive_int, precision_choice, torch_device)
@@ -112,7 +112,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
     batch_y = field[None] if field.ndim == 3 else field
     stats = {k: np.asarray(v).tolist()
              for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
-    report = {"version": __version__, "surrogate": str(surrogate), "source": model.metadata.get("source"),
+    report = {"version": __version__, "revision": revision(), "surrogate": str(surrogate), "source": model.metadata.get("source"),
               "kind": model.kind, "contrast": model.contrast, "ensemble": model.ensemble,
               "precision": model.precision,
               "shape": list(m.shape), "out": str(out), "seconds": seconds, "statistics": stats}

@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from rln_design._json import dumps
+from rln_design._version import __version__, revision
 from rln_design.cli.options import figure_file, positive_float, positive_int
 from rln_design.fe.solver import DEFAULT_E_SOFT
 
@@ -53,7 +54,8 @@ def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json
     report = {"params": dict(gx=gx, gy=gy, gz=gz, vf=vf), "size": size, "contrast": contrast,
               "seeds": seeds.tolist(), "iterations": result.iterations.tolist(),
               "residual": result.residual.tolist(), "seconds": seconds,
-              "c_eff_xx": (result.effective_stiffness_column()[:, 0]).tolist(), "statistics": stats}
+              "c_eff_xx": (result.effective_stiffness_column()[:, 0]).tolist(), "statistics": stats,
+              "rtol": rtol, "version": __version__, "revision": revision()}
     if png:
         from rln_design.plots import plot_sample_slices
 

@@ -166,7 +166,9 @@ def _versions() -> dict:
 
     import rln_design
 
-    return {"rln_design": rln_design.__version__, "torch": torch.__version__,
+    from rln_design._version import revision
+
+    return {"rln_design": rln_design.__version__, "revision": revision(), "torch": torch.__version__,
             "botorch": botorch.__version__, "numpy": np.__version__, "scipy": scipy.__version__}
 
 
