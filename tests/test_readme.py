@@ -74,3 +74,17 @@ def test_forward_flop_count_quoted_in_the_readme():
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(torch.zeros(1, 31, 31, 31))
     assert counter.get_total_flops() / 1e9 == pytest.approx(quoted, abs=0.5)
+
+
+@pytest.mark.parametrize("case, study_row", [("31^3, contrast 10", "solve_fe 31^3 contrast 10:"),
+                                             ("31^3, contrast 50", "solve_fe 31^3 contrast 50:"),
+                                             ("63^3, contrast 50", "solve_fe 63^3 contrast 50:")])
+def test_fe_speed_table_matches_the_study_file(case, study_row):
+    # README "FE solver" table: wall seconds of both runs as studies/fe_benchmark.md records them
+    study = (Path(__file__).resolve().parent.parent / "studies" / "fe_benchmark.md").read_text()
+    row = next(line for line in study.splitlines() if line.startswith(f"| {study_row}"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    runs = [float(cells[1].split()[0]), float(cells[2].split()[0])]
+    readme_row = next(line for line in README.splitlines() if line.startswith(f"| {case} |"))
+    readme_runs = [float(x) for x in readme_row.split("|")[3].split("/")]
+    assert readme_runs == pytest.approx(runs, abs=0.0051), case
