@@ -50,6 +50,12 @@ def _dataset_line(path: str) -> str:
             f"train/validation/test = {splits['train']}/{splits['validation']}/{splits['test']}")
 
 
+def _nu(ckpt: dict) -> str:
+    """Poisson ratio of the training data as its files record it (the generator's default if not)."""
+    values = {float(a["nu"]) for a in (ckpt.get("data_attrs") or {}).values() if isinstance(a, dict) and "nu" in a}
+    return ", ".join(f"{v:g}" for v in sorted(values)) if values else "0.3"
+
+
 def _history_table(history: list[dict]) -> list[str]:
     return [
         "| epoch | train loss | validation MASE % | lr | seconds |",
@@ -228,7 +234,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         f"Recurrent Localization Network (Kelly & Kalidindi): kind `{model['kind']}`, N = {model['n_iter']} "
         f"iterations, history k = {model['history']}, width {model['width']} "
         f"(132,801 parameters per proximal net at width 16). Predicts eps_xx / imposed eps_xx for "
-        f"two-phase structures (1 = stiff, E_stiff = {contrast:g} E_soft, nu = 0.3) under eps_xx "
+        f"two-phase structures (1 = stiff, E_stiff = {contrast:g} E_soft, nu = {_nu(ckpt)}) under eps_xx "
         f"along x (array axis 0 of a structure). Package version {ckpt.get('version')}"
         f"{', code revision ' + ckpt['revision'] if ckpt.get('revision') else ''}.",
         "",

@@ -258,6 +258,10 @@ def test_predict_cli_npy_and_h5(saved, tmp_path, monkeypatch):
     np.testing.assert_allclose(field, s.predict(m), atol=1e-6)
     assert (tmp_path / report["png"]).stat().st_size > 0
     assert len(report["statistics"]["peak_strain"]) == 2
+    sidecar = json.loads((tmp_path / report["report"]).read_text())  # provenance beside the field
+    assert report["report"] == str(Path(report["out"]).with_suffix(".json"))
+    assert sidecar["input"] == {"npy": "batch.npy"} and sidecar["surrogate"] == str(directory)
+    assert sidecar["statistics"] == report["statistics"] and "revision" in sidecar and sidecar["version"]
 
     with h5py.File("d.h5", "w") as f:
         f["structures"] = m

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from rln_design._atomic import atomic_path
+from rln_design._atomic import atomic_path, write_text_atomic
 from rln_design._version import __version__, revision
 from rln_design._json import dumps
 from rln_design.cli.options import (ensemble_size, figure_file, output_file,
@@ -45,8 +45,10 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
 def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, device, precision,
             as_json):
     """Predict eps_xx / imposed eps_xx of STRUCTURE.npy ((x, y, z) or (batch, x, y, z), 0 soft,
-    1 stiff) or of sample --index of --h5, with a surrogate; write the field (.npy) and slices
-    (.png; first structure of a batch). With --h5 the FE field stored there is compared too.
+    1 stiff) or of sample --index of --h5, with a surrogate; write the field (.npy), a JSON report
+    beside it (same name, .json: surrogate, ensemble, precision, input, statistics, version and code
+    revision) and slices (.png; first structure of a batch). With --h5 the FE field stored there is
+    compared too.
 
     Example:
 
@@ -112,10 +114,13 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
     batch_y = field[None] if field.ndim == 3 else field
     stats = {k: np.asarray(v).tolist()
              for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
-    report = {"version": __version__, "revision": revision(), "surrogate": str(surrogate), "source": model.metadata.get("source"),
-              "kind": model.kind, "contrast": model.contrast, "ensemble": model.ensemble,
-              "precision": model.precision,
-              "shape": list(m.shape), "out": str(out), "seconds": seconds, "statistics": stats}
+    sidecar = out.with_suffix(".json")
+    report = {"version": __version__, "revision": revision(), "surrogate": str(surrogate),
+              "source": model.metadata.get("source"), "kind": model.kind, "contrast": model.contrast,
+              "ensemble": model.ensemble, "precision": model.precision,
+              "input": {"h5": str(h5), "index": index} if h5 is not None else {"npy": str(structure)},
+              "shape": list(m.shape), "out": str(out), "report": str(sidecar), "seconds": seconds,
+              "statistics": stats}
     if fe is not None:
         report["mase_vs_fe"] = float(100.0 * np.abs(field.astype(np.float64) - fe).mean())
     if png != "-":
@@ -125,6 +130,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         plot_sample_slices(batch_m[0], batch_y[0], png_path,
                            title=f"{surrogate} prediction ({model.kind}, CR {model.contrast})")
         report["png"] = str(png_path)
+    write_text_atomic(sidecar, dumps(report, indent=2) + "\n")  # what made the field, beside it
 
     if as_json:
         click.echo(dumps(report, indent=2))
@@ -137,4 +143,4 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
                    + (" ..." if len(values) > 8 else ""))
     if fe is not None:
         click.echo(f"    MASE vs stored FE field: {report['mase_vs_fe']:.3f} %")
-    click.echo(f"field: {out}" + (f"   picture: {report['png']}" if "png" in report else ""))
+    click.echo(f"field: {out}   report: {sidecar}" + (f"   picture: {report['png']}" if "png" in report else ""))
