@@ -1,6 +1,7 @@
 """The README stays true: its two commands are marked for CI, and its accuracy table of the shipped
 surrogates carries the numbers each shipped model records from `rln-design evaluate`."""
 
+import json
 import re
 from pathlib import Path
 
@@ -88,3 +89,29 @@ def test_fe_speed_table_matches_the_study_file(case, study_row):
     readme_row = next(line for line in README.splitlines() if line.startswith(f"| {case} |"))
     readme_runs = [float(x) for x in readme_row.split("|")[3].split("/")]
     assert readme_runs == pytest.approx(runs, abs=0.0051), case
+
+
+def test_design_evidence_table_matches_the_benchmark_jsons():
+    # README "Design evidence" rows: runs, designs, FE solves, surrogate evals, wall s (CPU s) as the
+    # studies/design_benchmark_*.json summaries record them
+    studies = Path(__file__).resolve().parent.parent / "studies"
+    sources = {"surrogate BO, fp32": ("design_benchmark_bayes.json", "surrogate-bayes"),
+               "surrogate BO, bf16": ("design_benchmark_bayes_bf16.json", "surrogate-bayes"),
+               "surrogate gradient, bf16": ("design_benchmark_gradient_bf16.json", "surrogate-gradient"),
+               "BO on FE": ("design_benchmark_bayes.json", "fe-bayes")}
+    targets = {"`peak_strain<1.5`": "peak", "`p99_strain<2.0`": "p99", "`peak_strain<2.5` and": "peak_vf"}
+    table = README.split("| target | strategy | runs | designs |", 1)[1].split("\n\n", 1)[0]
+    target, checked = None, 0
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0]:
+            target = next(v for k, v in targets.items() if cells[0].startswith(k))
+        name, strategy = sources[cells[1]]
+        summary = json.loads((studies / name).read_text())["summary"]
+        row = next(r for r in summary if r["target"] == target and r["strategy"] == strategy)
+        assert cells[2] == f"{row['successes']}/{row['runs']}", line
+        assert cells[3] == f"{row['confirmed_designs']}/{row['verified_designs']}", line
+        assert cells[4] == f"{row['mean_fe_solves']:g}" and cells[5] == f"{row['mean_surrogate_evals']:g}", line
+        assert cells[6] == f"{row['mean_wall_s']:.1f} ({row['mean_cpu_s']:.1f})", line
+        checked += 1
+    assert checked == 12
