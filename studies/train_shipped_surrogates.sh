@@ -123,3 +123,6 @@ python studies/ship_surrogate.py --name $name --run runs/$name-31s --stage runs/
   --selection runs/$name-select7.json --selection runs/$name-select8.json \
   --selection runs/$name-select9.json --selection runs/$name-select10.json \
   --ablation studies/ablation_cpu_recipe.md --ensemble 4
+# After committing the new surrogates/$name/model.pt: `python studies/stage_history.py` and commit
+# studies/stage_history.md with it (tests/test_stage_history.py checks that its last row is the
+# shipped model's).
