@@ -9,8 +9,8 @@ import click
 import numpy as np
 
 from rln_design._atomic import atomic_path, write_text_atomic
-from rln_design._version import __version__, revision
 from rln_design._json import dumps
+from rln_design._version import __version__, revision
 from rln_design.cli.options import (ensemble_size, figure_file, output_file,
                                      positive_int, precision_choice, torch_device)
 
@@ -130,10 +130,11 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         plot_sample_slices(batch_m[0], batch_y[0], png_path,
                            title=f"{surrogate} prediction ({model.kind}, CR {model.contrast})")
         report["png"] = str(png_path)
-    write_text_atomic(sidecar, dumps(report, indent=2) + "\n")  # what made the field, beside it
+    text = dumps(report, indent=2)
+    write_text_atomic(sidecar, text + "\n")  # what made the field, beside it
 
     if as_json:
-        click.echo(dumps(report, indent=2))
+        click.echo(text)
         return
     click.echo(f"surrogate {surrogate} ({model.kind}, contrast {model.contrast}, trained grid "
                f"{model.grid}, ensemble {model.ensemble}): {len(batch_m)} x "
