@@ -37,8 +37,7 @@ import numpy as np
 
 from rln_design._atomic import atomic_path
 from rln_design._version import __version__, revision
-
-PARAM_NAMES = ("gx", "gy", "gz", "vf")
+from rln_design.microstructure import PARAM_NAMES, check_bounds
 SPLITS = ("train", "validation", "test")
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 DEFAULT_BOUNDS = {"gx": (1.0, 16.0), "gy": (1.0, 16.0), "gz": (1.0, 16.0), "vf": (0.1, 0.9)}
@@ -132,13 +131,7 @@ class DatasetConfig:
                 f"got {','.join(f'{v:g}' for v in self.split)} (sum {sum(self.split):g})"
             )
         for name, (lo, hi) in self.bounds.items():
-            if not lo < hi:
-                raise ValueError(f"bounds for {name} must have lower < upper, got {lo}:{hi}")
-            # the generator's box (microstructure.ParameterBox): vf strictly inside (0, 1), widths finite
-            if name == "vf" and not (0.0 < lo and hi < 1.0):
-                raise ValueError(f"bounds for vf must lie inside (0, 1) (exclusive), got {lo:g}:{hi:g}")
-            if name != "vf" and not (lo > 0 and math.isfinite(hi)):
-                raise ValueError(f"bounds for {name} must be finite and > 0 voxels, got {lo:g}:{hi:g}")
+            check_bounds(name, lo, hi)  # the generator's box rules (microstructure.ParameterBox)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -74,6 +74,21 @@ def _check_vf(vf) -> float:
 # parameter box and sampling
 
 
+def check_bounds(name: str, lo: float, hi: float) -> None:
+    """Raise ``ValueError`` unless ``lo:hi`` is an allowed range of design parameter ``name``.
+
+    The one home of the box rules, used by ``ParameterBox`` and by ``DatasetConfig.validate``:
+    ``lo < hi``; the stiff fraction ``vf`` strictly inside (0, 1) (a one-phase structure has no
+    threshold); grain widths ``gx, gy, gz`` finite and > 0 voxels.
+    """
+    if not lo < hi:
+        raise ValueError(f"bounds for {name} must have lower < upper, got {lo:g}:{hi:g}")
+    if name == "vf" and not (0.0 < lo and hi < 1.0):
+        raise ValueError(f"bounds for vf must lie inside (0, 1) (exclusive), got {lo:g}:{hi:g}")
+    if name != "vf" and not (lo > 0.0 and math.isfinite(hi)):
+        raise ValueError(f"bounds for {name} must be finite and > 0 voxels, got {lo:g}:{hi:g}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ParameterBox:
     """Bounds of the design parameters ``(gx, gy, gz, vf)``.
@@ -107,12 +122,7 @@ class ParameterBox:
                 lo, hi = (float(b) for b in bounds)
             except (TypeError, ValueError):
                 raise ValueError(f"{name}={bounds!r} must be a pair (lo, hi) of numbers") from None
-            if not lo < hi:
-                raise ValueError(f"{name}=({lo}, {hi}) needs lo < hi")
-            if name == "vf" and not (0.0 < lo and hi < 1.0):
-                raise ValueError(f"vf=({lo}, {hi}) must lie inside (0, 1)")
-            if name != "vf" and not (lo > 0.0 and np.isfinite(hi)):
-                raise ValueError(f"{name}=({lo}, {hi}) must lie inside (0, inf) voxels")
+            check_bounds(name, lo, hi)
             object.__setattr__(self, name, (lo, hi))
 
     @property

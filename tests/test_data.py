@@ -78,6 +78,7 @@ def reference(tmp_path_factory):
         (dict(bounds={"vf": (0.2, 1.5)}), "bounds for vf must lie inside (0, 1)"),
         (dict(bounds={"vf": (0.0, 0.5)}), "bounds for vf must lie inside (0, 1)"),
         (dict(bounds={"gz": (1.0, math.inf)}), "bounds for gz must be finite and > 0 voxels"),
+        (dict(bounds={"gx": (5.0, 2.0)}), "bounds for gx must have lower < upper, got 5:2"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, message):
