@@ -4,7 +4,7 @@
 #
 #   bash studies/train_shipped_surrogates.sh cr10     # or cr50
 #
-# Recipe (2-core CPU budget, ~11.5 h of training per surrogate; EPOCHS, TRAIN_SAMPLES, FINE_TUNE_SAMPLES override):
+# Recipe (2-core CPU budget, ~14.5 h of training per surrogate; EPOCHS, TRAIN_SAMPLES, FINE_TUNE_SAMPLES override):
 #  1. the paper's RLN (N = 5, k = 2, 132,801 parameters per proximal net) trained on 16^3 periodic
 #     volumes (~6x cheaper per sample than 31^3 on CPU; the model is fully convolutional) with exact
 #     symmetry augmentation (reflections, y<->z swap, periodic shifts); best epoch on 31^3 data;
