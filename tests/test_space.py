@@ -27,7 +27,7 @@ def test_parse_bounds_and_errors():
         parse_bounds(["gx=1-10"])
     with pytest.raises(ValueError, match="unknown design variable 'gxx'. Did you mean 'gx'"):
         parse_bounds(["gxx=1:10"])
-    with pytest.raises(ValueError, match="lo < hi"):
+    with pytest.raises(ValueError, match="bounds for gx must have lower < upper, got 10:1"):
         parse_bounds(["gx=10:1"])
 
 
