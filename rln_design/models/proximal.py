@@ -175,8 +175,8 @@ class ProximalNet(nn.Module):
         h = torch.cat([h, skip], dim=1)  # (B, 3w, P, P, P)
         h = self.conv_out2(self.act_out1(self.conv_out1(h)))  # (B, w, P, P, P)
         # The 1x1x1 head runs in the weights' precision even under bf16 autocast: its output is the
-        # perturbation itself, and bf16 keeps 8 bits of it (steps of ~0.4 %, about a tenth of the
-        # shipped surrogates' error); its 16 multiply-adds per voxel cost nothing next to the 3x3x3 convs.
+        # perturbation itself, and bf16 keeps 8 bits of it (steps of ~0.4 %, a sixth to a tenth of
+        # the shipped surrogates' error); its 16 multiply-adds per voxel cost nothing next to the 3x3x3 convs.
         with torch.autocast(h.device.type, enabled=False):
             h = self.head(h.to(self.head.weight.dtype))  # (B, 1, P, P, P)
         nx, ny, nz = sizes
