@@ -37,10 +37,12 @@ import numpy as np
 
 from rln_design._atomic import atomic_path
 from rln_design._version import __version__, revision
-from rln_design.microstructure import PARAM_NAMES, check_bounds
+from rln_design.microstructure import (PARAM_NAMES, ParameterBox, check_bounds, generate_batch,
+                                       latin_hypercube)
+
 SPLITS = ("train", "validation", "test")
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
-DEFAULT_BOUNDS = {"gx": (1.0, 16.0), "gy": (1.0, 16.0), "gz": (1.0, 16.0), "vf": (0.1, 0.9)}
+DEFAULT_BOUNDS = {name: getattr(ParameterBox(), name) for name in PARAM_NAMES}  # the generator's box
 DEFAULT_IMPOSED_STRAIN = (1e-3, 0.0, 0.0, 0.0, 0.0, 0.0)  # xx, yy, zz, yz, xz, xy (tensor)
 
 # SeedSequence spawn-key streams (documented in docs/datasets.md; never renumber)
@@ -166,15 +168,11 @@ def sample_seeds(seed: int, indices) -> np.ndarray:
 
 def parameter_box(config: DatasetConfig):
     """The ``rln_design.microstructure.ParameterBox`` of a config."""
-    from rln_design.microstructure import ParameterBox
-
     return ParameterBox(**config.bounds, log_widths=config.log_widths)
 
 
 def design_points(config: DatasetConfig) -> np.ndarray:
     """Latin-hypercube design points ``float64 (n_points, 4)`` in the config's box."""
-    from rln_design.microstructure import latin_hypercube
-
     return np.asarray(
         latin_hypercube(config.n_points, parameter_box(config), seed=_seed_int(config.seed, _STREAM_DESIGN)),
         dtype=np.float64,
@@ -224,8 +222,6 @@ def _solve_chunk(task: dict) -> dict:
 
     Each sample is generated and solved on its own, so its result does not depend on the chunking.
     """
-    from rln_design.microstructure import generate_batch
-
     solve = task["solve"]
     if solve is None:
         from rln_design.fe.solver import solve_fe as solve
