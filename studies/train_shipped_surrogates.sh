@@ -91,7 +91,8 @@ fresh_stage z $seed31z y 4 select
 fresh_stage w $seed31w z 5 select6
 fresh_stage v $seed31v w 6 select7
 # stages 8 to 11: bf16 + channels_last (AMX), 2 epochs over 4,000 fresh structures (stage 11: 3 epochs
-# over 8,000) and the first file's training split; the 255-structure selection compares each with the stage before as above
+# over 8,000) and the first file's training split; the 255-structure selection compares each with
+# the stage before as above
 bf16_stage() {  # bf16_stage SUFFIX DATA_SEED PREVIOUS_SUFFIX TRAIN_SEED LR SELECTION_JSON [COUNT EPOCHS]
   local suffix=$1 data_seed=$2 previous=$3 train_seed=$4 lr=$5 selection=$6 count=${7:-4000} n_epochs=${8:-2}
   rln-design generate --contrast $contrast --count $count --size 31 --realizations 5 --seed $data_seed \
