@@ -19,6 +19,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from rln_design.microstructure import DEFAULT_SHAPE, generate_batch, generate_torch, noise
 from rln_design.stats import STATISTICS, compute_statistic
 
 __all__ = [
@@ -85,8 +86,6 @@ def _module_dtype(surrogate):
 
 def noise_batch(seeds, shape):
     """Noise fields `(K, x, y, z)` float64 for ``seeds`` `(K,)` (``microstructure.noise``)."""
-    from rln_design.microstructure import noise
-
     return np.stack([noise(tuple(shape), int(s)) for s in np.asarray(seeds).ravel()])
 
 
@@ -105,8 +104,6 @@ class _FieldEvaluator:
 
     def fields(self, params, seeds):
         """Structures and strain fields `(n, K, x, y, z)` (uint8, float32)."""
-        from rln_design.microstructure import generate_batch
-
         p, s = _check(params, seeds)
         n, k = s.shape
         flat_p = np.repeat(p, k, axis=0)  # (n K, 4), point-major
@@ -127,8 +124,6 @@ class _FieldEvaluator:
         if need_strain:
             structures, strain = self.fields(p, s)
         else:
-            from rln_design.microstructure import generate_batch
-
             structures = generate_batch(np.repeat(p, k, axis=0), s.reshape(-1), shape=self.shape)
             strain = None
         st = structures.reshape(n * k, *self.shape)
@@ -149,8 +144,6 @@ class SurrogateEvaluator(_FieldEvaluator):
     name = "surrogate"
 
     def __init__(self, surrogate, shape=None, batch_size: int = 4):
-        from rln_design.microstructure import DEFAULT_SHAPE
-
         grid = getattr(surrogate, "grid", None)
         if shape is None:
             shape = grid if grid is not None else DEFAULT_SHAPE
@@ -181,8 +174,6 @@ class SurrogateEvaluator(_FieldEvaluator):
             mode: ``generate_torch`` mode (``"sigmoid"`` or ``"straight_through"``).
         """
         import torch
-
-        from rln_design.microstructure import generate_torch
 
         names = _names(names)
         n = params.shape[0]
@@ -222,7 +213,6 @@ class FEEvaluator(_FieldEvaluator):
     def __init__(self, contrast: float = 10.0, shape=None, rtol: float = 1e-6, batch_size: int = 4,
                  nu: float | None = None, strain=None):
         from rln_design.fe.solver import DEFAULT_NU
-        from rln_design.microstructure import DEFAULT_SHAPE
 
         super().__init__(shape or DEFAULT_SHAPE, batch_size)
         self.contrast = float(contrast)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rln_design.design.targets import Objective, Target
+from rln_design.microstructure import PARAM_NAMES
 
 __all__ = ["DesignProblem", "History"]
 
@@ -211,8 +212,6 @@ class History:
     records: list = field(default_factory=list)
 
     def add(self, params, seeds, stats: dict, *, source: str, evaluator: str, iteration: int = 0) -> list[dict]:
-        from rln_design.microstructure import PARAM_NAMES
-
         params = np.atleast_2d(np.asarray(params, dtype=np.float64))
         seeds = np.atleast_2d(np.asarray(seeds))
         rows = self.problem.summarize(stats)
@@ -231,8 +230,6 @@ class History:
                 if (evaluator is None or r["evaluator"] == evaluator) and r["source"] not in exclude_sources]
 
     def params_array(self, records) -> np.ndarray:
-        from rln_design.microstructure import PARAM_NAMES
-
         return np.array([[r["params"][n] for n in PARAM_NAMES] for r in records], dtype=np.float64).reshape(-1, 4)
 
     def stats_arrays(self, records) -> dict:

@@ -26,6 +26,7 @@ from rln_design.design.objective import DesignProblem, History
 from rln_design.design.space import DesignSpace, bounds_from_targets, parse_bounds, training_box
 from rln_design.design.targets import parse_objective, parse_targets
 from rln_design.design.verify import verify_designs, verdict
+from rln_design.microstructure import DEFAULT_SHAPE, ParameterBox
 
 __all__ = ["OptimizeConfig", "optimize", "METHODS", "EVALUATORS"]
 
@@ -232,8 +233,6 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
                           "precision": getattr(surrogate, "precision", None),
                           "training_box": None if trained_box is None else
                           {"lower": trained_box.lower.tolist(), "upper": trained_box.upper.tolist()}}
-    from rln_design.microstructure import DEFAULT_SHAPE, ParameterBox
-
     box = parse_bounds(config.bounds, trained_box or ParameterBox())
     warnings_list = []
     if trained_box is not None and (np.any(box.lower < trained_box.lower - 1e-9)

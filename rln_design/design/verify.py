@@ -19,6 +19,7 @@ import numpy as np
 
 from rln_design.design.objective import DesignProblem, _prob
 from rln_design.design.space import DesignSpace
+from rln_design.microstructure import PARAM_NAMES
 
 __all__ = ["TargetCheck", "DesignVerification", "verify_designs", "verdict"]
 
@@ -88,8 +89,6 @@ def verify_designs(designs, problem: DesignProblem, space: DesignSpace, fe_evalu
         One :class:`DesignVerification` per design, in the given order.
     """
     from tqdm.auto import tqdm
-
-    from rln_design.microstructure import PARAM_NAMES
 
     designs = np.atleast_2d(np.asarray(designs, dtype=np.float64))
     names = list(dict.fromkeys(problem.statistic_names + [s for s in extra_statistics]))
