@@ -116,8 +116,9 @@ rln-design evaluate --model runs/$name-31q/best.pt --ensemble 4 --ensemble 1 --p
   --precision bf16 --data data/${name}_31.h5 --split test --max-samples 400 --threads $threads \
   --png runs/$name-31q/worst.png --out runs/$name-31q/evaluation.json
 # (The shipped cards were made on machines without the runs of the earlier stages: stage 8 from
-#  --init-from surrogates/$name/model.pt (the stage-7 weights), stages 9 to 12 likewise from the
-#  stage-8 to stage-11 weights, each shipped with
+#  --init-from surrogates/$name/model.pt (the stage-7 weights), stages 9 to 11 likewise from the
+#  stage-8 to stage-10 weights; stage 12 ran on the machine of stage 11, from runs/$name-31r/best.pt;
+#  each shipped with
 #  `python studies/ship_surrogate.py --name $name --run runs/$name-31<suffix> --test-data data/${name}_31.h5
 #   --selection runs/$name-select<stage>.json --previous-card <copy of surrogates/$name/card.md> --ensemble 4`,
 #  which copies the earlier card's stage sections; with every run at hand the command below makes
