@@ -68,7 +68,8 @@ def _parse_split(ctx, param, value) -> tuple:
 @click.option("--workers", type=int, default=None, callback=positive,
               help="Worker processes (default: all cores; 1 = in this process).")
 @click.option("--chunk-size", type=int, default=None, callback=positive,
-              help="Samples per task (does not change the result).")
+              help="Samples per task (does not change the result; default: "
+                   "min(16, ceil(pending / (4 x workers)))).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask distributed scheduler address (e.g. tcp://host:8786); solves run there.")
 @click.option("--overwrite", is_flag=True, help="Replace a complete output / discard a mismatched .partial.")

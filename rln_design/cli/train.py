@@ -41,7 +41,7 @@ def _check_data_file(ctx, param, paths):
 @click.option("--data", "data", multiple=True, callback=_check_data_file, metavar="FILE.h5",
               help="HDF5 dataset from `rln-design generate` (repeat to concatenate files).")
 @click.option("--out", default="runs/rln", show_default=True, type=click.Path(file_okay=False),
-              help="Output directory: last.pt, best.pt, metrics.jsonl, learning_curve.png.")
+              help="Output directory: config.json, last.pt, best.pt, metrics.jsonl, learning_curve.png.")
 @click.option("--model", type=click.Choice(["rln", "rln-t", "fln"]), default="rln",
               show_default=True, help="RLN: N distinct nets; RLN-t: one tied net; FLN: N = 1.")
 @click.option("--n-iter", default=5, show_default=True, callback=positive,
