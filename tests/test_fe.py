@@ -41,6 +41,17 @@ def test_element_matrix_is_symmetric_with_rigid_body_null_space():
     assert eigenvalues.min() > -1e-12
 
 
+def test_isotropic_stiffness_inverts_to_the_textbook_compliance():
+    # independent of the Lame-constant route of element.isotropic_stiffness: engineering Voigt
+    # compliance S11 = 1/E, S12 = -nu/E, S44 = 2 (1 + nu) / E
+    compliance = np.linalg.inv(element.isotropic_stiffness(E_SOFT, NU))
+    expected = np.zeros((6, 6))
+    expected[:3, :3] = -NU / E_SOFT
+    expected[np.arange(3), np.arange(3)] = 1.0 / E_SOFT
+    expected[np.arange(3, 6), np.arange(3, 6)] = 2.0 * (1.0 + NU) / E_SOFT
+    np.testing.assert_allclose(compliance, expected, rtol=1e-13, atol=1e-18)
+
+
 def test_centre_b_equals_gauss_average():
     average = sum(element.strain_displacement(x) for x in element.gauss_points()) / 8
     np.testing.assert_allclose(element.centre_strain_displacement(), average, atol=1e-15)
@@ -54,6 +65,22 @@ def test_homogeneous_medium_gives_the_imposed_strain(backend, phase, load):
     expected = np.asarray(LOADS[load])[:, None, None, None]
     np.testing.assert_allclose(result.strain, np.broadcast_to(expected, result.strain.shape), atol=1e-15)
     assert result.iterations == 0
+    # Hooke's law written out: sigma = lambda tr(eps) I + 2 mu eps (tensor components)
+    e = E_SOFT * (10.0 if phase == 1 else 1.0)
+    lam, mu = e * NU / ((1 + NU) * (1 - 2 * NU)), e / (2 * (1 + NU))
+    eps = np.asarray(LOADS[load])
+    sigma = 2 * mu * eps + lam * eps[:3].sum() * np.array([1, 1, 1, 0, 0, 0])
+    np.testing.assert_allclose(result.stress_mean, sigma, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(result.stress, np.broadcast_to(sigma[:, None, None, None], result.stress.shape),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_homogeneous_stress_hand_values():
+    # E = 120, nu = 0.3: lambda = 69.2308, mu = 46.1538 (by hand)
+    xx = solve_fe(problems.homogeneous((3, 3, 3)), contrast=10.0, strain=LOADS["eps_xx"]).stress_mean
+    np.testing.assert_allclose(xx, [0.1615385, 0.0692308, 0.0692308, 0, 0, 0], rtol=1e-6, atol=1e-12)
+    yz = solve_fe(problems.homogeneous((3, 3, 3)), contrast=10.0, strain=LOADS["eps_yz"]).stress_mean
+    np.testing.assert_allclose(yz, [0, 0, 0, 0.0923077, 0, 0], rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -69,6 +96,21 @@ def test_laminate_matches_closed_form(backend, axis, load, contrast):
     eps_soft, eps_stiff = problems.laminate_phase_strains(vf, axis, LOADS[load], E_SOFT, contrast, NU)
     expected = np.where(structure[None] == 1, eps_stiff[:, None, None, None], eps_soft[:, None, None, None])
     np.testing.assert_allclose(result.strain, expected, rtol=0, atol=1e-10 * 1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("contrast", [10.0, 50.0])
+def test_laminate_lateral_load_poisson_coupling_by_hand(backend, contrast):
+    # layers normal to x at vf 0.5 under eps_yy only: iso-stress sigma_xx with <eps_xx> = 0 gives
+    # eps_xx = +-nu / (1 - nu) (c - 1) / (c + 1) eps_yy (+ soft, - stiff); the only term that needs nu
+    shape = (8, 3, 4)
+    structure = problems.laminate(shape, range(4), axis=0)
+    load = [0, 1e-3, 0, 0, 0, 0]
+    result = solve(structure, backend, contrast=contrast, strain=load, rtol=1e-12)
+    soft = NU / (1 - NU) * (contrast - 1) / (contrast + 1) * 1e-3
+    np.testing.assert_allclose(result.strain[0], np.where(structure == 1, -soft, soft), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.strain[1], 1e-3, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.strain[2:], 0.0, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

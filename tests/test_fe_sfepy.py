@@ -3,10 +3,16 @@
 Needs the optional SfePy extra: ``pip install --no-deps sfepy meshio sympy pyparsing pyamg``.
 """
 
+import importlib
+import os
+
 import numpy as np
 import pytest
 
-pytest.importorskip("sfepy")
+if os.environ.get("RLN_REQUIRE_SFEPY") == "1":  # set by .ci/run: there a missing SfePy fails
+    importlib.import_module("sfepy")
+else:
+    pytest.importorskip("sfepy")
 
 from rln_design.fe.sfepy_reference import solve_sfepy  # noqa: E402
 from rln_design.fe import problems  # noqa: E402
@@ -55,7 +61,7 @@ def test_solve_fe_equals_sfepy_q1(grid, contrast, seed):
     reference = solve_sfepy(structure, contrast, E_SOFT, NU, EPS_XX)
     ours = solve_fe(structure, contrast=contrast, e_soft=E_SOFT, nu=NU, rtol=1e-10).strain
     np.testing.assert_allclose(reference.mean(axis=(1, 2, 3)), [EPS_XX, 0, 0, 0, 0, 0], atol=1e-12)
-    assert np.abs(reference - reference[0].mean()).max() > 0.1 * EPS_XX  # a real heterogeneous field
+    assert np.abs(reference[0] - EPS_XX).max() > 0.1 * EPS_XX  # a real heterogeneous eps_xx field
     assert_same_field(ours, reference)
 
 
