@@ -93,7 +93,7 @@ class SymmetryTransform:
         return not self.flips and not self.swap and not any(self.shift)
 
     def describe(self) -> str:
-        """Words for reports, e.g. ``"reflect x, y; shift (7, 20, 12)"`` or ``"identity"``."""
+        """Words for reports, e.g. ``"reflect x, y; shift (23, 3, 18)"`` or ``"identity"``."""
         parts = []
         if self.flips:
             parts.append("reflect " + ", ".join("xyz"[axis - 1] for axis in self.flips))

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from rln_design.cli import main
 from rln_design.data import DatasetConfig, generate_dataset, partial_path
+from rln_design.fe.solver import solve_fe
 
 TINY = ["--contrast", "10", "--count", "4", "--realizations", "2", "--size", "5", "--workers", "1", "--quiet"]
 
@@ -29,10 +30,17 @@ def test_generate_writes_the_requested_dataset(tmp_path):
         config = json.loads(f.attrs["config"])
         params, split = f["params"][()], f["split"][()]
         assert f["done"][()].all() and f["structures"].shape == (4, 5, 5, 5)
+        structure, strain, stress_mean = f["structures"][0], f["strain"][0], f["stress_mean"][0]
     assert config["seed"] == 3 and config["rtol"] == 1e-7 and config["e_soft"] == 100 and config["nu"] == 0.25
     assert config["bounds"] == {"gx": [2, 4], "gy": [2, 4], "gz": [1, 16], "vf": [0.3, 0.6]}
     assert config["split"] == [0.5, 0.0, 0.5] and set(split) == {0, 2}
     assert (params[:, 0] >= 2).all() and (params[:, 0] <= 4).all() and (params[:, 3] >= 0.3).all()
+    # --e-soft and --nu reach the solver, not only the config
+    solved = solve_fe(structure, contrast=10.0, e_soft=100.0, nu=0.25, rtol=1e-7)
+    np.testing.assert_allclose(strain, solved.eps_xx_normalized(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(stress_mean, solved.stress_mean, rtol=1e-5)
+    default = solve_fe(structure, contrast=10.0, rtol=1e-7).stress_mean  # e_soft 120, nu 0.3
+    assert not np.allclose(stress_mean, default, rtol=1e-3)
     # the same command again: refused, the file is complete
     again = run(*TINY, "--out", str(out), "--seed", "3", "--box", "gx=2:4,gy=2:4", "--bounds", "vf=0.3:0.6",
                 "--split", "0.5,0,0.5", "--rtol", "1e-7", "--e-soft", "100", "--nu", "0.25")

@@ -146,13 +146,29 @@ def test_latin_hypercube_in_box_and_stratified(log_widths):
 PARAMS = np.array([[2.0, 3.0, 1.5, 0.4], [1.0, 1.0, 1.0, 0.5], [7.0, 2.0, 2.0, 0.8], [1.2, 9.0, 4.0, 0.15]])
 
 
-def test_torch_hard_equals_numpy_bit_for_bit():
+def test_torch_hard_mode_is_the_numpy_generator_batched():
+    # mode="hard" calls the numpy smooth/threshold per sample: this checks the batching, broadcasting
+    # and dtype of the torch entry point (the torch FFT path is checked in the next two tests)
     u = ms.noise(SHAPE, 3)
     hard = ms.generate_torch(torch.tensor(PARAMS), torch.tensor(u), mode="hard")
     assert hard.shape == (4, *SHAPE) and hard.dtype == torch.float64
     for i, p in enumerate(PARAMS):
         expected = ms.threshold(ms.smooth(u, p[:3]), p[3])
         assert np.array_equal(hard[i].numpy().astype(np.uint8), expected)
+
+
+def test_torch_smoothed_field_is_the_numpy_field():
+    # at temperature 1 the relaxation is sigmoid(z - t), so logit(output) standardized is the torch
+    # FFT-smoothed field standardized: compare it with numpy's smooth() to float64 precision
+    u = ms.noise(SHAPE, 5)
+    soft = ms.generate_torch(torch.tensor(PARAMS), torch.tensor(u), temperature=1.0)
+
+    def standardized(f):
+        return (f - f.mean()) / f.std()
+
+    for i, p in enumerate(PARAMS):
+        logit = torch.logit(soft[i]).numpy()
+        np.testing.assert_allclose(standardized(logit), standardized(ms.smooth(u, p[:3])), rtol=0, atol=1e-9)
 
 
 def test_torch_sigmoid_field_is_the_numpy_field():

@@ -94,3 +94,26 @@ def test_float_structures_equal_uint8_and_carry_gradients():
 def test_structures_must_be_4d():
     with pytest.raises(ValueError, match=r"\(batch, x, y, z\)"):
         RLN(ModelConfig(n_iter=1, width=4))(torch.zeros(5, 5, 5))
+
+
+def test_proximal_inputs_by_hand():
+    # each step sees (soft * y_{i-1}, stiff * y_{i-1}, soft * y_{i-2}, stiff * y_{i-2}, soft * y_{i-3},
+    # stiff * y_{i-3}) with y_0 = 1 and zeros before it; step i runs cell i (untied RLN)
+    model = RLN(ModelConfig(kind="rln", n_iter=3, width=2)).double()
+    m = _structures(2, (5, 4, 6), seed=3).double()
+    seen = []
+    hooks = [cell.net.register_forward_pre_hook(lambda module, args, i=i: seen.append((i, args[0].clone())))
+             for i, cell in enumerate(model.cells)]
+    with torch.no_grad():
+        y1, y2, _ = model(m, return_all=True)
+    for hook in hooks:
+        hook.remove()
+    soft, stiff, zero = 1 - m, m, torch.zeros_like(m)
+    expected = [
+        [soft, stiff, zero, zero, zero, zero],
+        [soft * y1, stiff * y1, soft, stiff, zero, zero],
+        [soft * y2, stiff * y2, soft * y1, stiff * y1, soft, stiff],
+    ]
+    assert [i for i, _ in seen] == [0, 1, 2]
+    for (_, features), channels in zip(seen, expected):
+        torch.testing.assert_close(features, torch.stack(channels, dim=1), rtol=0, atol=0)

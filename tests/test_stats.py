@@ -39,6 +39,10 @@ def test_hand_computed_values():
     np.testing.assert_allclose(out["volume_fraction"], [0.5, 0.0], atol=0)
     # p99 of 7 ones and one 3 (linear interpolation, position 0.99 * 7 = 6.93)
     np.testing.assert_allclose(out["p99_strain"][1], 1 + 0.93 * 2, atol=1e-12)
+    np.testing.assert_allclose(out["p999_strain"][1], 1 + 0.993 * 2, atol=1e-12)
+    # sample 0: four 0.5 and four 1.5, both quantiles fall between the two largest (1.5 and 1.5)
+    np.testing.assert_allclose(out["p99_strain"][0], 1.5, atol=1e-12)
+    np.testing.assert_allclose(out["p999_strain"][0], 1.5, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -48,6 +48,20 @@ def test_invert_undoes_apply(shape):
         np.testing.assert_array_equal(t.invert(t.apply(x)).numpy(), x.numpy())
 
 
+def test_first_transforms_by_hand():
+    # 31^3: unscrambled Halton points 1-3 are (1/2, 1/3, 1/5), (1/4, 2/3, 2/5), (3/4, 1/9, 3/5), so the
+    # shifts floor(h * 31) are (15, 10, 6), (7, 20, 12), (23, 3, 18); bits of j = 1, 2, 3 reflect x, y, x+y
+    x = torch.rand((2, 31, 31, 31), generator=torch.Generator().manual_seed(0))
+    ts = symmetry_transforms(4, (31, 31, 31))
+    assert ts[0].is_identity
+    a = x.numpy()
+    expected = [a, np.roll(np.flip(a, 1), (15, 10, 6), (1, 2, 3)), np.roll(np.flip(a, 2), (7, 20, 12), (1, 2, 3)),
+                np.roll(np.flip(a, (1, 2)), (23, 3, 18), (1, 2, 3))]
+    for t, e in zip(ts, expected):
+        np.testing.assert_array_equal(t.apply(x).numpy(), e)
+    assert ts[3].describe() == "reflect x, y; shift (23, 3, 18)"
+
+
 def test_every_transform_is_an_exact_symmetry_of_the_fe_problem():
     # the FE solution of a transformed structure is the transformed solution (to solver tolerance):
     # this is what makes each ensemble term an equally valid prediction

@@ -1,5 +1,6 @@
 """Tests of the training loop (rln_design/train.py) and the `rln-design train` command."""
 
+import itertools
 import json
 import os
 import shutil
@@ -130,6 +131,23 @@ def test_augmentation_maps_pairs_to_pairs():
         torch.testing.assert_close(ya, torch.from_numpy(_blur_target(ma.numpy())), atol=1e-6,
                                    rtol=0)
         changed += not torch.equal(ma, torch.from_numpy(m))
+        # the blur target would also accept x<->y swaps or rotations, which are not symmetries of
+        # the eps_xx problem: check that the pair is one allowed transform (reflections, the y<->z
+        # swap, a periodic shift) of the original, the same for structure and strain
+        allowed = [(flips, swap) for flips in itertools.chain.from_iterable(
+            itertools.combinations((1, 2, 3), r) for r in range(4)) for swap in (False, True)]
+        found = False
+        for flips, swap in allowed:
+            mt, yt = np.flip(m, flips) if flips else m, np.flip(y.numpy(), flips) if flips else y.numpy()
+            if swap:
+                mt, yt = mt.transpose(0, 1, 3, 2), yt.transpose(0, 1, 3, 2)
+            for shift in itertools.product(*(range(n) for n in m.shape[1:])):
+                if np.array_equal(np.roll(mt, shift, (1, 2, 3)), ma.numpy()):
+                    found = np.array_equal(np.roll(yt, shift, (1, 2, 3)), ya.numpy())
+                    break
+            if found:
+                break
+        assert found
     assert changed > 0
 
 
