@@ -18,12 +18,16 @@ def _noise(seeds):
     return 0.005 * np.array([np.random.default_rng(int(s)).standard_normal() for s in seeds])
 
 
+def quadratic_peak(params, space=SPACE):
+    """The synthetic peak strain without its seed noise: ``1 + |u - u*|^2`` for ``(..., 4)`` params."""
+    return 1 + ((space.to_unit(params) - U_STAR) ** 2).sum(-1)
+
+
 def quadratic_evaluator(space=SPACE):
     """``peak_strain = 1 + |u - u*|^2 + small seed noise``: minimum 1 at ``u*`` (unit cube)."""
 
     def fn(params, seeds):
-        u = space.to_unit(params)
-        return {"peak_strain": 1 + ((u - U_STAR) ** 2).sum(1) + _noise(seeds)}
+        return {"peak_strain": quadratic_peak(params, space) + _noise(seeds)}
 
     def torch_fn(params, seeds):
         lo, hi = space._transformed_bounds()

@@ -7,7 +7,7 @@ from rln_design.design.bayes import BayesConfig, BayesLoop
 from rln_design.design.objective import DesignProblem
 from rln_design.design.targets import parse_objective, parse_target
 
-from _design_helpers import SPACE, U_STAR, quadratic_evaluator
+from _design_helpers import SPACE, U_STAR, quadratic_evaluator, quadratic_peak
 
 
 def test_bo_finds_known_optimum_constraints_only():
@@ -24,11 +24,6 @@ def test_bo_finds_known_optimum_constraints_only():
     assert loop.posterior_score(best[None])[0] > 0.05
 
 
-def true_peak(params):
-    """The synthetic peak strain without its seed noise (std 0.005): ``1 + |u - u*|^2``."""
-    return 1 + ((SPACE.to_unit(params) - U_STAR) ** 2).sum(-1)
-
-
 def test_bo_with_objective_and_active_constraint():
     # minimize peak subject to peak > 1.05: the constraint excludes the unconstrained optimum, so the
     # answer lies on the sphere |u - u*|^2 = 0.05 (a shell 1.035-1.10 is ~4 % of the cube, random
@@ -37,9 +32,9 @@ def test_bo_with_objective_and_active_constraint():
     loop = BayesLoop(problem, SPACE, quadratic_evaluator(),
                      BayesConfig(n_init=6, n_iter=8, q=2, num_restarts=2, raw_samples=64, mc_samples=32))
     history = loop.run()
-    best = true_peak(loop.best(1)[0])
+    best = quadratic_peak(loop.best(1)[0])
     assert 1.05 - 3 * 0.005 <= best <= 1.10, best  # feasible to the noise, near the boundary
-    sobol = true_peak(history.params_array([r for r in history.records if r["source"] == "sobol"]))
+    sobol = quadratic_peak(history.params_array([r for r in history.records if r["source"] == "sobol"]))
     assert best < sobol[sobol >= 1.05].min()  # the BO steps improved on the initial design
 
 
