@@ -7,11 +7,7 @@ import torch
 from rln_design.fe import element, problems
 from rln_design.fe.solver import ConvergenceError, FEResult, solve_fe
 
-E_SOFT, NU = 120.0, 0.3
-
-
-def random_structure(shape, seed, fraction=0.5):
-    return (np.random.default_rng(seed).random(shape) < fraction).astype(np.uint8)
+from _fe_helpers import E_SOFT, LOADS, NU, random_structure
 
 
 def solve(structure, backend, **kwargs):
@@ -26,13 +22,6 @@ def solve(structure, backend, **kwargs):
 
 
 BACKENDS = ["numpy", "torch"]
-LOADS = {
-    "eps_xx": [1e-3, 0, 0, 0, 0, 0],
-    "eps_yz": [0, 0, 0, 1e-3, 0, 0],
-    "mixed": [1e-3, -4e-4, 2e-4, 3e-4, -1e-4, 5e-4],
-}
-
-
 def test_element_matrix_is_symmetric_with_rigid_body_null_space():
     k0 = element.element_stiffness(NU)
     np.testing.assert_allclose(k0, k0.T, atol=1e-14)

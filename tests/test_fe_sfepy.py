@@ -20,14 +20,12 @@ from rln_design.fe.solver import solve_fe  # noqa: E402
 
 pytestmark = [pytest.mark.sfepy, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-E_SOFT, NU, EPS_XX = 120.0, 0.3, 1e-3
+from _fe_helpers import E_SOFT, NU, random_structure  # noqa: E402
+
+EPS_XX = 1e-3
 # both solutions are converged far below this (direct solve / PCG rtol 1e-10); the bound is the
 # "solver tolerance" level, relative to the largest strain component
 RELATIVE_ATOL = 1e-6
-
-
-def random_structure(shape, seed, fraction=0.5):
-    return (np.random.default_rng(seed).random(shape) < fraction).astype(np.uint8)
 
 
 def assert_same_field(actual, expected):

@@ -6,11 +6,7 @@ import pytest
 from rln_design.fe import problems, sparse
 from rln_design.fe.solver import _NumpyProblem, solve_fe
 
-E_SOFT, NU = 120.0, 0.3
-
-
-def random_structure(shape, seed, fraction=0.5):
-    return (np.random.default_rng(seed).random(shape) < fraction).astype(np.uint8)
+from _fe_helpers import E_SOFT, LOADS, NU, random_structure
 
 
 def to_dofs(u):
@@ -41,22 +37,19 @@ def test_assembled_matrix_is_symmetric_with_translation_null_space():
     np.testing.assert_allclose(load.reshape(-1, 3).sum(axis=0), 0.0, atol=1e-10 * np.abs(load).max())
 
 
-LOADS = {
-    "eps_xx": None,  # the default, eps_xx = 1e-3
-    "eps_yz": [0, 0, 0, 1e-3, 0, 0],
-    "mixed": [1e-3, -4e-4, 2e-4, 3e-4, -1e-4, 5e-4],
-}
+# the shared loads, plus the default (strain=None, eps_xx = 1e-3) to cover that code path too
+SPARSE_LOADS = {"default": None, **LOADS}
 
 
 @pytest.mark.parametrize("grid", [(5, 5, 5), (4, 5, 6)])
 @pytest.mark.parametrize("contrast", [10.0, 50.0])
-@pytest.mark.parametrize("load", LOADS)
+@pytest.mark.parametrize("load", SPARSE_LOADS)
 def test_direct_sparse_solution_equals_solve_fe(grid, contrast, load):
     # an independently assembled K u = -f solved directly: the matrix-free solution is in equilibrium
     # for every load, not only the default eps_xx
     structure = random_structure(grid, seed=4)
-    expected = solve_fe(structure, contrast=contrast, e_soft=E_SOFT, nu=NU, strain=LOADS[load], rtol=1e-12).strain
-    result = sparse.solve_sparse(structure, contrast, E_SOFT, NU, strain=LOADS[load], method="direct")
+    expected = solve_fe(structure, contrast=contrast, e_soft=E_SOFT, nu=NU, strain=SPARSE_LOADS[load], rtol=1e-12).strain
+    result = sparse.solve_sparse(structure, contrast, E_SOFT, NU, strain=SPARSE_LOADS[load], method="direct")
     assert result.residual < 1e-10
     np.testing.assert_allclose(result.strain, expected, rtol=0, atol=1e-9 * np.abs(expected).max())
 
