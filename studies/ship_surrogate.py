@@ -369,8 +369,13 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "- Trained on periodic volumes of the grid in the training data above and selected/tested at"
         " the grid of the test data; the network is fully convolutional, other grids run but are"
         " untested.",
-        "- Valid for the parameter box and contrast above; outside the box (e.g. grains longer than"
-        " the cell) predictions are extrapolation. Relaxed (non-binary) inputs are extrapolation.",
+        "- Valid for the parameter box and contrast above; outside the box predictions are"
+        " extrapolation. For grains longer than the box along x (gx 16-31, where"
+        " `rln-design optimize --box gx=1:31` finds the low-peak designs) `bash studies/extrapolation.sh`"
+        " measures it: peak and percentile strains stay close to FE, but the nearly uniform bulk"
+        " field gets noise of the network's own (MASE above the mean-field guess, strain standard"
+        " deviation off by tens of %; figures in the README). Relaxed (non-binary) inputs are"
+        " extrapolation.",
         "- Errors concentrate at strain peaks next to thin features (`worst.png` beside this card:"
         " structure, FE strain, prediction and error of the worst test instance, from `rln-design"
         " evaluate --png`), so peak-strain predictions carry a large relative error; every design"
