@@ -121,15 +121,15 @@ def main(argv=None):
     parser.add_argument("--output", default=None, help="markdown file (default: next to this script)")
     parser.add_argument("--compile", action="store_true", help="eager vs torch.compile only")
     args = parser.parse_args(argv)
-    stem = "training_cost_compile" if args.compile else "training_cost"
+    cases, base_mode, stem = ((COMPILE_CASES, "bf16 channels_last_3d", "training_cost_compile") if args.compile
+                              else (CASES, "fp32 torch-pad", "training_cost"))
     output = args.output or str(Path(__file__).with_name(stem + ".md"))
     torch.set_num_threads(1)
     rows = []
-    for n, width, batch, mode in COMPILE_CASES if args.compile else CASES:
+    for n, width, batch, mode in cases:
         cost = step_cost(n, width, batch, mode)
         rows.append((n, width, batch, mode, cost))
         print(f"{n}^3 width {width} batch {batch} {mode}: {cost:.3f} CPU s / sample", flush=True)
-    base_mode = "bf16 channels_last_3d" if args.compile else "fp32 torch-pad"
     base = next(r[4] for r in rows if r[:2] == (31, 16) and r[3] == base_mode)
     cpu = cpu_model()
     lines = [

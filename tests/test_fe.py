@@ -22,6 +22,8 @@ def solve(structure, backend, **kwargs):
 
 
 BACKENDS = ["numpy", "torch"]
+
+
 def test_element_matrix_is_symmetric_with_rigid_body_null_space():
     k0 = element.element_stiffness(NU)
     np.testing.assert_allclose(k0, k0.T, atol=1e-14)

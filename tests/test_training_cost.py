@@ -22,13 +22,16 @@ def test_step_cost_is_positive_and_torch_pad_is_restored():
 
 def test_torch_pad_and_hand_written_pad_give_the_same_step():
     # same seeded model and data: one Adam step with either pad leaves the same weights
+    def flat(model):
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
     def weights_after(options):
         with training_cost._pad_for(options):
             step, model = training_cost._training_step(6, 2, 2, options)
             step()
-        return torch.cat([p.detach().flatten() for p in model.parameters()])
+        return flat(model)
 
-    before = torch.cat([p.detach().flatten() for p in training_cost._training_step(6, 2, 2, ["fp32"])[1].parameters()])
+    before = flat(training_cost._training_step(6, 2, 2, ["fp32"])[1])
     after = weights_after(["fp32"])
     assert not torch.equal(before, after)  # the step moved the weights
     torch.testing.assert_close(weights_after(["fp32", "torch-pad"]), after)
