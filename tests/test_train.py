@@ -371,9 +371,12 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     script.write_text(textwrap.dedent(f"""
         from rln_design.models.recurrent import ModelConfig
         from rln_design.train import TrainConfig, train_model
+        import json, os
         s = train_model(TrainConfig(data={data!r}, out={str(out)!r}, epochs=2, batch_size=2,
                         model=ModelConfig(n_iter=2, width=4), threads=1, progress=False))
-        print("RESULT", s["epochs_done"], s["best_val_mase"])
+        # one file per rank: torchrun's workers write unbuffered, so printed lines of the two ranks interleave
+        with open({str(tmp_path)!r} + "/result_" + os.environ["RANK"] + ".json", "w") as f:
+            json.dump(s["epochs_done"], f)
     """))
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     proc = subprocess.run(
@@ -381,7 +384,8 @@ def test_ddp_two_cpu_processes(data, tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("RESULT 2") == 2  # both ranks finished both epochs
+    done = [json.loads((tmp_path / f"result_{rank}.json").read_text()) for rank in (0, 1)]
+    assert done == [2, 2]  # both ranks finished both epochs
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2  # only rank 0 wrote
