@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 SPLITS = SPLIT_CODES  # split name -> code stored in the file
-LOSSES = ("mse", "rmse_pct")
+LOSSES = ("mse", "rmse_pct", "mae")
 SCHEDULES = ("epoch", "step")
 # fields that may differ between a run and its resumption (they do not change the result on CPU)
 _RESUME_FREE_FIELDS = {"out", "device", "threads", "resume", "progress"}
@@ -81,8 +81,9 @@ class TrainConfig:
             about ``lr`` in its first steps, which wrecks pretrained weights when fine-tuning
             (``init_from``); a short warmup avoids that loss spike.
         grad_clip: max gradient 2-norm; ``None`` resolves to ``2 * model.n_iter`` (paper).
-        loss: ``"mse"`` (paper text) or ``"rmse_pct"`` (reference code: 100 sqrt(MSE) / mean(y)),
-            applied to every iterate and averaged with uniform weights.
+        loss: ``"mse"`` (paper text), ``"rmse_pct"`` (reference code: 100 sqrt(MSE) / mean(y)) or
+            ``"mae"`` (mean absolute error, the MASE metric / 100), applied to every iterate and
+            averaged with uniform weights.
         augment: random per-batch symmetries of the eps_xx problem (flips along x, y, z and the
             y <-> z swap on grids with equal y and z sizes).
         seed: seed of model initialization, shuffling and augmentation.
@@ -309,7 +310,8 @@ def iterate_loss(iterates: list[torch.Tensor], target: torch.Tensor, kind: str =
         iterates: ``[y_1, ..., y_N]``, each `(batch, x, y, z)`.
         target: `(batch, x, y, z)` true normalized strain.
         kind: ``"mse"``: ``L_i = mean (y_i - y)^2``; ``"rmse_pct"``:
-            ``L_i = 100 sqrt(mean (y_i - y)^2) / mean(y)`` over the batch (reference code).
+            ``L_i = 100 sqrt(mean (y_i - y)^2) / mean(y)`` over the batch (reference code);
+            ``"mae"``: ``L_i = mean |y_i - y|``, the validation metric MASE / 100.
 
     Returns:
         Scalar loss (float32 even under autocast).
@@ -317,7 +319,11 @@ def iterate_loss(iterates: list[torch.Tensor], target: torch.Tensor, kind: str =
     target = target.float()
     losses = []
     for y in iterates:
-        mse = (y.float() - target).square().mean()
+        error = y.float() - target
+        if kind == "mae":
+            losses.append(error.abs().mean())
+            continue
+        mse = error.square().mean()
         losses.append(mse if kind == "mse" else 100.0 * mse.sqrt() / target.mean())
     return torch.stack(losses).mean()
 

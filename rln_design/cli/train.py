@@ -64,8 +64,9 @@ def _check_data_file(ctx, param, paths):
               help="Linear lr warmup over the first steps (use it when fine-tuning: --init-from).")
 @click.option("--grad-clip", default=None, type=float, callback=positive,
               help="Gradient-norm clip [default: 2 * n-iter].")
-@click.option("--loss", type=click.Choice(["mse", "rmse_pct"]), default="mse", show_default=True,
-              help="mse (paper) or rmse_pct = 100 sqrt(MSE) / mean (reference code).")
+@click.option("--loss", type=click.Choice(["mse", "rmse_pct", "mae"]), default="mse", show_default=True,
+              help="mse (paper), rmse_pct = 100 sqrt(MSE) / mean (reference code) or mae = mean "
+                   "|error| (the MASE metric / 100).")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random flips along x, y, z, y<->z swaps and periodic shifts (exact symmetries "
                    "of the periodic eps_xx problem).")
