@@ -4,6 +4,7 @@
 #
 #   bash studies/loss_probe.sh cr10      # ~40 min on a 2-core AVX2 EPYC -> studies/loss_probe_cr10.md
 #   SAMPLES=600 LR=2e-4 bash studies/loss_probe.sh cr10   # the defaults spelled out
+#   LR=1e-4 TAG=_lr1e-4 bash studies/loss_probe.sh cr10   # -> runs/lossprobe-cr10_lr1e-4, studies/loss_probe_cr10_lr1e-4.md
 #
 # Needs data/<name>_31.h5 from studies/train_shipped_surrogates.sh. Two one-pass fine-tunes from
 # the shipped weights (surrogates/<name>/model.pt) over the same 600 of 1,000 fresh 31^3 structures
@@ -20,7 +21,8 @@ case $name in
   cr50) contrast=50; seed=3331 ;;
   *) echo "unknown surrogate $name (cr10 or cr50)" >&2; exit 2 ;;
 esac
-out=runs/lossprobe-$name
+tag=${TAG:-}
+out=runs/lossprobe-$name$tag
 start=surrogates/$name/model.pt
 lr=${LR:-2e-4}
 samples=${SAMPLES:-600}
@@ -41,9 +43,9 @@ arm mse & arm mae & wait
   --model "$out/mae/best.pt" --ensemble 1 --data data/${name}_31.h5 --split validation --max-samples 255 --no-baselines \
   --threads 2 --no-progress --out "$out/evaluation.json" > "$out/evaluation.txt"
 {
-  echo "# Loss probe for a next CPU stage ($name)"
+  echo "# Loss probe for a next CPU stage ($name, lr $lr)"
   echo
-  echo "- command: \`SAMPLES=$samples LR=$lr bash studies/loss_probe.sh $name\` (rln-design $(rln-design --version | awk '{print $NF}'), $(date -u '+%Y-%m-%d %H:%M UTC'))"
+  echo "- command: \`SAMPLES=$samples LR=$lr${tag:+ TAG=$tag} bash studies/loss_probe.sh $name\` (rln-design $(rln-design --version | awk '{print $NF}'), $(date -u '+%Y-%m-%d %H:%M UTC'))"
   echo "- start: \`$start\` (shipped weights); data: $samples of 1,000 fresh 31^3 structures (seed $seed), one pass, lr $lr,"
   echo "  batch 8, per-step cosine, 20-step warmup, augmentation, precision ${precision[*]:-fp32}, train seed 15, one core per arm"
   echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(getconf _NPROCESSORS_ONLN) cores"
@@ -54,5 +56,5 @@ arm mse & arm mae & wait
   cat "$out/evaluation.txt"
   echo '```'
 } > "$out/report.md"
-mv "$out/report.md" "studies/loss_probe_$name.md"
-echo "wrote studies/loss_probe_$name.md"
+mv "$out/report.md" "studies/loss_probe_$name$tag.md"
+echo "wrote studies/loss_probe_$name$tag.md"
