@@ -117,7 +117,7 @@ def test_iterate_loss_uniform_weights():
     iterates = [y + 0.1, y + 0.3]
     assert iterate_loss(iterates, y, "mse").item() == pytest.approx((0.01 + 0.09) / 2, rel=1e-5)
     assert iterate_loss(iterates, y, "rmse_pct").item() == pytest.approx((10 + 30) / 2, rel=1e-5)
-    # mae: errors of mixed sign, |+0.1| and |-0.3| in half the voxels each
+    # mae: errors of mixed sign, +0.1 in a third of the voxels (x = 0) and -0.3 in the other two thirds
     mixed = y.clone()
     mixed[:, 0] += 0.1
     mixed[:, 1:] -= 0.3
