@@ -178,6 +178,41 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference):
     assert_identical(read_all(out), read_all(reference))
 
 
+def test_device_batches_match_the_numpy_solver(tmp_path, reference):
+    """The batched torch path (on the CPU here; CUDA on a GPU machine) writes the same samples."""
+    out = generate_dataset(DatasetConfig(**SMALL), tmp_path / "dev.h5", chunk_size=5, progress=False,
+                           device="cpu")
+    ref, dev = read_all(reference), read_all(out)
+    for name in ("structures", "params", "seeds", "design_point", "split", "done"):
+        assert dev["arrays"][name].tobytes() == ref["arrays"][name].tobytes(), name
+    # both solvers stop at the relative residual rtol = 1e-6: fields agree to that order, not bitwise
+    assert (dev["arrays"]["residual"] <= SMALL.get("rtol", 1e-6)).all()
+    np.testing.assert_allclose(dev["arrays"]["strain"], ref["arrays"]["strain"], atol=1e-5)
+    np.testing.assert_allclose(dev["arrays"]["stress_mean"], ref["arrays"]["stress_mean"], rtol=1e-5, atol=1e-9)
+    assert json.loads(dev["attrs"]["fe_devices"]) == ["torch:cpu"]
+    assert json.loads(ref["attrs"]["fe_devices"]) == ["numpy"]
+
+
+def test_resume_on_a_device_lists_both_writers(tmp_path, reference):
+    out = tmp_path / "run.h5"
+    config = DatasetConfig(**SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(config, out, workers=1, chunk_size=2, progress=False, solve=InterruptAfter(5))
+    generate_dataset(config, out, chunk_size=4, progress=False, device="cpu")
+    got = read_all(out)
+    assert json.loads(got["attrs"]["fe_devices"]) == ["numpy", "torch:cpu"]
+    np.testing.assert_allclose(got["arrays"]["strain"], read_all(reference)["arrays"]["strain"], atol=1e-5)
+    # the four samples the numpy run finished before the interruption are kept bit for bit
+    assert got["arrays"]["strain"][:4].tobytes() == read_all(reference)["arrays"]["strain"][:4].tobytes()
+
+
+def test_device_and_scheduler_exclude_each_other(tmp_path):
+    with pytest.raises(ValueError, match="either a device or a Dask scheduler"):
+        generate_dataset(DatasetConfig(**SMALL), tmp_path / "x.h5", progress=False, device="cpu",
+                         scheduler="tcp://127.0.0.1:9")
+    assert not (tmp_path / "x.h5").exists() and not partial_path(tmp_path / "x.h5").exists()
+
+
 def test_resume_refuses_a_different_config(tmp_path):
     out = tmp_path / "run.h5"
     with pytest.raises(KeyboardInterrupt):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from rln_design.cli.options import positive
+from rln_design.cli.options import positive, torch_device
 
 PARAMS = ("gx", "gy", "gz", "vf")
 
@@ -72,10 +72,14 @@ def _parse_split(ctx, param, value) -> tuple:
                    "min(16, ceil(pending / (4 x workers)))).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask distributed scheduler address (e.g. tcp://host:8786); solves run there.")
+@click.option("--device", default=None, callback=torch_device, metavar="DEVICE",
+              help="Solve each chunk as one batch with the torch FE backend on this device (e.g. cuda), "
+                   "in this process, instead of worker processes (--chunk-size default 128). Same "
+                   "structures; strains equal the CPU solver's to within --rtol.")
 @click.option("--overwrite", is_flag=True, help="Replace a complete output / discard a mismatched .partial.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(contrast, count, size, out, realizations, seed, box, linear_widths, rtol, e_soft, nu, split,
-             workers, chunk_size, scheduler, overwrite, quiet):
+             workers, chunk_size, scheduler, device, overwrite, quiet):
     """Generate an FE-solved dataset: Latin-hypercube design points x realizations -> HDF5.
 
     Work goes to OUT.partial, flushed after every chunk; Ctrl-C and re-running the same command
@@ -84,6 +88,10 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         rln-design generate --contrast 10 --count 4096 --size 31 --out data/cr10.h5
     """
     from rln_design.data import ConfigMismatchError, DatasetConfig, generate_dataset, partial_path
+
+    if device is not None and scheduler is not None:
+        raise click.UsageError("--device and --scheduler exclude each other: solve on a device here, "
+                               "or on a Dask cluster")
 
     if size < 2:
         raise click.BadParameter(f"must be >= 2 voxels, got {size}", param_hint="'--size'")
@@ -111,7 +119,7 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
     try:
         path = generate_dataset(
             config, out, workers=workers, scheduler=scheduler, chunk_size=chunk_size,
-            overwrite=overwrite, progress=not quiet,
+            overwrite=overwrite, progress=not quiet, device=device,
         )
     except (FileExistsError, ConfigMismatchError) as exc:
         raise click.UsageError(str(exc)) from None
