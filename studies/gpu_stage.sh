@@ -27,8 +27,11 @@
 # lines need data/<name>_31g.h5: regenerate it here from the count and seed the tar records).
 set -uo pipefail
 start=$SECONDS
-out=${OUT:-runs/gpu-stage-out}
-mkdir -p "$out" data runs
+cd "$(dirname "$0")/.."  # the repository root: surrogates/ and the package are read from there
+work=${WORK:-.}          # data/ and runs/ go under WORK (tests: a temporary folder)
+out=${OUT:-$work/runs/gpu-stage-out}
+data=$work/data runs=$work/runs
+mkdir -p "$out" "$data" "$runs"
 log=$out/gpu_stage.log
 exec > >(tee -a "$log") 2>&1
 # (plain `wait` would also wait for the tee above: wait for the jobs started here by their PIDs)
@@ -39,6 +42,7 @@ names=${NAMES:-cr10 cr50}
 if [[ -n ${SMOKE:-} ]]; then  # the whole pipeline on this CPU at toy size
   dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-20}
   deadline=${DEADLINE:-240}; probe_n=16; batch=4; tag=smoke; precision=(); eval_max=10; val_max=10
+  reserve=${RESERVE:-30}
 else
   dev=${DEV:-cuda}; size=31; ref_scale=1; count_max=${COUNT:-16000}; gen_s=${GEN_S:-100}
   deadline=${DEADLINE:-540}; probe_n=1024; batch=${BATCH:-32}; tag=gpu; precision=(--amp --channels-last)
@@ -46,7 +50,7 @@ else
 fi
 lr=${LR:-4e-4}
 loss=${LOSS:-mse}
-reserve=${RESERVE:-70}  # seconds kept for step 4 and the tars
+reserve=${reserve:-${RESERVE:-70}}  # seconds kept for step 4 and the tars
 elapsed() { echo $((SECONDS - start)); }
 say() { echo "[gpu_stage $(elapsed) s] $*"; }
 
@@ -82,7 +86,7 @@ gen() {  # gen NAME FILE COUNT SEED SPLIT: on the device, CPU workers if that fa
 
 # 1. reference data, both contrasts side by side; the time of each gives its FE rate
 for name in $names; do
-  (setup $name; t0=$SECONDS; gen $name data/${name}_$size.h5 $ref_count $ref_seed 0.4,0.2,0.4 \
+  (setup $name; t0=$SECONDS; gen $name $data/${name}_$size.h5 $ref_count $ref_seed 0.4,0.2,0.4 \
      && echo "$ref_count $((SECONDS - t0))" > "$out/.rate_$name") &
   pids+=($!)
 done
@@ -97,34 +101,34 @@ for name in $names; do
   fresh=$(( fresh > count_max ? count_max : fresh )); fresh=$(( fresh < 5 ? 5 : fresh ))
   echo "$fresh" > "$out/.fresh_$name"
   say "$name: FE $n structures in $t s -> $fresh fresh structures"
-  (setup $name; gen $name data/${name}_${size}g.h5 "$fresh" $fresh_seed 1,0,0) &
+  (setup $name; gen $name $data/${name}_${size}g.h5 "$fresh" $fresh_seed 1,0,0) &
   pids+=($!)
 done
 wait_all
 say "fresh data done"
 
 train_args() {  # train_args NAME RUN_DIR
-  echo --data data/${1}_${size}g.h5 --data data/${1}_$size.h5 --val-data data/${1}_$size.h5 \
+  echo --data $data/${1}_${size}g.h5 --data $data/${1}_$size.h5 --val-data $data/${1}_$size.h5 \
     --init-from surrogates/$1/model.pt --out "$2" --model rln --batch-size $batch --schedule step \
     --augment --device $dev --no-progress --loss $loss "${precision[@]}"
 }
 
 # 3a. training rate: a short probe per surrogate, side by side
 for name in $names; do
-  rm -rf runs/$name-$tag-probe
-  rln train $(train_args $name runs/$name-$tag-probe) --epochs 1 --max-train-samples $probe_n \
+  rm -rf $runs/$name-$tag-probe
+  rln train $(train_args $name $runs/$name-$tag-probe) --epochs 1 --max-train-samples $probe_n \
     --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 > "$out/probe_$name.log" 2>&1 &
   pids+=($!)
 done
 wait_all
 # 3b. the stage: epochs to fill the time left, side by side
-budget=$(( deadline - $(elapsed) - reserve ))
+budget=$(( deadline - $(elapsed) - reserve )); budget=$(( budget < 10 ? 10 : budget ))
 say "training budget $budget s"
 for name in $names; do
   rate=$(python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]["samples_per_s"])' \
-         runs/$name-$tag-probe/metrics.jsonl) || { say "$name: probe failed"; cat "$out/probe_$name.log"; continue; }
+         $runs/$name-$tag-probe/metrics.jsonl) || { say "$name: probe failed"; cat "$out/probe_$name.log"; continue; }
   n_train=$(python3 -c 'import sys, h5py; print(sum(int((h5py.File(p, "r")["split"][()] == 0).sum()) for p in sys.argv[1:]))' \
-            data/${name}_${size}g.h5 data/${name}_$size.h5)
+            $data/${name}_${size}g.h5 $data/${name}_$size.h5)
   plan=$(python3 -c 'import sys; rate, budget, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 steps = rate * budget * 0.9  # 10 % for validation passes and start-up
 print(max(1, int(steps // n)), min(n, max(64, int(steps))))' "$rate" "$budget" "$n_train")
@@ -132,8 +136,8 @@ print(max(1, int(steps // n)), min(n, max(64, int(steps))))' "$rate" "$budget" "
   limit=()
   (( samples < n_train )) && limit=(--max-train-samples $samples)
   say "$name: probe rate $rate structures/s, $n_train training structures -> $epochs epoch(s) ${limit[*]}"
-  rm -rf runs/$name-$tag
-  timeout -s INT $((budget + 30)) "${rln_cmd[@]}" train $(train_args $name runs/$name-$tag) --epochs $epochs "${limit[@]}" \
+  rm -rf $runs/$name-$tag
+  timeout -s INT $((budget + 30)) "${rln_cmd[@]}" train $(train_args $name $runs/$name-$tag) --epochs $epochs "${limit[@]}" \
     --max-val-samples $val_max --lr $lr --warmup-steps 100 --seed 16 > "$out/train_$name.log" 2>&1 &
   pids+=($!)
 done
@@ -142,20 +146,20 @@ say "training done"
 
 # 4. evaluations (fp32), 5. tars
 for name in $names; do
-  run=runs/$name-$tag
+  run=$runs/$name-$tag
   [[ -f $run/best.pt ]] || { say "$name: no best.pt"; tail -20 "$out/train_$name.log"; continue; }
-  rln evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 1 --data data/${name}_$size.h5 \
+  rln evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 1 --data $data/${name}_$size.h5 \
     --split validation --max-samples $val_max --no-baselines --device $dev --no-progress \
     --out $run/select.json > $run/select.txt 2>&1
   rln evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 4 --ensemble 1 --precision fp32 \
-    --data data/${name}_$size.h5 --split test --max-samples $eval_max --no-baselines --device $dev --no-progress \
+    --data $data/${name}_$size.h5 --split test --max-samples $eval_max --no-baselines --device $dev --no-progress \
     --out $run/evaluation.json > $run/evaluation.txt 2>&1
   cat $run/select.txt $run/evaluation.txt
   python3 -c 'import json, sys, h5py
 print(json.dumps({p: {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in h5py.File(p, "r").attrs.items()}
-                  for p in sys.argv[1:]}, indent=1))' data/${name}_${size}g.h5 data/${name}_$size.h5 > $run/data_attrs.json
+                  for p in sys.argv[1:]}, indent=1))' $data/${name}_${size}g.h5 $data/${name}_$size.h5 > $run/data_attrs.json
   cp "$out/probe_$name.log" "$out/train_$name.log" $run/ 2>/dev/null
-  tar -cf "$out/$name.tar" --exclude=last.pt --exclude='*.png' -C runs $name-$tag
+  tar -cf "$out/$name.tar" --exclude=last.pt --exclude='*.png' -C $runs $name-$tag
 done
 rm -f "$out"/.rate_* "$out"/.fresh_* "$out"/probe_*.log "$out"/train_*.log
 say "done; $(ls "$out" | tr '\n' ' ')"

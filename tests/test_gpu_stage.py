@@ -1,0 +1,49 @@
+"""studies/gpu_stage.sh, the GPU stage prepared for the device machines, runs end to end on the CPU.
+
+A session lent a GPU gets about one 10-minute call for this script, so it must not rot while no GPU is
+lent: SMOKE=1 runs the same pipeline (generate with --device, probe, time-boxed training from the
+shipped weights, both evaluations, the tar) at toy size on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
+    env = {**os.environ, "SMOKE": "1", "NAMES": "cr10", "WORK": str(tmp_path), "OUT": str(tmp_path / "out"),
+           "DEADLINE": "90", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(ROOT / "studies" / "gpu_stage.sh")], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=900)
+    log = (tmp_path / "out" / "gpu_stage.log").read_text() if (tmp_path / "out" / "gpu_stage.log").exists() else ""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cr10.tar", "gpu_stage.log"], log
+    # the data went to WORK, not into the checkout; the fresh file is sized by the measured FE rate
+    assert (tmp_path / "data" / "cr10_9.h5").is_file() and (tmp_path / "data" / "cr10_9g.h5").is_file()
+    assert "fresh structures" in log and "epoch(s)" in log and "training done" in log
+    with tarfile.open(tmp_path / "out" / "cr10.tar") as tar:
+        names = set(tar.getnames())
+        for name in ("best.pt", "config.json", "metrics.jsonl", "evaluation.json", "select.json", "data_attrs.json"):
+            assert f"cr10-smoke/{name}" in names, sorted(names)
+        assert not any(n.endswith("last.pt") for n in names)  # only what shipping needs travels back
+        test = json.load(tar.extractfile("cr10-smoke/evaluation.json"))
+        select = json.load(tar.extractfile("cr10-smoke/select.json"))
+        config = json.load(tar.extractfile("cr10-smoke/config.json"))
+        attrs = json.load(tar.extractfile("cr10-smoke/data_attrs.json"))
+    # shipped and new weights, plain and 4-pass ensemble, on the test split; plain on validation
+    assert test["split"] == "test" and [(r["ensemble"], r["precision"]) for r in test["rows"]] == [
+        (4, "fp32"), (1, "fp32"), (4, "fp32"), (1, "fp32")]
+    assert select["split"] == "validation" and len(select["rows"]) == 2
+    assert config["init_from"] == "surrogates/cr10/model.pt" and config["schedule"] == "step"
+    seeds = sorted(json.loads(a["config"])["seed"] for a in attrs.values())
+    assert seeds == [31, 2531]  # the shipped reference seed and the fresh GPU-stage seed
