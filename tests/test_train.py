@@ -427,6 +427,18 @@ def test_cli_bad_device():
         assert result.exit_code == 2 and "no CUDA device is available here" in result.output
 
 
+def test_cli_choices_are_the_library_s():
+    # the CLI spells its choices out (it does not import the torch-heavy modules at start-up): they
+    # must stay the lists that TrainConfig / ModelConfig accept
+    from rln_design import train as train_module
+    from rln_design.models import recurrent
+
+    choices = {p.name: list(p.type.choices) for p in train_cli.params if hasattr(p.type, "choices")}
+    assert choices["loss"] == list(train_module.LOSSES)
+    assert choices["schedule"] == list(train_module.SCHEDULES)
+    assert choices["model"] == list(recurrent.KINDS)
+
+
 def test_init_from_starts_at_the_given_weights(data, tmp_path):
     train_model(_config(data, tmp_path / "a"))
     source = _weights(tmp_path / "a", "best.pt")
