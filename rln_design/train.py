@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomic
+from rln_design._hardware import describe_device
 from rln_design._version import __version__, revision
 from rln_design.data import SPLIT_CODES, _read_rows
 from rln_design.models.recurrent import RLN, ModelConfig
@@ -409,6 +410,7 @@ def _set_numpy_rng_state(state: dict):
 def make_checkpoint(
     *, model, optimizer, config: TrainConfig, epoch: int, step: int, best_val_mase: float,
     best_epoch: int, history: list, data_attrs: dict, grid: tuple, epoch_state: dict | None,
+    hardware: str | None = None,
 ) -> dict:
     """The one checkpoint dict; only tensors, dicts, lists, str, numbers (``weights_only`` safe).
 
@@ -417,7 +419,8 @@ def make_checkpoint(
     ``epoch_state`` (augmentation generator state and running loss sums mid-epoch, else None),
     ``best_val_mase``, ``best_epoch``, ``history`` (metrics per epoch), ``config`` (resolved
     :class:`TrainConfig` as a dict), ``model_config``, ``version``, ``data_attrs`` (per file),
-    ``contrast``, ``grid``, ``rng`` (torch, numpy and CUDA RNG states as tensors).
+    ``contrast``, ``grid``, ``rng`` (torch, numpy and CUDA RNG states as tensors), ``hardware``
+    (the device of the run in words, e.g. ``"NVIDIA H200 (CUDA 13.0), 1 process"``; None if unknown).
     """
     rng = {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -450,6 +453,7 @@ def make_checkpoint(
         "contrast": contrast,
         "grid": list(grid),
         "rng": rng,
+        "hardware": hardware,
     }
 
 
@@ -678,11 +682,13 @@ def train_model(
     )
     val_shard = slice(rank, None, world)
 
+    hardware = describe_device(device, processes=world)
+
     def checkpoint(epoch, step, epoch_state):
         return make_checkpoint(
             model=raw_model, optimizer=optimizer, config=config, epoch=epoch, step=step,
             best_val_mase=best_val, best_epoch=best_epoch, history=history,
-            data_attrs=data_attrs, grid=grid, epoch_state=epoch_state,
+            data_attrs=data_attrs, grid=grid, epoch_state=epoch_state, hardware=hardware,
         )
 
     from tqdm.auto import tqdm

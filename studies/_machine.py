@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import os
-import platform
-from pathlib import Path
 
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from rln_design._hardware import cpu_model  # noqa: F401  (re-exported for the studies)
 
 
 def cpu_summary() -> str:

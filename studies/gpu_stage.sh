@@ -28,9 +28,8 @@
 set -uo pipefail
 start=$SECONDS
 cd "$(dirname "$0")/.."  # the repository root: surrogates/ and the package are read from there
-work=${WORK:-.}          # data/ and runs/ go under WORK (tests: a temporary folder)
-out=${OUT:-$work/runs/gpu-stage-out}
-data=$work/data runs=$work/runs
+data=${WORK:+$WORK/}data runs=${WORK:+$WORK/}runs  # under WORK if given (tests: a temporary folder)
+out=${OUT:-$runs/gpu-stage-out}
 mkdir -p "$out" "$data" "$runs"
 log=$out/gpu_stage.log
 exec > >(tee -a "$log") 2>&1

@@ -26,7 +26,7 @@ import h5py
 
 from rln_design import __version__
 from rln_design._atomic import atomic_path
-from rln_design.data import SPLIT_CODES
+from rln_design.data import SPLIT_CODES, split_design_points
 from rln_design.evaluate import format_table
 from rln_design.surrogate import Surrogate
 from rln_design.symmetry import check_ensemble_size, symmetry_transforms
@@ -38,16 +38,28 @@ PAPER = {10.0: {"RLN": "1.21 +- 0.37", "RLN-t": "1.81 +- 0.58", "FLN": "4.98 +- 
          50.0: {"RLN": "2.92 +- 1.17", "RLN-t": "4.26 +- 1.65", "FLN": "9.23 +- 3.29"}}
 
 
-def _dataset_line(path: str) -> str:
-    with h5py.File(path, "r") as f:
-        config = json.loads(f.attrs["config"])
-        n, grid = f["structures"].shape[0], f["structures"].shape[1:]
-        splits = {name: int((f["split"][:] == code).sum()) for name, code in SPLIT_CODES.items()}
+def _dataset_line(path: str, attrs: dict | None = None) -> str:
+    """One card line for a dataset: read from the file, or, when the file is not on this machine
+    (a GPU stage generates its data there), from the attributes the checkpoint recorded of it
+    (``data_attrs``): the split counts follow from the config (``split_design_points``)."""
+    if Path(path).is_file() or attrs is None:
+        with h5py.File(path, "r") as f:
+            config = json.loads(f.attrs["config"])
+            n, grid = f["structures"].shape[0], f["structures"].shape[1:]
+            splits = {name: int((f["split"][:] == code).sum()) for name, code in SPLIT_CODES.items()}
+        where = ""
+    else:
+        config = attrs["config"]
+        config = json.loads(config) if isinstance(config, str) else config
+        n, grid = config["count"], (config["size"],) * 3
+        of_point = split_design_points(config["count"] // config["realizations"], config["split"], config["seed"])
+        splits = {name: int((of_point == code).sum()) * config["realizations"] for name, code in SPLIT_CODES.items()}
+        where = " (file not on this machine: described from the attributes recorded in the checkpoint)"
     bounds = ", ".join(f"{k} {lo:g}-{hi:g}" for k, (lo, hi) in config["bounds"].items())
     return (f"`{path}`: {n} structures at {'x'.join(map(str, grid))} ({config['count'] // config['realizations']} "
             f"Latin-hypercube design points x {config['realizations']} realizations, seed {config['seed']}; "
             f"{bounds}{', log-uniform widths' if config.get('log_widths') else ''}); split by design point "
-            f"train/validation/test = {splits['train']}/{splits['validation']}/{splits['test']}")
+            f"train/validation/test = {splits['train']}/{splits['validation']}/{splits['test']}{where}")
 
 
 def _nu(ckpt: dict) -> str:
@@ -242,10 +254,10 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "",
         *previous_data,
         *[f"- training, stage {k} ({c['config'].get('max_train_samples') or 'all'} of its training "
-          f"split): {_dataset_line(p)}" for k, (c, _) in enumerate(stages, offset + 1)
-          for p in c["config"]["data"]],
+          f"split): {_dataset_line(p, (c.get('data_attrs') or {}).get(p))}"
+          for k, (c, _) in enumerate(stages, offset + 1) for p in c["config"]["data"]],
         *[f"- validation, stage {k} (best-epoch selection, {c['config'].get('max_val_samples') or 'all'} "
-          f"structures of its validation split): {_dataset_line(p)}"
+          f"structures of its validation split): {_dataset_line(p, (c.get('data_attrs') or {}).get(p))}"
           for k, (c, _) in enumerate(stages, offset + 1)
           for p in (c["config"].get("val_data") or c["config"]["data"])],
         f"- test: {_dataset_line(test_data)}",
@@ -253,8 +265,12 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "## Training",
         "",
         "Made with the project's own commands, `bash studies/train_shipped_surrogates.sh "
-        f"{name}` (it runs `rln-design generate`, `rln-design train`, `rln-design evaluate`).",
-        f"- hardware: {cpu_summary()}, CPU only, torch threads {config.get('threads')}"
+        f"{name}` (it runs `rln-design generate`, `rln-design train`, `rln-design evaluate`)"
+        + ("; the last stage on a GPU, `bash studies/gpu_stage.sh`."
+           if str(config.get("device")).startswith("cuda") else "."),
+        (f"- hardware: {ckpt['hardware']}" + ("" if str(config.get("device")).startswith("cuda")
+                                                 else f", torch threads {config.get('threads')}")
+         if ckpt.get("hardware") else f"- hardware: {cpu_summary()}, CPU only, torch threads {config.get('threads')}")
         + (f", {'bf16 mixed precision' if config.get('amp') else 'fp32'}"
            f"{', channels_last_3d' if config.get('channels_last') else ''}"
            + (f" (stages 1-{offset}: see their sections below)" if offset else "")),

@@ -177,3 +177,31 @@ def test_previous_card_relabels_its_weight_choices(name):
     assert (sum("| kept then |" in line for line in training)
             == text.count(ship.SELECTION_COLUMNS) + text.count("| lowest MASE | kept then |"))
     assert all(line.startswith(("- training, stage", "- validation, stage")) for line in data)
+
+
+def test_card_describes_data_files_that_are_not_on_this_machine(tmp_path):
+    """A GPU stage generates its training data on the GPU machine; the card is written here from the
+    attributes the checkpoint recorded, with the same figures as from the file itself."""
+    config = DatasetConfig(contrast=10.0, count=20, size=5, realizations=2, seed=3)
+    data, fresh = tmp_path / "d.h5", tmp_path / "fresh.h5"
+    generate_dataset(config, data, workers=1, progress=False)
+    generate_dataset(DatasetConfig(contrast=10.0, count=12, size=5, realizations=2, seed=4, split=(0.5, 0.25, 0.25)),
+                     fresh, workers=1, progress=False)
+    run = tmp_path / "run"
+    train_model(TrainConfig(data=[str(fresh), str(data)], val_data=[str(data)], out=str(run),
+                            model=ModelConfig(kind="rln", n_iter=2, width=2), epochs=1, batch_size=4, threads=1,
+                            progress=False))
+    result = CliRunner().invoke(evaluate_cli, ["--model", str(run / "best.pt"), "--data", str(data), "--json",
+                                               "--no-progress", "--no-baselines"])
+    assert result.exit_code == 0, result.output
+    (run / "evaluation.json").write_text(result.output)
+    ship = load_study("ship_surrogate")
+    from_file = ship._dataset_line(str(fresh))
+    fresh.unlink()
+    ship.main(["--name", "tiny", "--run", str(run), "--test-data", str(data), "--out", str(tmp_path / "shipped")])
+    card = (tmp_path / "shipped" / "tiny" / "card.md").read_text()
+    assert f"{from_file} (file not on this machine: described from the attributes recorded in the checkpoint)" in card
+    assert "train/validation/test = 6/4/2" in from_file  # 6 design points: 3/2/1 x 2 realizations
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    assert ckpt["hardware"].endswith("logical CPUs, 1 process")
+    assert f"- hardware: {ckpt['hardware']}, torch threads 1" in card
