@@ -23,8 +23,8 @@
 #     the test split (400 structures, plain network and 4-pass ensemble, fp32): the two evaluations
 #     studies/ship_surrogate.py and the README need;
 #  5. per surrogate one tar in $OUT (best.pt, config, metrics, evaluations, data attributes).
-# Back here: untar into runs/<name>-gpu, compare, and ship as in docs/training.md (the card's data
-# lines need data/<name>_31g.h5: regenerate it here from the count and seed the tar records).
+# Back here: `tar -xf <files_at>/<name>.tar -C runs`, compare, and ship with studies/ship_surrogate.py as
+# docs/training.md says (the card describes the fresh data from the attributes the checkpoint recorded).
 set -uo pipefail
 start=$SECONDS
 cd "$(dirname "$0")/.."  # the repository root: surrogates/ and the package are read from there
