@@ -420,9 +420,6 @@ def generate_dataset(
                 chunk_size = (128 if device is not None
                               else max(1, min(16, math.ceil(len(pending) / (4 * n_workers)))))
             writer = f"torch:{device}" if device is not None else "numpy"
-            devices = json.loads(f.attrs.get("fe_devices", "[]"))
-            if writer not in devices:
-                f.attrs["fe_devices"] = json.dumps([*devices, writer])
             solve_kwargs = {
                 "contrast": float(config.contrast),
                 "e_soft": float(config.e_soft),
@@ -455,6 +452,9 @@ def generate_dataset(
                 )
                 for result in results:
                     _write_chunk(f, result)
+                    devices = json.loads(f.attrs.get("fe_devices", "[]"))
+                    if writer not in devices:  # once it has written samples
+                        f.attrs["fe_devices"] = json.dumps([*devices, writer])
                     bar.update(len(result["indices"]))
             finally:
                 bar.close()

@@ -4,25 +4,30 @@
 #
 #   device tool:  run(command="bash studies/gpu_stage.sh", timeout_s=600)
 #                 -> $OUT/cr10.tar, $OUT/cr50.tar (best.pt, logs, evaluations), $OUT/gpu_stage.log
-#   here (CPU):   SMOKE=1 OUT=/tmp/gpu-smoke bash studies/gpu_stage.sh     # same pipeline, tiny (~4 min)
+#                 (if `status` or the reply gives a limit_s under 600, pass DEADLINE=<limit_s - 60>)
+#   here (CPU):   SMOKE=1 OUT=/tmp/gpu-smoke bash studies/gpu_stage.sh     # same pipeline, tiny (~2 min)
 #
 # The GPU machine (/work/.library/device) installs nothing, keeps nothing between calls (it is warm
 # for 30 s), lends ~15 minutes of device time per session and returns only 8 files of $OUT. So
-# everything happens in this one command, planned against a wall-clock DEADLINE (s since start):
+# everything happens in this one command, planned against a wall-clock DEADLINE (s since start),
+# every step under a time cap:
 #  1. the reference data data/<name>_31.h5 (the shipped surrogates' training/validation/test file:
 #     same count and seed as studies/train_shipped_surrogates.sh, so the same test structures),
-#     FE-solved batched on the GPU (`rln-design generate --device cuda`; CPU workers if that fails);
+#     FE-solved batched on the GPU (`rln-design generate --device cuda`; CPU workers resume the file
+#     if that fails or overruns its cap);
 #  2. fresh training data data/<name>_31g.h5 (seeds 2531 / 3531, split 1,0,0): as many structures as
-#     the FE rate measured in step 1 fits in GEN_S seconds, at most COUNT;
-#  3. a probe run per surrogate measures the training rate (side by side on the one GPU); then one
-#     run per surrogate, side by side, from the shipped weights (surrogates/<name>/model.pt), bf16
-#     autocast + channels_last_3d, batch 32, per-step cosine from LR, over the fresh structures plus
-#     the reference file's training split, for as many epochs as the measured rate fits in the time
-#     left (at least one; a partial epoch if not even one fits);
+#     the FE rate measured in step 1 fits in GEN_S seconds, at most COUNT (trained without it if it
+#     does not finish in time);
+#  3. a probe run per surrogate (two short epochs; the second, warmed-up one gives the rate), side
+#     by side on the one GPU; then one run per surrogate, side by side, from the shipped weights
+#     (surrogates/<name>/model.pt), bf16 autocast + channels_last_3d, batch 32, per-step cosine from
+#     LR, over the fresh structures plus the reference file's training split, for as many epochs as
+#     the measured rate fits in the time left (at least one; a partial epoch if not even one fits);
 #  4. shipped and new weights on the 255 validation structures the CPU stages were chosen on, and on
 #     the test split (400 structures, plain network and 4-pass ensemble, fp32): the two evaluations
-#     studies/ship_surrogate.py and the README need;
-#  5. per surrogate one tar in $OUT (best.pt, config, metrics, evaluations, data attributes).
+#     studies/ship_surrogate.py and the README need; both surrogates side by side;
+#  5. per surrogate one tar in $OUT (best.pt, config, metrics, evaluations, data attributes, logs;
+#     last.pt instead when no epoch completed).
 # Back here: `tar -xf <files_at>/<name>.tar -C runs`, compare, and ship with studies/ship_surrogate.py as
 # docs/training.md says (the card describes the fresh data from the attributes the checkpoint recorded).
 set -uo pipefail
@@ -30,41 +35,45 @@ start=$SECONDS
 cd "$(dirname "$0")/.."  # the repository root: surrogates/ and the package are read from there
 data=${WORK:+$WORK/}data runs=${WORK:+$WORK/}runs  # under WORK if given (tests: a temporary folder)
 out=${OUT:-$runs/gpu-stage-out}
-mkdir -p "$out" "$data" "$runs"
+scratch=$runs/.gpu-stage  # rate files and logs: outside $OUT, which brings back 8 files at most
+mkdir -p "$out" "$data" "$runs" "$scratch"
+rm -f "$scratch"/*
 log=$out/gpu_stage.log
 exec > >(tee -a "$log") 2>&1
+tee_pid=$!
 # (plain `wait` would also wait for the tee above: wait for the jobs started here by their PIDs)
 pids=()
 wait_all() { local p status=0; for p in "${pids[@]}"; do wait "$p" || status=1; done; pids=(); return $status; }
 
 names=${NAMES:-cr10 cr50}
-if [[ -n ${SMOKE:-} ]]; then  # the whole pipeline on this CPU at toy size
-  dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-20}
-  deadline=${DEADLINE:-240}; probe_n=16; batch=4; tag=smoke; precision=(); eval_max=10; val_max=10
-  reserve=${RESERVE:-30}
+if [[ -n ${SMOKE:-} ]]; then  # the whole pipeline on this CPU at toy size, in fp32 (bf16 is emulated
+  # on CPUs without AMX / AVX512-BF16, minutes per step; its code path is tested in tests/test_train.py)
+  dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-10}; precision=(--channels-last)
+  deadline=${DEADLINE:-240}; probe_n=8; batch=4; tag=smoke; eval_max=10; val_max=10; reserve=${RESERVE:-40}
 else
   dev=${DEV:-cuda}; size=31; ref_scale=1; count_max=${COUNT:-16000}; gen_s=${GEN_S:-100}
-  deadline=${DEADLINE:-540}; probe_n=1024; batch=${BATCH:-32}; tag=gpu; precision=(--amp --channels-last)
-  eval_max=400; val_max=255
+  precision=(--amp --channels-last)
+  deadline=${DEADLINE:-540}; probe_n=1024; batch=${BATCH:-32}; tag=gpu; eval_max=400; val_max=255
+  reserve=${RESERVE:-100}  # seconds kept for step 4 and the tars
 fi
 lr=${LR:-4e-4}
 loss=${LOSS:-mse}
-reserve=${reserve:-${RESERVE:-70}}  # seconds kept for step 4 and the tars
 elapsed() { echo $((SECONDS - start)); }
+left() { echo $((deadline - SECONDS + start)); }
 say() { echo "[gpu_stage $(elapsed) s] $*"; }
 
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 if command -v rln-design > /dev/null; then
-  rln_cmd=(rln-design)
+  rln=(rln-design)
 else  # the GPU image: the package's dependencies are there, the package itself is not installed
-  rln_cmd=(python3 -c 'import sys; from rln_design.cli import main; sys.exit(main(prog_name="rln-design"))')
+  rln=(python3 -c 'import sys; from rln_design.cli import main; sys.exit(main(prog_name="rln-design"))')
 fi
-rln() { "${rln_cmd[@]}" "$@"; }
+capped() { local cap=$1; shift; timeout -k 10 -s INT "$(( cap > 5 ? cap : 5 ))" "${rln[@]}" "$@"; }  # capped SECONDS ARGS
 say "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(getconf _NPROCESSORS_ONLN) cores"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import sys, torch, numpy; print("python", sys.version.split()[0], "torch", torch.__version__,
   "numpy", numpy.__version__, "cuda", torch.cuda.is_available())'
-rln --version || { say "rln_design does not import here"; exit 1; }
+"${rln[@]}" --version || { say "rln_design does not import here"; exit 1; }
 
 setup() {  # setup NAME -> contrast, reference count and seed, fresh seed
   case $1 in
@@ -75,18 +84,20 @@ setup() {  # setup NAME -> contrast, reference count and seed, fresh seed
   ref_count=$((ref_count / ref_scale / 5 * 5))
 }
 
-gen() {  # gen NAME FILE COUNT SEED SPLIT: on the device, CPU workers if that fails (same config: resumes)
-  local common=(--contrast "$contrast" --count "$3" --size $size --realizations 5 --seed "$4" --split "$5"
-                --out "$2" --quiet)
-  [[ -f $2 ]] && return 0
-  rln generate "${common[@]}" --device "$dev" --chunk-size "${CHUNK:-256}" \
-    || { say "generate on $dev failed; CPU workers"; rln generate "${common[@]}"; }
+gen() {  # gen FILE COUNT SEED SPLIT CAP: on the device; CPU workers resume it if that fails or overruns
+  local common=(--contrast "$contrast" --count "$2" --size $size --realizations 5 --seed "$3" --split "$4"
+                --out "$1" --quiet)
+  [[ -f $1 ]] && return 0
+  local t0=$SECONDS
+  capped "$5" generate "${common[@]}" --device "$dev" --chunk-size "${CHUNK:-256}" && return 0
+  say "generate $1 on $dev failed or overran $5 s; CPU workers resume it"
+  capped $(( $5 - SECONDS + t0 + 30 )) generate "${common[@]}"
 }
 
 # 1. reference data, both contrasts side by side; the time of each gives its FE rate
 for name in $names; do
-  (setup $name; t0=$SECONDS; gen $name $data/${name}_$size.h5 $ref_count $ref_seed 0.4,0.2,0.4 \
-     && echo "$ref_count $((SECONDS - t0))" > "$out/.rate_$name") &
+  (setup $name; t0=$SECONDS; gen $data/${name}_$size.h5 $ref_count $ref_seed 0.4,0.2,0.4 $(( $(left) / 3 )) \
+     && echo "$ref_count $((SECONDS - t0))" > "$scratch/rate_$name") &
   pids+=($!)
 done
 wait_all
@@ -94,71 +105,87 @@ say "reference data done"
 
 # 2. fresh training data, sized by the measured FE rate
 for name in $names; do
-  [[ -f $out/.rate_$name ]] || { say "no reference data for $name"; exit 1; }
-  read -r n t < "$out/.rate_$name"
+  [[ -f $scratch/rate_$name ]] || { say "$name: no reference data; skipped"; continue; }
+  read -r n t < "$scratch/rate_$name"
   fresh=$(( n * gen_s / (t > 0 ? t : 1) / 5 * 5 ))
   fresh=$(( fresh > count_max ? count_max : fresh )); fresh=$(( fresh < 5 ? 5 : fresh ))
-  echo "$fresh" > "$out/.fresh_$name"
   say "$name: FE $n structures in $t s -> $fresh fresh structures"
-  (setup $name; gen $name $data/${name}_${size}g.h5 "$fresh" $fresh_seed 1,0,0) &
+  (setup $name; gen $data/${name}_${size}g.h5 "$fresh" $fresh_seed 1,0,0 $(( gen_s * 3 / 2 + 20 ))) &
   pids+=($!)
 done
 wait_all
 say "fresh data done"
+active=()
+for name in $names; do [[ -f $data/${name}_$size.h5 ]] && active+=($name); done
 
 train_args() {  # train_args NAME RUN_DIR
-  echo --data $data/${1}_${size}g.h5 --data $data/${1}_$size.h5 --val-data $data/${1}_$size.h5 \
-    --init-from surrogates/$1/model.pt --out "$2" --model rln --batch-size $batch --schedule step \
-    --augment --device $dev --no-progress --loss $loss "${precision[@]}"
+  local files=(--data $data/${1}_$size.h5)
+  [[ -f $data/${1}_${size}g.h5 ]] && files=(--data $data/${1}_${size}g.h5 "${files[@]}")
+  echo "${files[@]}" --val-data $data/${1}_$size.h5 --init-from surrogates/$1/model.pt --out "$2" \
+    --model rln --batch-size $batch --schedule step --augment --device $dev --no-progress --loss $loss \
+    "${precision[@]}"
 }
 
-# 3a. training rate: a short probe per surrogate, side by side
-for name in $names; do
+# 3a. training rate: a short probe per surrogate, side by side; its second epoch is warmed up
+# (CUDA kernels loaded, cuDNN's algorithm search done)
+for name in "${active[@]}"; do
   rm -rf $runs/$name-$tag-probe
-  rln train $(train_args $name $runs/$name-$tag-probe) --epochs 1 --max-train-samples $probe_n \
-    --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 > "$out/probe_$name.log" 2>&1 &
+  capped 120 train $(train_args $name $runs/$name-$tag-probe) --epochs 2 --max-train-samples $probe_n \
+    --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 > "$scratch/probe_$name.log" 2>&1 &
   pids+=($!)
 done
 wait_all
 # 3b. the stage: epochs to fill the time left, side by side
-budget=$(( deadline - $(elapsed) - reserve )); budget=$(( budget < 10 ? 10 : budget ))
+budget=$(( $(left) - reserve )); budget=$(( budget < 20 ? 20 : budget ))
 say "training budget $budget s"
-for name in $names; do
+for name in "${active[@]}"; do
   rate=$(python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]["samples_per_s"])' \
-         $runs/$name-$tag-probe/metrics.jsonl) || { say "$name: probe failed"; cat "$out/probe_$name.log"; continue; }
+         $runs/$name-$tag-probe/metrics.jsonl) || { say "$name: probe failed"; tail -20 "$scratch/probe_$name.log"; continue; }
+  files=($data/${name}_$size.h5); [[ -f $data/${name}_${size}g.h5 ]] && files+=($data/${name}_${size}g.h5)
   n_train=$(python3 -c 'import sys, h5py; print(sum(int((h5py.File(p, "r")["split"][()] == 0).sum()) for p in sys.argv[1:]))' \
-            $data/${name}_${size}g.h5 $data/${name}_$size.h5)
+            "${files[@]}")
   plan=$(python3 -c 'import sys; rate, budget, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-steps = rate * budget * 0.9  # 10 % for validation passes and start-up
+steps = rate * budget * 0.85  # 15 % for start-up, data loading and the validation passes
 print(max(1, int(steps // n)), min(n, max(64, int(steps))))' "$rate" "$budget" "$n_train")
   read -r epochs samples <<< "$plan"
   limit=()
   (( samples < n_train )) && limit=(--max-train-samples $samples)
   say "$name: probe rate $rate structures/s, $n_train training structures -> $epochs epoch(s) ${limit[*]}"
   rm -rf $runs/$name-$tag
-  timeout -s INT $((budget + 30)) "${rln_cmd[@]}" train $(train_args $name $runs/$name-$tag) --epochs $epochs "${limit[@]}" \
-    --max-val-samples $val_max --lr $lr --warmup-steps 100 --seed 16 > "$out/train_$name.log" 2>&1 &
+  capped $budget train $(train_args $name $runs/$name-$tag) --epochs $epochs "${limit[@]}" \
+    --max-val-samples $val_max --lr $lr --warmup-steps 100 --seed 16 > "$scratch/train_$name.log" 2>&1 &
   pids+=($!)
 done
 wait_all
 say "training done"
 
-# 4. evaluations (fp32), 5. tars
-for name in $names; do
-  run=$runs/$name-$tag
-  [[ -f $run/best.pt ]] || { say "$name: no best.pt"; tail -20 "$out/train_$name.log"; continue; }
-  rln evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 1 --data $data/${name}_$size.h5 \
-    --split validation --max-samples $val_max --no-baselines --device $dev --no-progress \
-    --out $run/select.json > $run/select.txt 2>&1
-  rln evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 4 --ensemble 1 --precision fp32 \
-    --data $data/${name}_$size.h5 --split test --max-samples $eval_max --no-baselines --device $dev --no-progress \
-    --out $run/evaluation.json > $run/evaluation.txt 2>&1
-  cat $run/select.txt $run/evaluation.txt
+# 4. evaluations (fp32) and 5. the tar, both surrogates side by side
+finish() {  # finish NAME
+  local name=$1 run=$runs/$1-$tag cap=$(( ($(left) - 15) / 2 ))
+  mkdir -p $run
+  cp "$scratch/probe_$name.log" "$scratch/train_$name.log" $run/ 2>/dev/null
+  if [[ -f $run/best.pt ]]; then
+    capped $cap evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 1 \
+      --data $data/${name}_$size.h5 --split validation --max-samples $val_max --no-baselines --device $dev \
+      --no-progress --out $run/select.json > $run/select.txt 2>&1
+    capped $cap evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 4 --ensemble 1 \
+      --precision fp32 --data $data/${name}_$size.h5 --split test --max-samples $eval_max --no-baselines \
+      --device $dev --no-progress --out $run/evaluation.json > $run/evaluation.txt 2>&1
+    grep -v -e Warning -e "p = _numpy" $run/select.txt $run/evaluation.txt
+  else
+    say "$name: no completed epoch (no best.pt); the tar holds last.pt and the logs"
+    tail -20 $run/train_$name.log
+  fi
   python3 -c 'import json, sys, h5py
 print(json.dumps({p: {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in h5py.File(p, "r").attrs.items()}
-                  for p in sys.argv[1:]}, indent=1))' $data/${name}_${size}g.h5 $data/${name}_$size.h5 > $run/data_attrs.json
-  cp "$out/probe_$name.log" "$out/train_$name.log" $run/ 2>/dev/null
-  tar -cf "$out/$name.tar" --exclude=last.pt --exclude='*.png' -C $runs $name-$tag
-done
-rm -f "$out"/.rate_* "$out"/.fresh_* "$out"/probe_*.log "$out"/train_*.log
+                  for p in sys.argv[1:]}, indent=1))' $data/${name}_${size}g.h5 $data/${name}_$size.h5 \
+    > $run/data_attrs.json 2>/dev/null
+  local drop=(--exclude='*.png')
+  [[ -f $run/best.pt ]] && drop+=(--exclude=last.pt)
+  tar -cf "$out/$name.tar" "${drop[@]}" -C $runs $name-$tag
+}
+for name in "${active[@]}"; do finish $name & pids+=($!); done
+wait_all
 say "done; $(ls "$out" | tr '\n' ' ')"
+exec 1>&- 2>&-  # let the tee write the last lines, then end
+wait "$tee_pid"

@@ -21,8 +21,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
+    # as on the GPU machine: a python3 with the dependencies, no rln-design command on PATH (the
+    # script then reaches the CLI through `python3 -c`)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
     env = {**os.environ, "SMOKE": "1", "NAMES": "cr10", "WORK": str(tmp_path), "OUT": str(tmp_path / "out"),
-           "DEADLINE": "90", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+           "DEADLINE": "100", "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin"}
     result = subprocess.run(["bash", str(ROOT / "studies" / "gpu_stage.sh")], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=900)
     log = (tmp_path / "out" / "gpu_stage.log").read_text() if (tmp_path / "out" / "gpu_stage.log").exists() else ""
@@ -45,5 +51,6 @@ def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
         (4, "fp32"), (1, "fp32"), (4, "fp32"), (1, "fp32")]
     assert select["split"] == "validation" and len(select["rows"]) == 2
     assert config["init_from"] == "surrogates/cr10/model.pt" and config["schedule"] == "step"
+    assert config["channels_last"] and config["device"] == "cpu"
     seeds = sorted(json.loads(a["config"])["seed"] for a in attrs.values())
     assert seeds == [31, 2531]  # the shipped reference seed and the fresh GPU-stage seed
