@@ -27,7 +27,8 @@
 #     the test split (400 structures, plain network and 4-pass ensemble, fp32): the two evaluations
 #     studies/ship_surrogate.py and the README need; both surrogates side by side;
 #  5. per surrogate one tar in $OUT (best.pt, config, metrics, evaluations, data attributes, logs;
-#     last.pt instead when no epoch completed).
+#     last.pt instead when no epoch completed);
+#  6. if time is left: $OUT/gpu_benchmark.md, surrogate and FE speed on the GPU (studies/gpu_benchmark.py).
 # Back here: `tar -xf <files_at>/<name>.tar -C runs`, compare, and ship with studies/ship_surrogate.py as
 # docs/training.md says (the card describes the fresh data from the attributes the checkpoint recorded).
 set -uo pipefail
@@ -49,12 +50,14 @@ names=${NAMES:-cr10 cr50}
 if [[ -n ${SMOKE:-} ]]; then  # the whole pipeline on this CPU at toy size, in fp32 (bf16 is emulated
   # on CPUs without AMX / AVX512-BF16, minutes per step; its code path is tested in tests/test_train.py)
   dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-10}; precision=(--channels-last)
-  deadline=${DEADLINE:-240}; probe_n=8; batch=4; tag=smoke; eval_max=10; val_max=10; reserve=${RESERVE:-40}
+  deadline=${DEADLINE:-240}; probe_n=8; batch=4; tag=smoke; eval_max=10; val_max=10; reserve=${RESERVE:-60}
+  bench_min=20
 else
   dev=${DEV:-cuda}; size=31; ref_scale=1; count_max=${COUNT:-16000}; gen_s=${GEN_S:-100}
   precision=(--amp --channels-last)
   deadline=${DEADLINE:-540}; probe_n=1024; batch=${BATCH:-32}; tag=gpu; eval_max=400; val_max=255
-  reserve=${RESERVE:-100}  # seconds kept for step 4 and the tars
+  reserve=${RESERVE:-100}  # seconds kept for steps 4-6
+  bench_min=40             # step 6 runs only with this much time left
 fi
 lr=${LR:-4e-4}
 loss=${LOSS:-mse}
@@ -186,6 +189,14 @@ print(json.dumps({p: {k: (v if isinstance(v, (int, float, str)) else str(v)) for
 }
 for name in "${active[@]}"; do finish $name & pids+=($!); done
 wait_all
+
+# 6. if time is left: surrogate and FE speed on this device (studies/gpu_benchmark.py)
+if (( $(left) > bench_min )); then
+  bench=(--device $dev --out "$out/gpu_benchmark.md")
+  [[ -n ${SMOKE:-} ]] && bench+=(--grid 9 --batches 1,4 --fe-batch 4 --repeats 2 --precisions fp32)
+  timeout -k 5 -s INT $(( $(left) - 5 )) python3 studies/gpu_benchmark.py "${bench[@]}" > "$scratch/bench.log" 2>&1 \
+    && say "benchmark written" || { say "benchmark failed or overran"; tail -5 "$scratch/bench.log"; }
+fi
 say "done; $(ls "$out" | tr '\n' ' ')"
 exec 1>&- 2>&-  # let the tee write the last lines, then end
 wait "$tee_pid"

@@ -2,7 +2,7 @@
 
 A session lent a GPU gets about one 10-minute call for this script, so it must not rot while no GPU is
 lent: SMOKE=1 runs the same pipeline (generate with --device, probe, time-boxed training from the
-shipped weights, both evaluations, the tar) at toy size on the CPU.
+shipped weights, both evaluations, the tar, the speed benchmark) at toy size on the CPU.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
     (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (bin_dir / "python3").chmod(0o755)
     env = {**os.environ, "SMOKE": "1", "NAMES": "cr10", "WORK": str(tmp_path), "OUT": str(tmp_path / "out"),
-           "DEADLINE": "100", "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+           "DEADLINE": "120", "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin"}
     result = subprocess.run(["bash", str(ROOT / "studies" / "gpu_stage.sh")], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=900)
     log = (tmp_path / "out" / "gpu_stage.log").read_text() if (tmp_path / "out" / "gpu_stage.log").exists() else ""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cr10.tar", "gpu_stage.log"], log
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cr10.tar", "gpu_benchmark.md", "gpu_stage.log"], log
+    bench = (tmp_path / "out" / "gpu_benchmark.md").read_text()
+    assert "| fp32 | 1 | 4 |" in bench and "ms per structure" in bench and "Surrogate (plain network" in bench
     # the data went to WORK, not into the checkout; the fresh file is sized by the measured FE rate
     assert (tmp_path / "data" / "cr10_9.h5").is_file() and (tmp_path / "data" / "cr10_9g.h5").is_file()
     assert "fresh structures" in log and "epoch(s)" in log and "training done" in log
