@@ -121,9 +121,9 @@ say "fresh data done"
 active=()
 for name in $names; do [[ -f $data/${name}_$size.h5 ]] && active+=($name); done
 
-train_args() {  # train_args NAME RUN_DIR
+train_args() {  # train_args NAME RUN_DIR [reference]: the fresh data too unless "reference"
   local files=(--data $data/${1}_$size.h5)
-  [[ -f $data/${1}_${size}g.h5 ]] && files=(--data $data/${1}_${size}g.h5 "${files[@]}")
+  [[ -f $data/${1}_${size}g.h5 && ${3:-} != reference ]] && files=(--data $data/${1}_${size}g.h5 "${files[@]}")
   echo "${files[@]}" --val-data $data/${1}_$size.h5 --init-from surrogates/$1/model.pt --out "$2" \
     --model rln --batch-size $batch --schedule step --augment --device $dev --no-progress --loss $loss \
     "${precision[@]}"
@@ -133,7 +133,9 @@ train_args() {  # train_args NAME RUN_DIR
 # (CUDA kernels loaded, cuDNN's algorithm search done)
 for name in "${active[@]}"; do
   rm -rf $runs/$name-$tag-probe
-  capped 120 train $(train_args $name $runs/$name-$tag-probe) --epochs 2 --max-train-samples $probe_n \
+  # (the reference file alone: the rate does not depend on the data, the loading time does)
+  capped 120 train $(train_args $name $runs/$name-$tag-probe reference) \
+    --epochs 2 --max-train-samples $probe_n \
     --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 > "$scratch/probe_$name.log" 2>&1 &
   pids+=($!)
 done
@@ -148,8 +150,9 @@ for name in "${active[@]}"; do
   n_train=$(python3 -c 'import sys, h5py; print(sum(int((h5py.File(p, "r")["split"][()] == 0).sum()) for p in sys.argv[1:]))' \
             "${files[@]}")
   plan=$(python3 -c 'import sys; rate, budget, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-steps = rate * budget * 0.85  # 15 % for start-up, data loading and the validation passes
-print(max(1, int(steps // n)), min(n, max(64, int(steps))))' "$rate" "$budget" "$n_train")
+load = n * 0.003 * (int(sys.argv[4]) / 31) ** 3  # reading the HDF5 files: ~2-3.5 ms per 31^3 structure here
+steps = rate * max(budget - load, 0.2 * budget) * 0.85  # 15 % for start-up and the validation passes
+print(max(1, int(steps // n)), min(n, max(64, int(steps))))' "$rate" "$budget" "$n_train" "$size")
   read -r epochs samples <<< "$plan"
   limit=()
   (( samples < n_train )) && limit=(--max-train-samples $samples)

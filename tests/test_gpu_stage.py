@@ -54,5 +54,8 @@ def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
     assert select["split"] == "validation" and len(select["rows"]) == 2
     assert config["init_from"] == "surrogates/cr10/model.pt" and config["schedule"] == "step"
     assert config["channels_last"] and config["device"] == "cpu"
+    assert [Path(f).name for f in config["data"]] == ["cr10_9g.h5", "cr10_9.h5"]  # fresh + reference
+    probe = json.loads((tmp_path / "runs" / "cr10-smoke-probe" / "config.json").read_text())
+    assert [Path(f).name for f in probe["data"]] == ["cr10_9.h5"]  # the rate probe loads the small file only
     seeds = sorted(json.loads(a["config"])["seed"] for a in attrs.values())
     assert seeds == [31, 2531]  # the shipped reference seed and the fresh GPU-stage seed
