@@ -23,6 +23,7 @@
 #     (surrogates/<name>/model.pt), bf16 autocast + channels_last_3d, batch 32, per-step cosine from
 #     LR, over the fresh structures plus the reference file's training split, for as many epochs as
 #     the measured rate fits in the time left (at least one; a partial epoch if not even one fits);
+#     in fp32 if the probe fails with the PRECISION flags (default --amp --channels-last);
 #  4. shipped and new weights on the 255 validation structures the CPU stages were chosen on, and on
 #     the test split (400 structures, plain network and 4-pass ensemble, fp32): the two evaluations
 #     studies/ship_surrogate.py and the README need; both surrogates side by side;
@@ -49,12 +50,13 @@ wait_all() { local p status=0; for p in "${pids[@]}"; do wait "$p" || status=1; 
 names=${NAMES:-cr10 cr50}
 if [[ -n ${SMOKE:-} ]]; then  # the whole pipeline on this CPU at toy size, in fp32 (bf16 is emulated
   # on CPUs without AMX / AVX512-BF16, minutes per step; its code path is tested in tests/test_train.py)
-  dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-10}; precision=(--channels-last)
+  dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-10}
+  read -ra precision <<< "${PRECISION:---channels-last}"
   deadline=${DEADLINE:-240}; probe_n=8; batch=4; tag=smoke; eval_max=10; val_max=10; reserve=${RESERVE:-60}
   bench_min=20
 else
   dev=${DEV:-cuda}; size=31; ref_scale=1; count_max=${COUNT:-16000}; gen_s=${GEN_S:-100}
-  precision=(--amp --channels-last)
+  read -ra precision <<< "${PRECISION:---amp --channels-last}"  # the stage's precision flags
   deadline=${DEADLINE:-540}; probe_n=1024; batch=${BATCH:-32}; tag=gpu; eval_max=400; val_max=255
   reserve=${RESERVE:-100}  # seconds kept for steps 4-6
   bench_min=40             # step 6 runs only with this much time left
@@ -126,17 +128,21 @@ train_args() {  # train_args NAME RUN_DIR [reference]: the fresh data too unless
   [[ -f $data/${1}_${size}g.h5 && ${3:-} != reference ]] && files=(--data $data/${1}_${size}g.h5 "${files[@]}")
   echo "${files[@]}" --val-data $data/${1}_$size.h5 --init-from surrogates/$1/model.pt --out "$2" \
     --model rln --batch-size $batch --schedule step --augment --device $dev --no-progress --loss $loss \
-    "${precision[@]}"
+    $([[ -f $scratch/fp32_$1 ]] || echo "${precision[@]}")
 }
 
 # 3a. training rate: a short probe per surrogate, side by side; its second epoch is warmed up
 # (CUDA kernels loaded, cuDNN's algorithm search done)
+# (the reference file alone: the rate does not depend on the data, the loading time does). If it
+# fails with bf16 + channels_last (never run on a GPU before), the probe and the stage run in fp32.
+probe() {  # probe NAME
+  rm -rf $runs/$1-$tag-probe
+  capped 90 train $(train_args $1 $runs/$1-$tag-probe reference) --epochs 2 --max-train-samples $probe_n \
+    --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 >> "$scratch/probe_$1.log" 2>&1
+}
 for name in "${active[@]}"; do
-  rm -rf $runs/$name-$tag-probe
-  # (the reference file alone: the rate does not depend on the data, the loading time does)
-  capped 120 train $(train_args $name $runs/$name-$tag-probe reference) \
-    --epochs 2 --max-train-samples $probe_n \
-    --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 > "$scratch/probe_$name.log" 2>&1 &
+  (probe $name || { say "$name: probe failed with ${precision[*]}: $(grep -m1 -E 'Error|error' "$scratch/probe_$name.log")";
+                    say "$name: probe and stage in fp32"; touch "$scratch/fp32_$name"; probe $name; }) &
   pids+=($!)
 done
 wait_all

@@ -20,19 +20,23 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
-    # as on the GPU machine: a python3 with the dependencies, no rln-design command on PATH (the
-    # script then reaches the CLI through `python3 -c`)
+def _smoke(tmp_path, **env_vars) -> str:
+    """Run the script with SMOKE=1 as on the GPU machine: a python3 with the dependencies and no
+    rln-design command on PATH (the script then reaches the CLI through `python3 -c`); its log."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (bin_dir / "python3").chmod(0o755)
-    env = {**os.environ, "SMOKE": "1", "NAMES": "cr10", "WORK": str(tmp_path), "OUT": str(tmp_path / "out"),
-           "DEADLINE": "120", "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    env = {**os.environ, "SMOKE": "1", "WORK": str(tmp_path), "OUT": str(tmp_path / "out"),
+           "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", **env_vars}
     result = subprocess.run(["bash", str(ROOT / "studies" / "gpu_stage.sh")], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=900)
-    log = (tmp_path / "out" / "gpu_stage.log").read_text() if (tmp_path / "out" / "gpu_stage.log").exists() else ""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return (tmp_path / "out" / "gpu_stage.log").read_text()
+
+
+def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
+    log = _smoke(tmp_path, NAMES="cr10", DEADLINE="120")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cr10.tar", "gpu_benchmark.md", "gpu_stage.log"], log
     bench = (tmp_path / "out" / "gpu_benchmark.md").read_text()
     assert "| fp32 | 1 | 4 |" in bench and "ms per structure" in bench and "Surrogate (plain network" in bench
@@ -59,3 +63,13 @@ def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
     assert [Path(f).name for f in probe["data"]] == ["cr10_9.h5"]  # the rate probe loads the small file only
     seeds = sorted(json.loads(a["config"])["seed"] for a in attrs.values())
     assert seeds == [31, 2531]  # the shipped reference seed and the fresh GPU-stage seed
+
+
+def test_a_stage_precision_that_fails_falls_back_to_fp32(tmp_path):
+    # bf16 + channels_last never ran on a GPU: if the probe fails with them, probe and stage run in fp32
+    log = _smoke(tmp_path, NAMES="cr50", DEADLINE="110", PRECISION="--no-such-flag")
+    assert "cr50: probe failed with --no-such-flag" in log and "cr50: probe and stage in fp32" in log
+    config = json.loads((tmp_path / "runs" / "cr50-smoke" / "config.json").read_text())
+    assert not config["amp"] and not config["channels_last"]
+    with tarfile.open(tmp_path / "out" / "cr50.tar") as tar:
+        assert "cr50-smoke/best.pt" in tar.getnames() and "cr50-smoke/evaluation.json" in tar.getnames()
