@@ -52,14 +52,20 @@ if [[ -n ${SMOKE:-} ]]; then  # the whole pipeline on this CPU at toy size, in f
   # on CPUs without AMX / AVX512-BF16, minutes per step; its code path is tested in tests/test_train.py)
   dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-10}
   read -ra precision <<< "${PRECISION:---channels-last}"
-  deadline=${DEADLINE:-240}; probe_n=8; batch=4; tag=smoke; eval_max=10; val_max=10; reserve=${RESERVE:-60}
-  bench_min=20
+  # the smoke test checks the pipeline, not the timing: a far deadline (no cap fires on a slow or
+  # shared machine) and a short training plan (TRAIN_S seconds)
+  deadline=${DEADLINE:-600}; train_s=${TRAIN_S:-15}; probe_n=8; batch=4; tag=smoke; eval_max=10; val_max=10
+  reserve=${RESERVE:-100}; bench_min=15; train_min=40; after_gen=150; fill=0.85
 else
   dev=${DEV:-cuda}; size=31; ref_scale=1; count_max=${COUNT:-16000}; gen_s=${GEN_S:-100}
   read -ra precision <<< "${PRECISION:---amp --channels-last}"  # the stage's precision flags
-  deadline=${DEADLINE:-540}; probe_n=1024; batch=${BATCH:-32}; tag=gpu; eval_max=400; val_max=255
+  deadline=${DEADLINE:-540}; probe_n=512; batch=${BATCH:-32}; tag=gpu; eval_max=400; val_max=255
   reserve=${RESERVE:-100}  # seconds kept for steps 4-6
   bench_min=40             # step 6 runs only with this much time left
+  train_min=40             # at least this much training time after the probes
+  after_gen=150            # the fresh data must leave this much for the probes and the training
+  fill=0.85                # of the training budget the plan fills (0.75 for a single, partial epoch)
+  train_s=${TRAIN_S:-}     # plan for this many training seconds instead of all the time left
 fi
 lr=${LR:-4e-4}
 loss=${LOSS:-mse}
@@ -73,7 +79,9 @@ if command -v rln-design > /dev/null; then
 else  # the GPU image: the package's dependencies are there, the package itself is not installed
   rln=(python3 -c 'import sys; from rln_design.cli import main; sys.exit(main(prog_name="rln-design"))')
 fi
-capped() { local cap=$1; shift; timeout -k 10 -s INT "$(( cap > 5 ? cap : 5 ))" "${rln[@]}" "$@"; }  # capped SECONDS ARGS
+# capped SECONDS ARGS: the CLI under a time cap. --foreground: one SIGINT to the command only (GNU timeout
+# otherwise signals it and then its process group again, and a second SIGINT stops train without saving)
+capped() { local cap=$1; shift; timeout --foreground -k 10 -s INT "$(( cap > 5 ? cap : 5 ))" "${rln[@]}" "$@"; }
 say "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(getconf _NPROCESSORS_ONLN) cores"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import sys, torch, numpy; print("python", sys.version.split()[0], "torch", torch.__version__,
@@ -115,7 +123,10 @@ for name in $names; do
   fresh=$(( n * gen_s / (t > 0 ? t : 1) / 5 * 5 ))
   fresh=$(( fresh > count_max ? count_max : fresh )); fresh=$(( fresh < 5 ? 5 : fresh ))
   say "$name: FE $n structures in $t s -> $fresh fresh structures"
-  (setup $name; gen $data/${name}_${size}g.h5 "$fresh" $fresh_seed 1,0,0 $(( gen_s * 3 / 2 + 20 ))) &
+  cap=$(( gen_s * 3 / 2 + 20 )); room=$(( $(left) - reserve - after_gen ))
+  (( room < cap )) && cap=$room
+  (( cap < 30 )) && { say "$name: no time for fresh data"; continue; }
+  (setup $name; gen $data/${name}_${size}g.h5 "$fresh" $fresh_seed 1,0,0 $cap) &
   pids+=($!)
 done
 wait_all
@@ -135,20 +146,26 @@ train_args() {  # train_args NAME RUN_DIR [reference]: the fresh data too unless
 # (CUDA kernels loaded, cuDNN's algorithm search done)
 # (the reference file alone: the rate does not depend on the data, the loading time does). If it
 # fails with bf16 + channels_last (never run on a GPU before), the probe and the stage run in fp32.
-probe() {  # probe NAME
+probe() {  # probe NAME CAP
   rm -rf $runs/$1-$tag-probe
-  capped 90 train $(train_args $1 $runs/$1-$tag-probe reference) --epochs 2 --max-train-samples $probe_n \
+  capped $2 train $(train_args $1 $runs/$1-$tag-probe reference) --epochs 2 --max-train-samples $probe_n \
     --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 >> "$scratch/probe_$1.log" 2>&1
 }
+probe_cap=$(( ($(left) - reserve - train_min) / 2 )); probe_cap=$(( probe_cap > 90 ? 90 : probe_cap ))
 for name in "${active[@]}"; do
-  (probe $name || { say "$name: probe failed with ${precision[*]}: $(grep -m1 -E 'Error|error' "$scratch/probe_$name.log")";
-                    say "$name: probe and stage in fp32"; touch "$scratch/fp32_$name"; probe $name; }) &
+  (probe $name $probe_cap; rc=$?
+   # an error (not the time cap, 124) with the stage's precision: probe and stage in fp32
+   if (( rc != 0 && rc != 124 )); then
+     say "$name: probe failed with ${precision[*]}: $(grep -m1 -E 'Error|error' "$scratch/probe_$name.log")"
+     say "$name: probe and stage in fp32"; touch "$scratch/fp32_$name"; probe $name $probe_cap
+   fi) &
   pids+=($!)
 done
 wait_all
 # 3b. the stage: epochs to fill the time left, side by side
 budget=$(( $(left) - reserve )); budget=$(( budget < 20 ? 20 : budget ))
-say "training budget $budget s"
+plan_s=$budget; [[ -n $train_s ]] && (( train_s < budget )) && plan_s=$train_s
+say "training budget $budget s, planned for $plan_s s"
 for name in "${active[@]}"; do
   rate=$(python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]["samples_per_s"])' \
          $runs/$name-$tag-probe/metrics.jsonl) || { say "$name: probe failed"; tail -20 "$scratch/probe_$name.log"; continue; }
@@ -157,8 +174,12 @@ for name in "${active[@]}"; do
             "${files[@]}")
   plan=$(python3 -c 'import sys; rate, budget, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 load = n * 0.003 * (int(sys.argv[4]) / 31) ** 3  # reading the HDF5 files: ~2-3.5 ms per 31^3 structure here
-steps = rate * max(budget - load, 0.2 * budget) * 0.85  # 15 % for start-up and the validation passes
-print(max(1, int(steps // n)), min(n, max(64, int(steps))))' "$rate" "$budget" "$n_train" "$size")
+usable = max(budget - load - 30, 0.2 * budget)  # 30 s: import, CUDA start-up, cuDNN algorithm search
+fill = float(sys.argv[5])  # the rest: validation passes, rate noise
+steps = rate * usable * fill
+if steps < 2 * n:  # one (partial) epoch: an overrun would leave no completed epoch, keep more margin
+    steps = rate * usable * (fill - 0.1)
+print(max(1, int(steps // n)), min(n, max(64, int(steps))))' "$rate" "$plan_s" "$n_train" "$size" "$fill")
   read -r epochs samples <<< "$plan"
   limit=()
   (( samples < n_train )) && limit=(--max-train-samples $samples)
@@ -172,11 +193,23 @@ wait_all
 say "training done"
 
 # 4. evaluations (fp32) and 5. the tar, both surrogates side by side
+pack() {  # pack NAME: the run folder -> $OUT/NAME.tar (written, then renamed)
+  local run=$runs/$1-$tag drop=(--exclude='*.png')
+  [[ -f $run/best.pt ]] && drop+=(--exclude=last.pt)
+  tar -cf "$out/.$1.tar" "${drop[@]}" -C $runs $1-$tag && mv "$out/.$1.tar" "$out/$1.tar"
+}
 finish() {  # finish NAME
   local name=$1 run=$runs/$1-$tag cap=$(( ($(left) - 15) / 2 ))
   mkdir -p $run
   cp "$scratch/probe_$name.log" "$scratch/train_$name.log" $run/ 2>/dev/null
-  if [[ -f $run/best.pt ]]; then
+  python3 -c 'import json, os, sys, h5py
+print(json.dumps({p: {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in h5py.File(p, "r").attrs.items()}
+                  for p in sys.argv[1:] if os.path.exists(p)}, indent=1))' $data/${name}_${size}g.h5 $data/${name}_$size.h5 \
+    > $run/data_attrs.json
+  pack $name
+  if [[ -f $run/best.pt ]] && (( cap < 20 )); then
+    say "$name: no time left for the evaluations"
+  elif [[ -f $run/best.pt ]]; then
     capped $cap evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 1 \
       --data $data/${name}_$size.h5 --split validation --max-samples $val_max --no-baselines --device $dev \
       --no-progress --out $run/select.json > $run/select.txt 2>&1
@@ -188,22 +221,16 @@ finish() {  # finish NAME
     say "$name: no completed epoch (no best.pt); the tar holds last.pt and the logs"
     tail -20 $run/train_$name.log
   fi
-  python3 -c 'import json, sys, h5py
-print(json.dumps({p: {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in h5py.File(p, "r").attrs.items()}
-                  for p in sys.argv[1:]}, indent=1))' $data/${name}_${size}g.h5 $data/${name}_$size.h5 \
-    > $run/data_attrs.json 2>/dev/null
-  local drop=(--exclude='*.png')
-  [[ -f $run/best.pt ]] && drop+=(--exclude=last.pt)
-  tar -cf "$out/$name.tar" "${drop[@]}" -C $runs $name-$tag
+  pack $name  # again, with the evaluations
 }
 for name in "${active[@]}"; do finish $name & pids+=($!); done
 wait_all
 
 # 6. if time is left: surrogate and FE speed on this device (studies/gpu_benchmark.py)
 if (( $(left) > bench_min )); then
-  bench=(--device $dev --out "$out/gpu_benchmark.md")
+  bench=(--device $dev --out "$out/gpu_benchmark.md" --repeats 3 --fe-batch 32)
   [[ -n ${SMOKE:-} ]] && bench+=(--grid 9 --batches 1,4 --fe-batch 4 --repeats 2 --precisions fp32)
-  timeout -k 5 -s INT $(( $(left) - 5 )) python3 studies/gpu_benchmark.py "${bench[@]}" > "$scratch/bench.log" 2>&1 \
+  timeout --foreground -k 5 -s INT $(( $(left) - 5 )) python3 studies/gpu_benchmark.py "${bench[@]}" > "$scratch/bench.log" 2>&1 \
     && say "benchmark written" || { say "benchmark failed or overran"; tail -5 "$scratch/bench.log"; }
 fi
 say "done; $(ls "$out" | tr '\n' ' ')"

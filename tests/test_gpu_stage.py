@@ -36,7 +36,7 @@ def _smoke(tmp_path, **env_vars) -> str:
 
 
 def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
-    log = _smoke(tmp_path, NAMES="cr10", DEADLINE="120")
+    log = _smoke(tmp_path, NAMES="cr10")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cr10.tar", "gpu_benchmark.md", "gpu_stage.log"], log
     bench = (tmp_path / "out" / "gpu_benchmark.md").read_text()
     assert "| fp32 | 1 | 4 |" in bench and "ms per structure" in bench and "Surrogate (plain network" in bench
@@ -67,7 +67,7 @@ def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
 
 def test_a_stage_precision_that_fails_falls_back_to_fp32(tmp_path):
     # bf16 + channels_last never ran on a GPU: if the probe fails with them, probe and stage run in fp32
-    log = _smoke(tmp_path, NAMES="cr50", DEADLINE="110", PRECISION="--no-such-flag")
+    log = _smoke(tmp_path, NAMES="cr50", PRECISION="--no-such-flag")
     assert "cr50: probe failed with --no-such-flag" in log and "cr50: probe and stage in fp32" in log
     config = json.loads((tmp_path / "runs" / "cr50-smoke" / "config.json").read_text())
     assert not config["amp"] and not config["channels_last"]
