@@ -380,8 +380,9 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         + (f"; test MASE {ours['mase']['mean']:.2f} %"
            + (f" (plain network {plain['mase']['mean']:.2f} %)" if plain else "")
            + f" against the paper's single-pass RLN {paper['RLN']} %" if paper else "")
-        + ". Retraining at paper scale on a GPU is the open issue \"Paper-scale training of the"
-        " shipped surrogates\".",
+        + ". Retraining at paper scale needs a GPU (issues \"Paper-scale training of the shipped"
+        " surrogates\" and \"Surrogates\", blocked until one is lent; `studies/gpu_stage.sh` is the"
+        " prepared one-call stage).",
         "- Trained on periodic volumes of the grid in the training data above and selected/tested at"
         " the grid of the test data; the network is fully convolutional, other grids run but are"
         " untested.",
