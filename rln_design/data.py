@@ -260,7 +260,8 @@ def _solve_chunk(task: dict) -> dict:
 def _solve_chunk_on_device(task: dict, device) -> dict:
     """:func:`_solve_chunk` with the chunk's samples solved as one batch by the torch backend.
 
-    The structures are generated one by one exactly as in :func:`_solve_chunk` (bit-identical);
+    The structures are the ones :func:`_solve_chunk` generates (``generate_batch`` makes each row
+    from its own seed, bit-identical);
     the batched PCG on ``device`` stops every sample at the same relative residual ``rtol``, so
     the strain fields agree with the numpy solver's to within the solver tolerance, not bit for bit.
     """
@@ -269,9 +270,7 @@ def _solve_chunk_on_device(task: dict, device) -> dict:
     from rln_design.fe.solver import solve_fe
 
     params, seeds, shape = task["params"], task["seeds"], tuple(task["shape"])
-    structures = np.stack(
-        [generate_batch(params[k : k + 1], seeds[k : k + 1], shape=shape)[0] for k in range(len(seeds))]
-    ).astype(np.uint8)
+    structures = generate_batch(params, seeds, shape=shape)  # row i = generate(*params[i], seed=seeds[i])
     try:
         result = solve_fe(torch.from_numpy(structures), device=device, **task["solve_kwargs"])
     except Exception as exc:
@@ -420,6 +419,7 @@ def generate_dataset(
                 chunk_size = (128 if device is not None
                               else max(1, min(16, math.ceil(len(pending) / (4 * n_workers)))))
             writer = f"torch:{device}" if device is not None else "numpy"
+            devices = json.loads(f.attrs.get("fe_devices", "[]"))
             solve_kwargs = {
                 "contrast": float(config.contrast),
                 "e_soft": float(config.e_soft),
@@ -452,9 +452,9 @@ def generate_dataset(
                 )
                 for result in results:
                     _write_chunk(f, result)
-                    devices = json.loads(f.attrs.get("fe_devices", "[]"))
                     if writer not in devices:  # once it has written samples
-                        f.attrs["fe_devices"] = json.dumps([*devices, writer])
+                        devices.append(writer)
+                        f.attrs["fe_devices"] = json.dumps(devices)
                     bar.update(len(result["indices"]))
             finally:
                 bar.close()
