@@ -18,6 +18,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def cpu_summary() -> str:
+    """``"<model>, <n> logical CPUs"``."""
+    return f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+
+
 def describe_device(device, *, processes: int = 1) -> str:
     """E.g. ``"NVIDIA H200 (CUDA 13.0), 1 process"`` or ``"AMD EPYC, 2 logical CPUs, 1 process"``.
 
@@ -31,4 +36,4 @@ def describe_device(device, *, processes: int = 1) -> str:
     where = f"{processes} process{'es' if processes != 1 else ''}"
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), {where}"
-    return f"{cpu_model()}, {os.cpu_count()} logical CPUs, {where}"
+    return f"{cpu_summary()}, {where}"

@@ -1,12 +1,9 @@
-"""What machine a study ran on: shared by the scripts in studies/ (imported as a sibling module)."""
+"""What machine a study ran on: shared by the scripts in studies/ (imported as a sibling module).
+
+The package's own description of hardware (``rln_design._hardware``, also written into training
+checkpoints), re-exported so that the studies and the checkpoints say the same thing.
+"""
 
 from __future__ import annotations
 
-import os
-
-from rln_design._hardware import cpu_model  # noqa: F401  (re-exported for the studies)
-
-
-def cpu_summary() -> str:
-    """``"<model>, <n> logical CPUs"``."""
-    return f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+from rln_design._hardware import cpu_model, cpu_summary  # noqa: F401  (re-exported for the studies)

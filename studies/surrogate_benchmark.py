@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 import time
 from contextlib import nullcontext
@@ -42,25 +41,23 @@ import numpy as np
 import torch
 
 from rln_design.precision import cpu_has_native_bf16
+from _machine import cpu_summary
 
 OUT = Path(__file__).with_suffix(".md")
 THREADS = 2
 
 
 def cpu_info() -> str:
-    name, flags = platform.processor() or "unknown CPU", set()
+    flags = set()
     try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name") and name == (platform.processor() or "unknown CPU"):
-                name = line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
     bf16 = sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
-    return (f"{name}, {os.cpu_count()} logical CPUs, torch CPU capability "
+    return (f"{cpu_summary()}, torch CPU capability "
             f"{torch.backends.cpu.get_cpu_capability()}, native bf16 flags: "
             f"{', '.join(bf16) if bf16 else 'none (no avx512_bf16/amx: bf16 is emulated)'}")
 
