@@ -240,6 +240,12 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
     ours16, plain16 = bf16_rows(report, ensemble)
     grid = tuple(report["grid"])
     paper = PAPER.get(contrast, {})
+    on_gpu = str(config.get("device")).startswith("cuda")
+    threads = f", torch threads {config.get('threads')}"
+    if ckpt.get("hardware"):  # recorded by rln-design train (the last stage's machine)
+        hardware = ckpt["hardware"] + ("" if on_gpu else threads)
+    else:  # checkpoints from before it was recorded: the machine writing the card
+        hardware = f"{cpu_summary()}, CPU only{threads}"
     lines = [
         f"# Surrogate `{name}`: RLN for contrast {contrast:g}",
         "",
@@ -266,11 +272,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         "",
         "Made with the project's own commands, `bash studies/train_shipped_surrogates.sh "
         f"{name}` (it runs `rln-design generate`, `rln-design train`, `rln-design evaluate`)"
-        + ("; the last stage on a GPU, `bash studies/gpu_stage.sh`."
-           if str(config.get("device")).startswith("cuda") else "."),
-        (f"- hardware: {ckpt['hardware']}" + ("" if str(config.get("device")).startswith("cuda")
-                                                 else f", torch threads {config.get('threads')}")
-         if ckpt.get("hardware") else f"- hardware: {cpu_summary()}, CPU only, torch threads {config.get('threads')}")
+        + ("; the last stage on a GPU, `bash studies/gpu_stage.sh`." if on_gpu else "."),
+        f"- hardware: {hardware}"
         + (f", {'bf16 mixed precision' if config.get('amp') else 'fp32'}"
            f"{', channels_last_3d' if config.get('channels_last') else ''}"
            + (f" (stages 1-{offset}: see their sections below)" if offset else "")),
