@@ -13,7 +13,7 @@ from rln_design.cli import main
 from rln_design.data import DatasetConfig, generate_dataset, partial_path
 from rln_design.fe.solver import solve_fe
 
-TINY = ["--contrast", "10", "--count", "4", "--realizations", "2", "--size", "5", "--workers", "1", "--quiet"]
+TINY = ["--contrast", "10", "--count", "4", "--realizations", "2", "--grid", "5", "--workers", "1", "--quiet"]
 
 
 def run(*args):
@@ -102,10 +102,14 @@ def test_ctrl_c_message(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--count", "7"], "--count 7 is not divisible by --realizations 2"),
+        (["--count", "7"], "--count 7 is not divisible by --realizations 2 (count / realizations is the number "
+                           "of design points); use --count 6 or --count 8"),
+        (["--count", "1"], "--count 1 is not divisible by --realizations 2 (count / realizations is the number "
+                           "of design points); use --count 2"),
         (["--count", "0"], "Invalid value for '--count': must be > 0, got 0"),
         (["--count", "-4"], "Invalid value for '--count': must be > 0, got -4"),
-        (["--size", "1"], "Invalid value for '--size': must be >= 2 voxels, got 1"),
+        (["--size", "1"], "Invalid value for '--size': must be >= 2 voxels, got 1"),  # the old name
+        (["--grid", "1"], "Invalid value for '--grid': must be >= 2 voxels, got 1"),
         (["--contrast", "0"], "Invalid value for '--contrast': must be > 0, got 0.0"),
         (["--contrast", "-3"], "Invalid value for '--contrast': must be > 0, got -3.0"),
         (["--split", "0.5,0.2,0.2"], "fractions TRAIN,VALIDATION,TEST summing to 1 (got 3 values summing to 0.9)"),
@@ -140,9 +144,29 @@ def test_out_below_a_file_is_a_usage_error(tmp_path):
 
 def test_help_lists_every_option():
     result = CliRunner().invoke(main, ["generate", "--help"])
-    for option in ("--contrast", "--count", "--size", "--out", "--realizations", "--seed", "--box", "--rtol",
+    for option in ("--contrast", "--count", "--grid", "--out", "--realizations", "--seed", "--box", "--rtol",
                    "--workers", "--e-soft", "--nu", "--split", "--scheduler", "--device", "--overwrite"):
         assert option in result.output
+
+
+def test_help_shows_one_name_per_concept():
+    """--grid (as optimize and solve) and --box (as optimize); the old names are hidden."""
+    result = CliRunner().invoke(main, ["generate", "--help"])
+    assert "--grid" in result.output and "--box" in result.output
+    assert "--size" not in result.output and "--bounds" not in result.output
+
+
+def test_old_option_names_still_work_with_a_note(tmp_path):
+    old = [a.replace("--grid", "--size") for a in TINY]
+    result = run(*old, "--out", str(tmp_path / "d.h5"), "--bounds", "vf=0.3:0.6", "--box", "gx=2:4")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == ["note: --size is deprecated, use --grid (same meaning)",
+                                          "note: --bounds is deprecated, use --box (same meaning)"]
+    with h5py.File(tmp_path / "d.h5", "r") as f:
+        config = json.loads(f.attrs["config"])
+    assert config["size"] == 5 and config["bounds"]["vf"] == [0.3, 0.6] and config["bounds"]["gx"] == [2, 4]
+    new = run(*TINY, "--out", str(tmp_path / "e.h5"), "--box", "vf=0.3:0.6", "--box", "gx=2:4")
+    assert new.exit_code == 0 and new.stderr == "", new.output
 
 
 def test_strain_is_normalized(tmp_path):

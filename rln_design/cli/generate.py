@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from rln_design.cli.options import positive, torch_device
+from rln_design.cli.options import combined, deprecated_alias, positive, torch_device
 
 PARAMS = ("gx", "gy", "gz", "vf")
 
@@ -32,6 +32,12 @@ def _parse_box(ctx, param, values) -> dict:
     return bounds
 
 
+def _check_grid(ctx, param, value):
+    if value is not None and value < 2:
+        raise click.BadParameter(f"must be >= 2 voxels, got {value}", ctx=ctx, param=param)
+    return value
+
+
 def _parse_split(ctx, param, value) -> tuple:
     try:
         fractions = tuple(float(v) for v in value.split(","))
@@ -49,12 +55,15 @@ def _parse_split(ctx, param, value) -> tuple:
 @click.option("--contrast", type=float, required=True, callback=positive, help="E_stiff / E_soft.")
 @click.option("--count", type=int, default=4096, show_default=True, callback=positive,
               help="Number of structures (design points x realizations).")
-@click.option("--size", type=int, default=31, show_default=True, help="Voxels per edge (size^3 grid).")
+@deprecated_alias("--size", "--grid", "size", type=int, callback=_check_grid)
+@click.option("--grid", "size", type=int, default=31, show_default=True, callback=_check_grid,
+              help="Voxels per edge of the cubic grid.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Output HDF5 file.")
 @click.option("--realizations", type=int, default=5, show_default=True, callback=positive,
               help="Structures (seeds) per Latin-hypercube design point.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Root seed of every random draw.")
-@click.option("--box", "--bounds", "box", multiple=True, callback=_parse_box, metavar="NAME=LOW:HIGH",
+@deprecated_alias("--bounds", "--box", "box", multiple=True, callback=_parse_box, metavar="NAME=LOW:HIGH")
+@click.option("--box", "box", multiple=True, callback=combined(_parse_box), metavar="NAME=LOW:HIGH",
               help="Parameter bounds, e.g. --box gx=1:16 --box vf=0.2:0.8 (repeatable or comma-separated; "
                    "defaults gx,gy,gz=1:16 voxels, vf=0.1:0.9).")
 @click.option("--linear-widths", is_flag=True, help="Sample widths uniformly instead of in log width.")
@@ -85,7 +94,7 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
     Work goes to OUT.partial, flushed after every chunk; Ctrl-C and re-running the same command
     resumes; the complete file is renamed to OUT. Example:
 
-        rln-design generate --contrast 10 --count 4096 --size 31 --out data/cr10.h5
+        rln-design generate --contrast 10 --count 4096 --grid 31 --out data/cr10.h5
     """
     from rln_design.data import ConfigMismatchError, DatasetConfig, generate_dataset, partial_path
 
@@ -93,12 +102,12 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         raise click.UsageError("--device and --scheduler exclude each other: solve on a device here, "
                                "or on a Dask cluster")
 
-    if size < 2:
-        raise click.BadParameter(f"must be >= 2 voxels, got {size}", param_hint="'--size'")
     if count % realizations:
+        lower, upper = count - count % realizations, count - count % realizations + realizations
+        fix = f"--count {upper}" if lower == 0 else f"--count {lower} or --count {upper}"
         raise click.BadParameter(
             f"--count {count} is not divisible by --realizations {realizations} "
-            f"(count / realizations is the number of design points)",
+            f"(count / realizations is the number of design points); use {fix}",
             param_hint="'--count'",
         )
     try:
@@ -125,7 +134,9 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         raise click.UsageError(str(exc)) from None
     except ConnectionError as exc:
         raise click.BadParameter(str(exc), param_hint="'--scheduler'") from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        import signal
+
         import h5py
 
         partial = partial_path(out)
@@ -137,5 +148,5 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         else:
             click.echo(f"\nInterrupted: {done}/{n} samples saved in {partial}; re-run the same command to resume.",
                        err=True)
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
     click.echo(f"wrote {path} ({count} samples, {config.n_points} design points, {size}^3, contrast {contrast:g})")

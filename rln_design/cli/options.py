@@ -4,11 +4,61 @@ import os
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 positive_float = click.FloatRange(min=0.0, min_open=True)
 positive_int = click.IntRange(min=1)
 ensemble_size = click.IntRange(min=1, max=64)  # = rln_design.symmetry.MAX_ENSEMBLE (tested; no torch import here)
 precision_choice = click.Choice(["fp32", "bf16", "auto"])  # = rln_design.precision.PRECISIONS (tested)
+
+
+def _join(earlier, value):
+    """Values of a repeatable option and its alias given together: tuples joined, dicts merged."""
+    if not value or not earlier:
+        return value
+    return {**earlier, **value} if isinstance(value, dict) else tuple(earlier) + tuple(value)
+
+
+def combined(callback=None):
+    """Callback factory for a repeatable option with a :func:`deprecated_alias`.
+
+    Returns a callback that applies ``callback`` (if any) and adds the result to what the alias
+    already gave (tuples are joined, dicts merged; later entries win).
+    """
+
+    def combine(ctx, param, value):
+        value = callback(ctx, param, value) if callback else value
+        return _join(ctx.params.get(param.name), value)
+
+    return combine
+
+
+def deprecated_alias(old: str, new: str, name: str, **attrs):
+    """Decorator: a hidden option ``old`` that fills parameter ``name`` exactly as ``new`` does.
+
+    Scripts that use the old spelling keep working; each use prints one line on stderr that names
+    the new one, and errors in its value name ``old``. Give it ``new``'s type and callback
+    (``attrs``); a repeatable ``new`` takes ``callback=combined(...)`` so that both add up.
+
+    Args:
+        old: the deprecated option, e.g. ``"--size"``.
+        new: the option that replaces it, e.g. ``"--grid"``.
+        name: the parameter both fill (``new``'s Python name).
+        **attrs: further :func:`click.option` arguments (type, multiple, callback, metavar).
+    """
+    check = attrs.pop("callback", None)
+
+    def callback(ctx, param, value):
+        if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+            return None
+        click.echo(f"note: {old} is deprecated, use {new} (same meaning)", err=True)
+        value = check(ctx, param, value) if check else value
+        ctx.params[name] = _join(ctx.params.get(name), value) if attrs.get("multiple") else value
+        ctx.set_parameter_source(name, ParameterSource.COMMANDLINE)  # new's default does not replace it
+        return None
+
+    alias_name = f"{name}__{old.lstrip('-').replace('-', '_')}"
+    return click.option(old, alias_name, hidden=True, expose_value=False, callback=callback, **attrs)
 
 
 def positive(ctx, param, value):

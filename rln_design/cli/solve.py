@@ -9,7 +9,7 @@ import numpy as np
 
 from rln_design._json import dumps
 from rln_design._version import __version__, revision
-from rln_design.cli.options import figure_file, positive_float, positive_int
+from rln_design.cli.options import deprecated_alias, figure_file, positive_float, positive_int
 from rln_design.fe.solver import DEFAULT_E_SOFT
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
@@ -22,7 +22,9 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
 @click.option("--gz", type=positive_float, default=4.0, show_default=True, help="Grain width along z, voxels.")
 @click.option("--vf", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Stiff-phase volume fraction.")
-@click.option("--size", type=click.IntRange(min=2), default=31, show_default=True, help="Voxels per edge.")
+@deprecated_alias("--size", "--grid", "size", type=click.IntRange(min=2))
+@click.option("--grid", "size", type=click.IntRange(min=2), default=31, show_default=True,
+              help="Voxels per edge of the cubic grid.")
 @click.option("--contrast", type=positive_float, default=10.0, show_default=True, help="E_stiff / E_soft.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Noise seed of the structure.")
 @click.option("--realizations", type=positive_int, default=1, show_default=True,
