@@ -38,6 +38,79 @@ def test_bad_input_is_a_usage_error(args, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    "targets, message",
+    [
+        (["peak_strain<1.2", "peak_strain>1.4"], "Error: targets 'peak_strain>1.4' and 'peak_strain<1.2' "
+                                                 "contradict each other: no value of peak_strain is > 1.4 and < 1.2"),
+        (["peak_strain<0.5"], "Error: target 'peak_strain<0.5' cannot be met by any structure: the peak of "
+                              "eps_xx / imposed eps_xx is at least its mean, which is 1 for every structure"),
+        (["mean_strain>1.5"], "Error: target 'mean_strain>1.5' cannot be met by any structure: the mean of "
+                              "eps_xx / imposed eps_xx is 1 for every structure"),
+    ],
+)
+def test_targets_no_structure_meets_are_refused_before_any_loop(tmp_path, targets, message):
+    args = [a for t in targets for a in ("--target", t)]
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["optimize", *args, "--evaluator", "fe", "--grid", "5", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert "loop" not in result.output and not out.exists()  # nothing ran, nothing written
+
+
+def test_box_is_the_option_and_help_shows_the_default_box(tmp_path):
+    help_text = " ".join(CliRunner().invoke(main, ["optimize", "--help"]).output.split())
+    assert "--box NAME=LO:HI" in help_text and "--bounds" not in help_text
+    assert "shipped cr10 and cr50: gx=1:16 gy=1:16 gz=1:16 vf=0.1:0.9" in help_text
+    assert "with --evaluator fe gx=1:16 gy=1:16 gz=1:16 vf=0.1:0.9" in help_text
+    from rln_design.design.space import training_box
+    from rln_design.microstructure import ParameterBox
+    from rln_design.surrogate import Surrogate
+
+    for name in ("cr10", "cr50"):  # what the help says of them
+        assert training_box(Surrogate.load(name).metadata) == ParameterBox()
+    result = CliRunner().invoke(main, ["optimize", "--target", "peak_strain<1.5", "--box", "gx=1-10"])
+    assert result.exit_code == 2 and "Invalid value for '--box': malformed bound 'gx=1-10'" in result.output
+
+
+def test_old_bounds_option_still_works_with_a_note(tmp_path):
+    run = ["optimize", "--target", "peak_strain<3", "--evaluator", "fe", "--grid", "5", "--contrast", "10",
+           "-k", "1", "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "0",
+           "--fe-rounds", "0", "--no-plots", "-q"]
+    result = CliRunner().invoke(main, [*run, "--bounds", "gx=2:3", "--box", "vf=0.4:0.5", "--out", str(tmp_path / "r")])
+    assert result.exit_code in (0, 3), result.output
+    assert result.stderr == "note: --bounds is deprecated, use --box (same meaning)\n"
+    space = json.loads((tmp_path / "r" / "report.json").read_text())["space"]
+    assert space["bounds"]["gx"] == [2.0, 3.0] and space["bounds"]["vf"] == [0.4, 0.5]
+
+
+def test_designs_on_a_bound_of_the_box_are_flagged_in_summary_and_report(tmp_path):
+    """peak = 1 + vf: the best designs sit on vf's lower bound; the mean_strain line (always 0 %) is gone."""
+    import numpy as np
+
+    from rln_design.design.evaluators import FunctionEvaluator
+    from rln_design.design.report import summary_text
+    from rln_design.design.run import optimize
+
+    def physics(scale):
+        return FunctionEvaluator(lambda p, s: {"peak_strain": 1.0 + scale * p[:, 3],
+                                               "mean_strain": np.ones(len(p))}, name=f"x{scale}")
+
+    report = optimize(targets=("peak_strain<1.3",), n_init=4, iterations=2, q=1, top_k=2, fresh=1,
+                      realizations=1, fe_rounds=0, loop_evaluator=physics(1.02), fe_evaluator=physics(1.0),
+                      plots=False, grid=(5, 5, 5), out=tmp_path)
+    flagged = [i for i, v in enumerate(report["verification"]) if v["at_bounds"]]
+    assert flagged and all(report["verification"][i]["at_bounds"]["vf"] == "lower" for i in flagged)
+    assert json.loads((tmp_path / "report.json").read_text())["verification"][flagged[0]]["at_bounds"]
+    assert any("end on a bound of the search box" in w for w in report["warnings"])
+    text = summary_text(report)
+    design_line = next(line for line in text.splitlines() if line.startswith(f"  design {flagged[0]}:"))
+    assert "on the box bound: " in design_line and "vf=0.1 (lower)" in design_line
+    assert "a wider --box may hold better ones" in text
+    diff_lines = [line for line in text.splitlines() if "surrogate vs FE" in line]
+    assert diff_lines and all("peak_strain" in line and "mean_strain" not in line for line in diff_lines)
+
+
 def test_unknown_surrogate_is_a_bad_parameter(tmp_path):
     result = CliRunner().invoke(main, ["optimize", "--target", "peak_strain<1.5", "--surrogate",
                                        str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "-q"])

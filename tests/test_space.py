@@ -81,7 +81,7 @@ def test_volume_fraction_targets_intersect_and_clear_error_when_empty():
     same, none = bounds_from_targets(ParameterBox(), parse_targets(["peak_strain<2"]), (10, 10, 10))
     assert same == ParameterBox() and none == ()
     with pytest.raises(ValueError, match=r"target 'volume_fraction>=0.95' leaves no stiff volume fraction "
-                                         r"inside the design bounds vf=0.1:0.9 .*--bounds vf=LO:HI"):
+                                         r"inside the design bounds vf=0.1:0.9 .*--box vf=LO:HI"):
         bounds_from_targets(ParameterBox(), parse_targets(["volume_fraction>=0.95"]), (31, 31, 31))
     with pytest.raises(ValueError, match=r"'volume_fraction>0.6' and 'volume_fraction<0.6' leaves no"):
         bounds_from_targets(ParameterBox(), parse_targets(["volume_fraction>0.6", "volume_fraction<0.6"]), (5, 5, 5))
@@ -93,3 +93,13 @@ def test_volume_fraction_targets_intersect_and_clear_error_when_empty():
     assert box.vf[0] < box.vf[1] == 0.9
     with pytest.raises(ValueError, match=r"round\(vf N\) of the N = 4096 voxels are stiff"):
         bounds_from_targets(ParameterBox(), parse_targets(["volume_fraction>=0.9"]), (16, 16, 16))
+
+
+def test_bounds_reached_names_the_variables_on_the_box_bound():
+    from rln_design.design.space import bounds_reached
+
+    box = ParameterBox(gx=(1.0, 16.0), vf=(0.1, 0.9))
+    assert bounds_reached(box, {"gx": 16.0, "gy": 3.2, "gz": 1.0, "vf": 0.9}) == {
+        "gx": "upper", "gz": "lower", "vf": "upper"}
+    assert bounds_reached(box, {"gx": 15.9, "gy": 3.2, "gz": 1.01, "vf": 0.5}) == {}
+    assert bounds_reached(box, {"gx": 15.99, "gy": 3.2, "gz": 2.0, "vf": 0.1}) == {"gx": "upper", "vf": "lower"}

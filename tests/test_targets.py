@@ -55,3 +55,40 @@ def test_objective():
         parse_objective("p99_strainn")
     with pytest.raises(TargetError, match="'minimize' or 'maximize'"):
         parse_objective("p99_strain", "lower")
+
+
+@pytest.mark.parametrize(
+    "texts, message",
+    [
+        (["peak_strain<0.5"], "target 'peak_strain<0.5' cannot be met by any structure: the peak of "
+                              "eps_xx / imposed eps_xx is at least its mean, which is 1 for every structure"),
+        (["peak_strain<1"], "target 'peak_strain<1' cannot be met by any structure"),
+        (["mean_strain>1.5"], "target 'mean_strain>1.5' cannot be met by any structure: the mean of "
+                              "eps_xx / imposed eps_xx is 1 for every structure"),
+        (["mean_strain<0.9"], "target 'mean_strain<0.9' cannot be met"),
+        (["std_strain<-0.1"], "target 'std_strain<-0.1' cannot be met by any structure: a standard "
+                              "deviation is at least 0"),
+        (["peak_strain<1.2", "peak_strain>1.4"], "targets 'peak_strain>1.4' and 'peak_strain<1.2' contradict "
+                                                 "each other: no value of peak_strain is > 1.4 and < 1.2"),
+        (["p99_strain<=1.3", "p99_strain>1.3"], "targets 'p99_strain>1.3' and 'p99_strain<=1.3' contradict"),
+        (["peak_strain<1.3", "p99_strain>=1.4"], "targets 'p99_strain>=1.4' and 'peak_strain<1.3' contradict "
+                                                 "each other: p99_strain <= peak_strain in every structure"),
+        (["volume_fraction>0.6", "volume_fraction<0.4"], "contradict each other"),
+    ],
+)
+def test_impossible_and_contradictory_targets_are_refused(texts, message):
+    from rln_design.design.targets import check_targets, parse_targets
+
+    with pytest.raises(TargetError) as info:
+        check_targets(parse_targets(texts))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("texts", [["peak_strain<=1"], ["peak_strain<1.01"], ["mean_strain<=1"],
+                                   ["mean_strain>0.5"], ["std_strain<=0"], ["peak_strain>1.4", "p99_strain<1.2"],
+                                   ["peak_strain>=1.3", "peak_strain<=1.3"], ["p99_strain>1.2", "peak_strain<1.5"]])
+def test_targets_some_structure_can_meet_pass(texts):
+    """A field invariant along x (grains as long as the cell) is uniform: peak 1, std 0."""
+    from rln_design.design.targets import check_targets, parse_targets
+
+    check_targets(parse_targets(texts))

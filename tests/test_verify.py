@@ -48,12 +48,15 @@ def test_elongated_grains_lower_peak_strain_fe():
 
 
 def test_unreachable_target_reported_infeasible_with_closest_design(tmp_path):
-    """peak_strain < 0.9 is impossible (the mean is 1): infeasible, never success."""
+    """peak_strain < 1.001 with grains at most 2 voxels long is out of reach: infeasible, never success.
+
+    (peak_strain < 0.9 no structure meets at all: optimize refuses it up front, test_targets.py.)
+    """
     fe = FEEvaluator(contrast=10, shape=(6, 6, 6))
     from rln_design.design.evaluators import SurrogateEvaluator
 
     ev = SurrogateEvaluator(ReussSurrogate(), shape=(6, 6, 6))
-    r = optimize(targets=("peak_strain<0.9",), grid=(6, 6, 6), n_init=4, iterations=1, q=1, top_k=1,
+    r = optimize(targets=("peak_strain<1.001",), bounds=("gx=1:2",), grid=(6, 6, 6), n_init=4, iterations=1, q=1, top_k=1,
                  fresh=1, realizations=2, fe_rounds=1, fe_iterations=1, loop_evaluator=ev, fe_evaluator=fe,
                  out=tmp_path, plots=False)
     assert r["verdict"]["status"] == "infeasible"
@@ -67,3 +70,14 @@ def test_unreachable_target_reported_infeasible_with_closest_design(tmp_path):
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["verdict"]["status"] == "infeasible" and len(saved["history"]) >= 5
     assert {"rln_design", "torch", "botorch"} <= set(saved["versions"])
+
+
+def test_verdict_names_the_confirmed_designs_in_listed_order():
+    design = np.array([[4.0, 2.0, 2.0, 0.5]])
+    (low,) = verify_designs(design, PROBLEM, SPACE, _const(1.2))
+    (high,) = verify_designs(design, PROBLEM, SPACE, _const(1.4))
+    (miss,) = verify_designs(design, PROBLEM, SPACE, _const(1.8))
+    out = verdict([high, miss, low], PROBLEM)
+    assert out["best"] == 2
+    assert out["message"] == "FE confirms designs 0, 2 meet all targets; design 2 has the largest FE margin"
+    assert verdict([miss, low], PROBLEM)["message"] == "FE confirms design 1 meets all targets"

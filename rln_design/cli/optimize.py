@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
-from rln_design.cli.options import ensemble_size, precision_choice
+from rln_design.cli.options import combined, deprecated_alias, ensemble_size, precision_choice
+from rln_design.microstructure import PARAM_NAMES, ParameterBox
+
+_DEFAULT_BOX = " ".join(f"{n}={lo:g}:{hi:g}" for n, (lo, hi) in
+                        ((n, getattr(ParameterBox(), n)) for n in PARAM_NAMES))
 
 EXIT_NOT_CONFIRMED = 3  # the run worked, but FE confirms no design meets every target
 
@@ -51,8 +55,11 @@ def _check_bounds(ctx, param, value):
                    + _STAT_HELP)
 @click.option("--minimize", callback=_check_stat, metavar="STAT", help="Statistic to minimize (optional).")
 @click.option("--maximize", callback=_check_stat, metavar="STAT", help="Statistic to maximize (optional).")
-@click.option("--bounds", multiple=True, callback=_check_bounds, metavar="NAME=LO:HI",
-              help="Bounds on a design variable, e.g. 'gx=1:10' (repeatable; gx, gy, gz in voxels, vf).")
+@deprecated_alias("--bounds", "--box", "bounds", multiple=True, callback=_check_bounds, metavar="NAME=LO:HI")
+@click.option("--box", "bounds", multiple=True, callback=combined(_check_bounds), metavar="NAME=LO:HI",
+              help="Search box: bounds on a design variable, e.g. 'gx=1:31' (repeatable; gx, gy, gz in "
+                   "voxels, vf). The others keep the default box: the surrogate's training box (the "
+                   f"shipped cr10 and cr50: {_DEFAULT_BOX}); with --evaluator fe {_DEFAULT_BOX}.")
 @click.option("--method", type=click.Choice(["bayes", "gradient", "both"]), default="bayes", show_default=True)
 @click.option("--evaluator", type=click.Choice(["surrogate", "fe"]), default="surrogate", show_default=True,
               help="What the loops evaluate; candidates are always verified with FE.")

@@ -77,6 +77,13 @@ def plot_best_design(structure, strain, path, *, title: str = "") -> Path:
     return plot_sample_slices(np.asarray(structure), np.asarray(strain), path, title=title)
 
 
+def _shown(name: str, rel_diff: float, problem: dict) -> bool:
+    """Print a surrogate-vs-FE difference? mean_strain (1 by construction) only if it is a target or off."""
+    if name != "mean_strain" or any(t["statistic"] == name for t in problem["targets"]):
+        return True
+    return not rel_diff < 5e-4  # shows as 0.0 %: the surrogate keeps the mean; NaN is shown
+
+
 def summary_text(result: dict) -> str:
     """Concise terminal summary of a design run (from the report dict)."""
     lines = []
@@ -91,7 +98,9 @@ def summary_text(result: dict) -> str:
     for i, d in enumerate(result["verification"]):
         p = d["params"]
         mark = "MEETS ALL" if d["meets_all"] else "misses"
-        lines.append(f"  design {i}: gx={p['gx']:.2f} gy={p['gy']:.2f} gz={p['gz']:.2f} vf={p['vf']:.3f}  [{mark}]")
+        edge = ", ".join(f"{n}={p[n]:.3g} ({side})" for n, side in d.get("at_bounds", {}).items())
+        lines.append(f"  design {i}: gx={p['gx']:.2f} gy={p['gy']:.2f} gz={p['gz']:.2f} vf={p['vf']:.3f}  [{mark}]"
+                     + (f"  on the box bound: {edge}" if edge else ""))
         for t in d["targets"]:
             loop = "" if t["loop_mean"] is None else f", loop {t['loop_mean']:.3f}"
             lines.append(f"    {t['target']:<24} FE {t['fe_mean']:.3f} +- {t['fe_std']:.3f} "
@@ -101,9 +110,12 @@ def summary_text(result: dict) -> str:
         if d["objective"]:
             o = d["objective"]
             lines.append(f"    objective {o['sense']} {o['statistic']}: FE {o['fe_mean']:.3f}")
-        diffs = [f"{n} {s['rel_diff'] * 100:.1f}%" for n, s in d["statistics"].items() if "rel_diff" in s]
+        diffs = [f"{n} {s['rel_diff'] * 100:.1f}%" for n, s in d["statistics"].items()
+                 if "rel_diff" in s and _shown(n, s["rel_diff"], problem)]
         if diffs:
             lines.append("    surrogate vs FE (same structures, mean |rel diff|): " + ", ".join(diffs))
+    if any(d.get("at_bounds") for d in result["verification"]):
+        lines.append("  designs on a bound of the search box: a wider --box may hold better ones")
     if result.get("out"):
         lines.append(f"report: {result['out']}")
     return "\n".join(lines)

@@ -23,8 +23,9 @@ from rln_design.design.bayes import BayesConfig, BayesLoop
 from rln_design.design.evaluators import FEEvaluator, SurrogateEvaluator
 from rln_design.design.gradient import GradientConfig, GradientLoop
 from rln_design.design.objective import DesignProblem, History
-from rln_design.design.space import DesignSpace, bounds_from_targets, parse_bounds, training_box
-from rln_design.design.targets import parse_objective, parse_targets
+from rln_design.design.space import (DesignSpace, bounds_from_targets, bounds_reached, parse_bounds,
+                                     training_box)
+from rln_design.design.targets import check_targets, parse_objective, parse_targets
 from rln_design.design.verify import verify_designs, verdict
 from rln_design.microstructure import DEFAULT_SHAPE, ParameterBox
 
@@ -39,7 +40,8 @@ class OptimizeConfig:
     """Every setting of a design run (one field per ``rln-design optimize`` option).
 
     Attributes:
-        targets: target expressions, e.g. ``("peak_strain<1.5", "volume_fraction>=0.4")``.
+        targets: target expressions, e.g. ``("peak_strain<1.5", "volume_fraction>=0.4")``; ones no
+            structure can meet, alone or together, are refused (:func:`~rln_design.design.targets.check_targets`).
         minimize, maximize: optional objective statistic (at most one of them).
         bounds: ``NAME=LO:HI`` bounds on ``gx, gy, gz, vf`` (default: the surrogate's training
             box, else ``ParameterBox()``).
@@ -124,6 +126,7 @@ class OptimizeConfig:
             raise ValueError(f"seed={self.seed} must be >= 0")
         if not self.targets and not (self.minimize or self.maximize):
             raise ValueError("nothing to design for: give at least one target or an objective")
+        check_targets(parse_targets(self.targets))  # impossible or contradictory: refused up front
         from rln_design.symmetry import check_ensemble_size
 
         try:
@@ -199,9 +202,9 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
     """
     t0 = time.time()
     log = log or (lambda msg: None)
+    config = OptimizeConfig(**overrides) if config is None else replace(config, **overrides)
     if out is not None:
         _prepare_out(Path(out))
-    config = OptimizeConfig(**overrides) if config is None else replace(config, **overrides)
     targets = parse_targets(config.targets)
     objective = None
     if config.minimize:
@@ -247,6 +250,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         warnings_list.append(f"FE contrast {config.contrast} differs from the surrogate's {surrogate.contrast}")
     # volume-fraction targets are exact in vf: the loops search only where they hold
     # (if they are all there is to design for, the loops still maximize their margins)
+    search_box = box  # the box asked for (a design on its bound is flagged)
     box, enforced = bounds_from_targets(box, targets, shape)
     if len(enforced) == len(targets) and objective is None:
         enforced = ()
@@ -333,11 +337,12 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
             warnings.simplefilter("ignore")
             bo.run(config.fe_iterations, progress=progress)
 
+    _flag_bounds(verifications, search_box, warnings_list)
     if result_verdict["status"] != "success" and box.upper[0] < shape[0] and any(
             t.upper and t.statistic.endswith("strain") for t in problem.targets):
         # strain peaks fall as grains elongate along the load (iso-strain limit)
         result_verdict["message"] += (f"; grains longer along x than the box allows may help: "
-                                      f"try --bounds gx=1:{shape[0]}")
+                                      f"try --box gx=1:{shape[0]}")
     report = {
         "config": asdict(config),
         "seed": config.seed,
@@ -390,6 +395,16 @@ def _training_physics(surrogate, warnings_list: list) -> dict:
         return {}
     nu, strain = found.pop()
     return {k: v for k, v in {"nu": nu, "strain": strain}.items() if v is not None}
+
+
+def _flag_bounds(verifications: list, box, warnings_list: list) -> None:
+    """Record in each verified design the variables on a bound of the search box; warn if any."""
+    for v in verifications:
+        v.at_bounds = bounds_reached(box, v.params)
+    flagged = [i for i, v in enumerate(verifications) if v.at_bounds]
+    if flagged:
+        warnings_list.append(f"design(s) {', '.join(map(str, flagged))} end on a bound of the search box: "
+                             "a wider --box may hold better designs")
 
 
 def _prepare_out(out: Path) -> None:

@@ -20,7 +20,8 @@ import numpy as np
 
 from rln_design.microstructure import DEFAULT_SHAPE, PARAM_NAMES, ParameterBox
 
-__all__ = ["DesignSpace", "parse_bounds", "bounds_from_targets", "training_box", "FRESH_SEED_OFFSET"]
+__all__ = ["DesignSpace", "parse_bounds", "bounds_from_targets", "bounds_reached", "training_box",
+           "FRESH_SEED_OFFSET"]
 
 # fresh verification seeds start here; loop seeds are small integers from the run seed
 FRESH_SEED_OFFSET = 1_000_003
@@ -109,9 +110,27 @@ def bounds_from_targets(box: ParameterBox, targets, shape) -> tuple[ParameterBox
         texts = " and ".join(f"'{t}'" for t in enforced)
         raise ValueError(f"target {texts} leaves no stiff volume fraction inside the design bounds "
                          f"vf={box.vf[0]:g}:{box.vf[1]:g} (round(vf N) of the N = {n_vox} voxels are "
-                         f"stiff); widen the bounds (--bounds vf=LO:HI with 0 < LO < HI < 1) or relax "
+                         f"stiff); widen the bounds (--box vf=LO:HI with 0 < LO < HI < 1) or relax "
                          f"the target")
     return box.with_bounds(vf=(lo, hi)), enforced
+
+
+def bounds_reached(box: ParameterBox, params: dict, tol: float = 1e-3) -> dict:
+    """The design variables of ``params`` that lie on a bound of ``box``.
+
+    A design on a bound may be held there by the box: a wider box may hold better designs.
+
+    Args:
+        box: the search box.
+        params: ``{"gx": ..., "gy": ..., "gz": ..., "vf": ...}``.
+        tol: distance from the bound, as a fraction of the box's width in the loops' unit-cube
+            coordinates (log widths, linear vf).
+
+    Returns:
+        ``{name: "lower" | "upper"}`` for each variable on a bound, in ``gx, gy, gz, vf`` order.
+    """
+    u = DesignSpace(box=box).to_unit(np.array([[params[n] for n in PARAM_NAMES]]))[0]
+    return {n: "lower" if x <= tol else "upper" for n, x in zip(PARAM_NAMES, u) if x <= tol or x >= 1 - tol}
 
 
 def training_box(metadata) -> ParameterBox | None:

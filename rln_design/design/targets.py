@@ -9,6 +9,7 @@ positive when met, in the units of the statistic; the *relative margin* divides 
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from rln_design.stats import STATISTICS
 
-__all__ = ["Target", "Objective", "TargetError", "parse_target", "parse_targets", "parse_objective"]
+__all__ = ["Target", "Objective", "TargetError", "parse_target", "parse_targets", "parse_objective",
+           "check_targets"]
 
 _OPS = {"<": "<", "<=": "<=", "=<": "<=", ">": ">", ">=": ">=", "=>": ">="}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -171,3 +173,69 @@ def parse_objective(name: str, sense: str = "minimize") -> Objective:
         TargetError: unknown statistic (with the valid names and a suggestion) or sense.
     """
     return Objective(name.strip(), sense)
+
+
+# (value every structure reaches or passes, why): eps_xx / imposed has mean 1 by construction
+_FLOORS = {
+    "mean_strain": (1.0, "the mean of eps_xx / imposed eps_xx is 1 for every structure (the imposed "
+                         "strain is the average strain)"),
+    "peak_strain": (1.0, "the peak of eps_xx / imposed eps_xx is at least its mean, which is 1 for "
+                         "every structure"),
+    "std_strain": (0.0, "a standard deviation is at least 0"),
+}
+# statistics ordered in every structure: p99 <= p99.9 <= peak
+_ORDER = ("p99_strain", "p999_strain", "peak_strain")
+
+
+def _below(low: str, high: str) -> bool:
+    """Is statistic ``low`` <= statistic ``high`` in every structure?"""
+    if low == high:
+        return True
+    return low in _ORDER and high in _ORDER and _ORDER.index(low) < _ORDER.index(high)
+
+
+def _impossible(target: Target) -> str | None:
+    """Why no structure meets ``target`` on its own, or None."""
+    if target.statistic not in _FLOORS:
+        return None
+    floor, why = _FLOORS[target.statistic]
+    if target.statistic == "mean_strain" and not target.met(floor):
+        return why
+    if target.upper and not target.met(floor):
+        return why
+    return None
+
+
+def _contradict(lower: Target, upper: Target) -> bool:
+    """Do a lower bound on one statistic and an upper bound on one at least as large exclude each other?"""
+    if not (not lower.upper and upper.upper and _below(lower.statistic, upper.statistic)):
+        return False
+    strict = lower.op == ">" or upper.op == "<"
+    return lower.value > upper.value or (strict and lower.value == upper.value)
+
+
+def check_targets(targets) -> None:
+    """Refuse targets that no structure can meet, alone or together, before any evaluation.
+
+    Alone: the normalized mean strain is 1 by construction, the peak strain is at least 1 and the
+    strain standard deviation at least 0. Together: a lower and an upper bound on one statistic
+    that leave no value between them, or on two ordered ones (p99 <= p99.9 <= peak).
+
+    Args:
+        targets: :class:`Target` iterable.
+
+    Raises:
+        TargetError: the message names the target(s) and the reason.
+    """
+    targets = list(targets)
+    for t in targets:
+        why = _impossible(t)
+        if why:
+            raise TargetError(f"target '{t}' cannot be met by any structure: {why}")
+    for a, b in itertools.permutations(targets, 2):
+        if _contradict(a, b):
+            if a.statistic == b.statistic:
+                why = f"no value of {a.statistic} is {a.op} {a.value:g} and {b.op} {b.value:g}"
+            else:
+                why = f"{a.statistic} <= {b.statistic} in every structure"
+            raise TargetError(f"targets '{a}' and '{b}' contradict each other: {why}")

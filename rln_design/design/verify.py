@@ -59,6 +59,7 @@ class DesignVerification:
     fe_fresh: dict = field(default_factory=dict)
     seeds_same: list = field(default_factory=list)
     seeds_fresh: list = field(default_factory=list)
+    at_bounds: dict = field(default_factory=dict)  # variable -> "lower"/"upper": on the search box's bound
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -147,6 +148,15 @@ def verify_designs(designs, problem: DesignProblem, space: DesignSpace, fe_evalu
     return out
 
 
+def _confirmed_message(ok: list, best: int, problem: DesignProblem) -> str:
+    """``FE confirms designs 0, 2 meet all targets; design 2 ...``: listed order, then the best."""
+    if len(ok) == 1:
+        return f"FE confirms design {best} meets all targets"
+    by = "best FE objective" if problem.objective is not None else "largest FE margin"
+    return (f"FE confirms designs {', '.join(map(str, ok))} meet all targets; design {best} has the "
+            f"{by}")
+
+
 def verdict(verifications: list[DesignVerification], problem: DesignProblem) -> dict:
     """Overall outcome: the best FE-confirmed design, or ``infeasible`` with the closest one.
 
@@ -165,7 +175,7 @@ def verdict(verifications: list[DesignVerification], problem: DesignProblem) -> 
             best = max(ok, key=lambda i: sign * verifications[i].objective["fe_mean"])
         else:
             best = max(ok, key=lambda i: verifications[i].min_fe_margin)
-        message = (f"FE confirms design {best} meets all targets" if problem.targets else
+        message = (_confirmed_message(ok, best, problem) if problem.targets else
                    f"design {best} is the best by its FE objective (no targets)")
         return {"status": "success", "best": best, "message": message}
     closest = max(range(len(verifications)), key=lambda i: verifications[i].min_fe_margin)
