@@ -103,7 +103,7 @@ def test_evaluate_cli_json(tmp_path):
     torch.manual_seed(0)
     s = Surrogate(RLN(ModelConfig(kind="rln-t", n_iter=2, width=2)), {"contrast": 50.0, "grid": (6, 6, 6)})
     s.save(tmp_path / "tiny")
-    args = ["--model", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json",
+    args = ["--surrogate", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json",
             "--no-progress", "--png", str(tmp_path / "worst.png"), "--batch-size", "3"]
     result = CliRunner().invoke(evaluate_cli, args)
     assert result.exit_code == 0, result.output
@@ -139,7 +139,7 @@ def test_evaluate_cli_precisions_times_ensembles(tmp_path):
     torch.manual_seed(0)
     s = Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)})
     s.save(tmp_path / "tiny")
-    base = ["--model", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json",
+    base = ["--surrogate", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json",
             "--no-progress", "--no-baselines"]
     result = CliRunner().invoke(evaluate_cli, base + ["--ensemble", "1", "--ensemble", "2",
                                                       "--precision", "fp32", "--precision", "bf16"])
@@ -167,7 +167,7 @@ def test_evaluate_cli_ensembles(tmp_path):
     torch.manual_seed(0)
     s = Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)})
     s.save(tmp_path / "tiny")
-    args = ["--model", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json", "--no-progress",
+    args = ["--surrogate", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"), "--json", "--no-progress",
             "--no-baselines", "--ensemble", "1", "--ensemble", "3", "--ensemble", "1"]  # repeat: once
     result = CliRunner().invoke(evaluate_cli, args)
     assert result.exit_code == 0, result.output
@@ -184,7 +184,7 @@ def test_evaluate_cli_ensembles(tmp_path):
     # without --ensemble each surrogate runs with its own default (recorded in its model.pt)
     s.ensemble = 2
     s.save(tmp_path / "tiny2")
-    result = CliRunner().invoke(evaluate_cli, ["--model", str(tmp_path / "tiny2"), "--data",
+    result = CliRunner().invoke(evaluate_cli, ["--surrogate", str(tmp_path / "tiny2"), "--data",
                                                str(tmp_path / "d.h5"), "--json", "--no-progress",
                                                "--no-baselines"])
     assert result.exit_code == 0, result.output
@@ -204,7 +204,7 @@ def test_evaluate_cli_table_and_errors(tmp_path):
     assert result.exit_code == 0, result.output
     assert "MASE % mean +- std" in result.output and "mean-field" in result.output
     assert "n = 3" in result.output
-    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--model", "nope"])
+    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--surrogate", "nope"])
     assert result.exit_code == 2 and "unknown surrogate 'nope'" in result.output
     result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--no-baselines"])
     assert result.exit_code == 2 and "nothing to evaluate" in result.output
@@ -231,7 +231,7 @@ def test_evaluate_cli_out_file(tmp_path):
     assert result.exit_code == 0, result.output
     assert "MASE % mean +- std" in result.output and f"JSON report: {out}" in result.output
     written = json.loads(out.read_text())
-    printed = json.loads(CliRunner().invoke(evaluate_cli, base + ["--json"]).output)
+    printed = json.loads(CliRunner().invoke(evaluate_cli, base + ["--json"]).stdout)
     for report in (written, printed):  # the same report but for the timings
         for row in report["rows"]:
             assert row.pop("ms_per_structure") >= 0
@@ -239,9 +239,41 @@ def test_evaluate_cli_out_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "report.json"]  # no temp file left
     # a failing run leaves the earlier report untouched and writes nothing new
     before = out.read_text()
-    result = CliRunner().invoke(evaluate_cli, base + ["--model", "nope", "--out", str(out)])
+    result = CliRunner().invoke(evaluate_cli, base + ["--surrogate", "nope", "--out", str(out)])
     assert result.exit_code == 2 and out.read_text() == before
-    result = CliRunner().invoke(evaluate_cli, base + ["--model", "nope", "--out", str(tmp_path / "x.json")])
+    result = CliRunner().invoke(evaluate_cli, base + ["--surrogate", "nope", "--out", str(tmp_path / "x.json")])
     assert result.exit_code == 2 and not (tmp_path / "x.json").exists()
     result = CliRunner().invoke(evaluate_cli, base + ["--out", str(tmp_path / "nope" / "r.json")])
     assert result.exit_code == 2 and "'--out'" in result.output and "does not exist" in result.output
+
+
+def test_evaluate_cli_says_when_only_baselines_run(tmp_path):
+    _tiny_dataset(tmp_path / "d.h5")
+    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("note: no --surrogate given: only the baselines (mean field, MKS) are evaluated; "
+                             "add --surrogate cr10 (a name, a surrogate directory or a checkpoint)\n")
+    assert {row["kind"] for row in json.loads(result.stdout)["rows"]} == {"baseline"}
+
+
+def test_evaluate_cli_surrogate_option_and_deprecated_model_alias(tmp_path):
+    """--surrogate as in predict and optimize; --model still works, hidden, with a one-line note."""
+    _tiny_dataset(tmp_path / "d.h5")
+    torch.manual_seed(0)
+    Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)}
+              ).save(tmp_path / "tiny")
+    help_text = CliRunner().invoke(evaluate_cli, ["--help"]).output
+    assert "--surrogate" in help_text and "--model" not in help_text
+    (tmp_path / "copy").mkdir()
+    for path in (tmp_path / "tiny").iterdir():
+        (tmp_path / "copy" / path.name).write_bytes(path.read_bytes())
+    base = ["--data", str(tmp_path / "d.h5"), "--no-progress", "--no-baselines", "--json"]
+    result = CliRunner().invoke(evaluate_cli, ["--model", str(tmp_path / "tiny"), *base])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "note: --model is deprecated, use --surrogate (same meaning)\n"
+    assert [row["label"] for row in json.loads(result.stdout)["rows"]] == [str(tmp_path / "tiny")]
+    result = CliRunner().invoke(evaluate_cli, ["--surrogate", str(tmp_path / "tiny"), "--model",
+                                               str(tmp_path / "copy"), *base])  # both names together add up
+    assert result.exit_code == 0, result.output
+    assert {row["label"] for row in json.loads(result.stdout)["rows"]} == {str(tmp_path / "tiny"),
+                                                                           str(tmp_path / "copy")}

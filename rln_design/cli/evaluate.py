@@ -7,14 +7,15 @@ from pathlib import Path
 import click
 
 from rln_design._json import dumps
-from rln_design.cli.options import (ensemble_size, figure_file, output_file, positive_float,
-                                     positive_int, precision_choice, torch_device)
+from rln_design.cli.options import (combined, deprecated_alias, ensemble_size, figure_file, output_file,
+                                     positive_float, positive_int, precision_choice, torch_device)
 
 
 @click.command()
-@click.option("--model", "models", multiple=True,
+@deprecated_alias("--model", "--surrogate", "models", multiple=True)
+@click.option("--surrogate", "models", multiple=True, callback=combined(),
               help="Surrogate name (cr10, cr50), surrogate directory or checkpoint (best.pt); "
-                   "repeat to compare several.")
+                   "repeat to compare several. Without it only the baselines run.")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False), required=True,
               help="HDF5 dataset written by `rln-design generate`.")
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test",
@@ -56,7 +57,7 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, precisions, b
     soft/stiff mean, std of the strain) the relative error |S_pred - S_FE| / |S_FE| (mean and
     95th percentile). Example:
 
-        rln-design evaluate --model cr10 --model runs/rln/best.pt --data cr10.h5 --png worst.png
+        rln-design evaluate --surrogate cr10 --surrogate runs/rln/best.pt --data cr10.h5 --png worst.png
     """
     import torch
 
@@ -64,7 +65,10 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, precisions, b
     from rln_design.evaluate import evaluate_dataset, format_table, plot_error_slices
 
     if not models and not baselines:
-        raise click.UsageError("nothing to evaluate: give --model and/or keep --baselines")
+        raise click.UsageError("nothing to evaluate: give --surrogate and/or keep --baselines")
+    if not models:
+        click.echo("note: no --surrogate given: only the baselines (mean field, MKS) are evaluated; add "
+                   "--surrogate cr10 (a name, a surrogate directory or a checkpoint)", err=True)
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -75,7 +79,7 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, precisions, b
             precisions=list(precisions) or None,
         )
     except FileNotFoundError as err:
-        raise click.BadParameter(str(err), param_hint="--model") from None
+        raise click.BadParameter(str(err), param_hint="--surrogate") from None
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     except (KeyError, OSError) as err:  # h5py: missing dataset / unreadable file
