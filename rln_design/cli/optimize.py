@@ -67,10 +67,11 @@ def _check_bounds(ctx, param, value):
 @click.option("--ensemble", type=ensemble_size, default=1, show_default=True,
               help="Symmetry-ensemble size of the surrogate in the loops (that many passes per "
                    "prediction; FE verifies every design either way).")
-@click.option("--precision", type=precision_choice, default="fp32",
+@click.option("--precision", type=precision_choice, default="auto",
               show_default=True,
-              help="Surrogate precision in the loops: bf16 autocast is several times faster on CPUs "
-                   "with AMX / AVX512-BF16 (and GPUs), slower on others; auto = bf16 exactly there.")
+              help="Surrogate precision in the loops: auto = the fastest at equal accuracy here, bf16 "
+                   "autocast on CPUs with AMX / AVX512-BF16 and on GPUs (several times faster), fp32 "
+                   "elsewhere (bf16 is slower there); the summary and report.json say which ran.")
 @click.option("--realizations", "-k", type=click.IntRange(min=1), default=4, show_default=True,
               help="Structures per design point (K).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

@@ -37,10 +37,11 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
               help="Structures per forward pass (for a batch in the .npy). Default: 2 on CPU "
                    "(fastest per structure there), 32 on GPU.")
 @click.option("--device", default="cpu", show_default=True, callback=torch_device, help="Device of the surrogate.")
-@click.option("--precision", type=precision_choice, default="fp32",
+@click.option("--precision", type=precision_choice, default="auto",
               show_default=True,
-              help="Network precision: bf16 autocast is fast on CPUs with AMX / AVX512-BF16 and on "
-                   "GPUs (README speed table: its extra error); auto = bf16 exactly there.")
+              help="Network precision: auto = the fastest at equal accuracy here, bf16 autocast on "
+                   "CPUs with AMX / AVX512-BF16 and on GPUs (README speed table: same accuracy), "
+                   "fp32 elsewhere; the output and the JSON report say which ran.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, device, precision,
             as_json):
@@ -93,6 +94,9 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
             raise click.BadParameter(f"{structure} must be binary (0 soft, 1 stiff); found the value {bad:g}",
                                      param_hint="STRUCTURE")
         stem = Path(structure).stem
+    from rln_design.precision import resolve_precision
+
+    precision = resolve_precision(precision, device)  # what runs, and what the report records
     try:
         model = Surrogate.load(surrogate, device=device, ensemble=ensemble, precision=precision)
     except (FileNotFoundError, ValueError) as err:
@@ -137,7 +141,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         click.echo(text)
         return
     click.echo(f"surrogate {surrogate} ({model.kind}, contrast {model.contrast}, trained grid "
-               f"{model.grid}, ensemble {model.ensemble}): {len(batch_m)} x "
+               f"{model.grid}, ensemble {model.ensemble}, {model.precision}): {len(batch_m)} x "
                f"{tuple(batch_m.shape[1:])} in {seconds:.3f} s")
     for name, values in stats.items():
         click.echo(f"    {name:<18} " + "  ".join(f"{v:.3f}" for v in values[:8])

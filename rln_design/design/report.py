@@ -91,7 +91,9 @@ def summary_text(result: dict) -> str:
     tgts = ", ".join(t["text"] for t in problem["targets"]) or "-"
     obj = problem["objective"]
     lines.append(f"targets: {tgts}" + (f"; {obj['sense']} {obj['statistic']}" if obj else ""))
-    lines.append(f"evaluations: {result['n_evaluations']} ({result['config']['evaluator']}), "
+    config = result["config"]
+    how = config["evaluator"] + (f", {config['surrogate_precision']}" if config["evaluator"] == "surrogate" else "")
+    lines.append(f"evaluations: {result['n_evaluations']} ({how}), "
                  f"method {result['config']['method']}, {result['elapsed_s']:.0f} s")
     v = result["verdict"]
     lines.append(f"verdict: {v['status'].upper()} -- {v['message']}")

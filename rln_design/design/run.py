@@ -55,7 +55,8 @@ class OptimizeConfig:
             copy runs with it; the caller's object is left as it was).
         surrogate_precision: network precision of the surrogate in the loops: ``"fp32"``,
             ``"bf16"`` (autocast; several times faster on CPUs with AMX / AVX512-BF16, slower on
-            others) or ``"auto"`` (bf16 exactly where native); like ``surrogate_ensemble`` it
+            others) or ``"auto"`` (the default: bf16 exactly where native, the fastest at equal
+            accuracy; the report records the precision that ran); like ``surrogate_ensemble`` it
             applies to a given surrogate object through a copy. FE verifies every design.
         realizations: K structures per design point and evaluation.
         seed: the run's seed (Sobol design, realizations, optimizer).
@@ -89,7 +90,7 @@ class OptimizeConfig:
     evaluator: str = "surrogate"
     surrogate: str = "cr10"
     surrogate_ensemble: int = 1
-    surrogate_precision: str = "fp32"
+    surrogate_precision: str = "auto"
     realizations: int = 4
     seed: int = 0
     n_init: int = 8
@@ -213,13 +214,15 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         objective = parse_objective(config.maximize, "maximize")
 
     # ---- surrogate, box, grid, evaluators
+    precision = _ran_precision(config.surrogate_precision, surrogate)
+    config = replace(config, surrogate_precision=precision)  # "auto" resolved: what runs is recorded
     needs_surrogate = loop_evaluator is None and (config.evaluator == "surrogate" or config.method != "bayes")
     needs_surrogate = needs_surrogate or (loop_evaluator is None and surrogate is not None)
     surrogate_info = None
     if needs_surrogate and surrogate is None:
         from rln_design.surrogate import Surrogate
 
-        log(f"loading surrogate {config.surrogate!r}")
+        log(f"loading surrogate {config.surrogate!r} (precision {precision})")
         surrogate = Surrogate.load(config.surrogate, ensemble=config.surrogate_ensemble,
                                    precision=config.surrogate_precision)
     elif hasattr(surrogate, "with_ensemble"):  # the caller's object keeps its own defaults
@@ -374,6 +377,13 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
 
         write_json_atomic(report, out / "report.json")
     return report
+
+
+def _ran_precision(precision: str, surrogate=None) -> str:
+    """``"fp32"`` or ``"bf16"``: what ``precision`` means on the surrogate's device (CPU if none)."""
+    from rln_design.precision import resolve_precision
+
+    return resolve_precision(precision, getattr(surrogate, "device", None) or "cpu")
 
 
 def _training_physics(surrogate, warnings_list: list) -> dict:
