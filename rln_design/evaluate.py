@@ -219,7 +219,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
     grid = tuple(structures.shape[1:])
     notes = []
 
-    from rln_design.precision import check_precision
+    from rln_design.precision import check_precision, resolve_precision
     from rln_design.symmetry import check_ensemble_size
 
     sizes = list(dict.fromkeys(map(check_ensemble_size, ensembles))) if ensembles else None  # once each
@@ -265,7 +265,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
                "ms_per_structure": result["ms_per_structure"]}
         if hasattr(predictor, "metadata"):
             row["ensemble"] = predictor.ensemble
-            row["precision"] = predictor.precision
+            row["precision"] = resolve_precision(predictor.precision, predictor.device)  # what ran
             row["contrast"] = predictor.contrast
             row["recorded_metrics"] = predictor.accuracy
         rows.append(row)

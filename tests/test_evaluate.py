@@ -277,3 +277,18 @@ def test_evaluate_cli_surrogate_option_and_deprecated_model_alias(tmp_path):
     assert result.exit_code == 0, result.output
     assert {row["label"] for row in json.loads(result.stdout)["rows"]} == {str(tmp_path / "tiny"),
                                                                            str(tmp_path / "copy")}
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_evaluate_cli_records_the_precision_that_ran(tmp_path, monkeypatch, native, expected):
+    import rln_design.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    _tiny_dataset(tmp_path / "d.h5")
+    torch.manual_seed(0)
+    Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)), {"contrast": 10.0, "grid": (6, 6, 6)}
+              ).save(tmp_path / "tiny")
+    result = CliRunner().invoke(evaluate_cli, ["--surrogate", str(tmp_path / "tiny"), "--data", str(tmp_path / "d.h5"),
+                                               "--no-progress", "--no-baselines", "--json", "--precision", "auto"])
+    assert result.exit_code == 0, result.output
+    assert [row["precision"] for row in json.loads(result.stdout)["rows"]] == [expected]
