@@ -375,7 +375,7 @@ def generate_dataset(
         scheduler: Dask scheduler address (or a ``distributed.Client``); overrides ``workers``.
         chunk_size: samples per task (does not change the result).
         overwrite: replace a complete ``out`` and discard a ``.partial`` with another config.
-        progress: show a tqdm bar with rate and ETA.
+        progress: show a progress bar with rate and ETA (plain lines on a non-terminal).
         solve: FE solve callable with the ``rln_design.fe.solver.solve_fe`` signature (picklable);
             default ``solve_fe``.
         device: torch device (e.g. ``"cuda"``): solve each chunk as one batch with the torch FE
@@ -439,11 +439,11 @@ def generate_dataset(
                 }
                 for idx in _chunks(pending, chunk_size)
             )
-            from tqdm.auto import tqdm
+            from rln_design._progress import progress_bar
 
-            bar = tqdm(
+            bar = progress_bar(
                 total=config.count, initial=config.count - len(pending), unit="sample",
-                desc=out.name, disable=not progress, smoothing=0.1,
+                desc=out.name, enabled=progress, smoothing=0.1,
             )
             try:
                 results = (

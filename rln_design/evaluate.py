@@ -125,7 +125,7 @@ def evaluate_model(model, structures, strain, *, names=DESIGN_STATISTICS, batch_
         from rln_design.surrogate import Surrogate
 
         model = Surrogate.load(model)
-    from tqdm.auto import tqdm
+    from rln_design._progress import progress_bar
 
     n = len(structures)
     if n == 0:
@@ -133,8 +133,8 @@ def evaluate_model(model, structures, strain, *, names=DESIGN_STATISTICS, batch_
     mases, errors = [], {name: [] for name in names}
     worst = {"index": -1, "mase": -np.inf, "prediction": None}
     seconds = 0.0
-    for start in tqdm(range(0, n, batch_size), desc=desc or "evaluate", disable=not progress,
-                      leave=False, unit="batch", dynamic_ncols=True):
+    for start in progress_bar(range(0, n, batch_size), desc=desc or "evaluate", enabled=progress,
+                              leave=False, unit="batch", dynamic_ncols=True):
         m = _numpy(structures[start : start + batch_size])
         y = _numpy(strain[start : start + batch_size])
         t0 = time.perf_counter()

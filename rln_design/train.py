@@ -693,6 +693,8 @@ def train_model(
 
     from tqdm.auto import tqdm
 
+    from rln_design._progress import progress_bar
+
     interrupted = False
     with _StopRequest() as stop:
         for epoch in range(start_epoch, config.epochs):
@@ -711,9 +713,9 @@ def train_model(
                 skip, epoch_state = start_step, None
             model.train()
             t0 = time.perf_counter() - elapsed
-            bar = tqdm(
+            bar = progress_bar(  # plain lines, not carriage returns, in a log file
                 total=len(batches), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
-                disable=not (config.progress and is_main), leave=False, dynamic_ncols=True,
+                enabled=config.progress and is_main, leave=False, dynamic_ncols=True,
             )
             step = skip
             for step, (m, y) in enumerate(loader):

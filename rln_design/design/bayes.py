@@ -202,12 +202,12 @@ class BayesLoop:
 
     def run(self, n_iter: int | None = None, *, progress: bool = False) -> History:
         """Initial design (if no observations yet), then ``n_iter`` BO iterations."""
-        from tqdm.auto import tqdm
+        from rln_design._progress import progress_bar
 
         n_iter = self.config.n_iter if n_iter is None else n_iter
         if len(self.X) == 0:
             self.evaluate(self.initial_design(), source="sobol")
-        for _ in tqdm(range(n_iter), desc="bayes", disable=not progress, leave=False):
+        for _ in progress_bar(range(n_iter), desc="bayes", enabled=progress, leave=False):
             self.iteration += 1
             self.evaluate(self.propose(), source="bayes")
         return self.history

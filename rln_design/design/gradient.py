@@ -143,7 +143,8 @@ class GradientLoop:
             The history, with the final design of every restart evaluated (source ``gradient``).
         """
         import torch
-        from tqdm.auto import tqdm
+
+        from rln_design._progress import progress_bar
 
         c = self.config
         if starts is None:
@@ -153,7 +154,7 @@ class GradientLoop:
         u0 = np.clip(u0, 1e-3, 1 - 1e-3)
         z = torch.tensor(np.log(u0 / (1 - u0)), dtype=torch.float64, requires_grad=True)
         opt = torch.optim.Adam([z], lr=c.lr)
-        for step in tqdm(range(c.steps), desc="gradient", disable=not progress, leave=False):
+        for step in progress_bar(range(c.steps), desc="gradient", enabled=progress, leave=False):
             opt.zero_grad()
             params = self.space.from_unit(torch.sigmoid(z))
             loss = self.relaxed_loss(params, step)

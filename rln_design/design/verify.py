@@ -89,7 +89,7 @@ def verify_designs(designs, problem: DesignProblem, space: DesignSpace, fe_evalu
     Returns:
         One :class:`DesignVerification` per design, in the given order.
     """
-    from tqdm.auto import tqdm
+    from rln_design._progress import progress_bar
 
     designs = np.atleast_2d(np.asarray(designs, dtype=np.float64))
     names = list(dict.fromkeys(problem.statistic_names + [s for s in extra_statistics]))
@@ -101,7 +101,7 @@ def verify_designs(designs, problem: DesignProblem, space: DesignSpace, fe_evalu
     fresh = fresh[:k_fresh]
     compare = loop_evaluator is not None and loop_evaluator is not fe_evaluator
     out = []
-    for p in tqdm(designs, desc="FE verification", disable=not progress, leave=False):
+    for p in progress_bar(designs, desc="FE verification", enabled=progress, leave=False):
         fe_same = fe_evaluator.evaluate(p[None], same[None], names)
         fe_fresh = fe_evaluator.evaluate(p[None], fresh[None], names) if k_fresh else \
             {n: np.zeros((1, 0)) for n in names}
