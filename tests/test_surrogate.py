@@ -254,7 +254,7 @@ def test_predict_cli_npy_and_h5(saved, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     field = np.load(report["out"])
-    np.testing.assert_allclose(field, s.predict(m), atol=1e-6)
+    np.testing.assert_allclose(field, s.predict(m, precision="auto"), atol=1e-6)  # the CLI default
     assert (tmp_path / report["png"]).stat().st_size > 0
     assert len(report["statistics"]["peak_strain"]) == 2
     sidecar = json.loads((tmp_path / report["report"]).read_text())  # provenance beside the field
@@ -312,7 +312,7 @@ def test_predict_cli_ensemble(saved, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["ensemble"] == 4
-    np.testing.assert_allclose(np.load(report["out"]), s.predict(m, ensemble=4), atol=1e-6)
+    np.testing.assert_allclose(np.load(report["out"]), s.predict(m, ensemble=4, precision="auto"), atol=1e-6)
 
 
 def test_predict_cli_precision(saved, tmp_path, monkeypatch):
