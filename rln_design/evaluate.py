@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rln_design._atomic import save_figure_atomic
 from rln_design.stats import STATISTICS
 
 __all__ = [
@@ -314,38 +313,17 @@ def format_table(report: dict) -> str:
 
 
 def plot_error_slices(structure, true, pred, path, *, title: str = "") -> Path:
-    """Mid-plane slices: structure, FE strain, predicted strain, absolute error (rows), 3 planes.
+    """Structure, FE strain, predicted strain and |error| in the planes through the FE peak voxel.
+
+    See :func:`rln_design.plots.error_figure` (FE and prediction share one colour scale).
 
     Args:
         structure: `(x, y, z)` phases.
         true: `(x, y, z)` FE eps_xx / imposed.
-        pred: `(x, y, z)` predicted eps_xx / imposed (same colour scale as ``true``).
+        pred: `(x, y, z)` predicted eps_xx / imposed.
         path: image file.
         title: figure title.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from rln_design import plots
 
-    from rln_design.plots import PLANES, mid_slices
-
-    true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
-    error = np.abs(pred - true)
-    fig = Figure(figsize=(11, 13), constrained_layout=True)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(4, 3)
-    vmin, vmax = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
-    rows = [("structure (black = stiff)", structure, dict(cmap="gray_r", vmin=0, vmax=1)),
-            ("FE eps_xx / eps_bar", true, dict(cmap="viridis", vmin=vmin, vmax=vmax)),
-            ("predicted", pred, dict(cmap="viridis", vmin=vmin, vmax=vmax)),
-            ("|predicted - FE|", error, dict(cmap="magma", vmin=0, vmax=float(error.max()) or 1.0))]
-    for r, (name, field, style) in enumerate(rows):
-        for c, ((plane, _, (h, v)), cut) in enumerate(zip(PLANES, mid_slices(np.asarray(field)))):
-            image = axes[r, c].imshow(cut.T, origin="lower", interpolation="nearest", **style)
-            axes[r, c].set_title(f"{name} {plane}", fontsize=9)
-            axes[r, c].set_xlabel(h)
-            axes[r, c].set_ylabel(v)
-        if r > 0:
-            fig.colorbar(image, ax=axes[r, :].tolist(), shrink=0.8)
-    if title:
-        fig.suptitle(title)
-    return save_figure_atomic(fig, path, dpi=90)
+    return plots.plot_error_slices(structure, true, pred, path, title=title)

@@ -339,3 +339,21 @@ def test_fe_verification_solves_the_physics_the_surrogate_was_trained_on(monkeyp
     report = optimize(surrogate=_tiny_surrogate(mixed), **run)
     assert set(calls) == {(0.3, None)} and report["fe"]["nu"] == 0.3
     assert any("disagree on nu / imposed strain" in w for w in report["warnings"])
+
+
+def test_best_design_figure_cuts_through_the_fe_strain_peak(tmp_path, monkeypatch):
+    from _plot_helpers import assert_shows_the_peak, spy_on
+
+    calls = spy_on(monkeypatch, "slice_figure")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "optimize", "--target", "peak_strain<3", "--evaluator", "fe", "--grid", "5", "--contrast", "10",
+        "-k", "1", "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "0", "--fe-rounds", "0",
+        "--out", str(out), "-q"])
+    assert result.exit_code in (0, 3), result.output
+    ((structure, strain), fig), = calls
+    report = json.loads((out / "report.json").read_text())
+    best = report["verification"][report["verdict"]["best"]]
+    assert float(strain.max()) == pytest.approx(best["fe_same"]["peak_strain"][0])
+    assert_shows_the_peak(fig, strain)
+    assert (out / "best_design.png").stat().st_size > 0 and report["figures"]["best_design"]

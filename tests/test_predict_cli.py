@@ -2,6 +2,7 @@
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -37,3 +38,28 @@ def test_default_precision_is_the_fastest_here_and_recorded(tiny, monkeypatch, n
     result = CliRunner().invoke(predict, ["one.npy", "--surrogate", tiny, "--png", "-", "--precision", "auto",
                                           "--json"])
     assert json.loads(result.stdout)["precision"] == expected  # "auto" never: what ran
+
+
+def test_png_shows_fe_and_error_panels_when_the_file_holds_the_fe_field(tiny, monkeypatch):
+    from _plot_helpers import assert_shows_the_peak, images, spy_on
+
+    m = np.load("one.npy")
+    fe = 1 + 0.1 * np.random.default_rng(1).standard_normal(GRID).astype(np.float32)
+    fe[1, 2, 3] = 2.5
+    with h5py.File("d.h5", "w") as f:
+        f["structures"], f["strain"], f["done"] = m[None], fe[None], np.ones(1, bool)
+    errors, slices = spy_on(monkeypatch, "error_figure"), spy_on(monkeypatch, "slice_figure")
+    result = CliRunner().invoke(predict, ["--h5", "d.h5", "--surrogate", tiny, "--out", "p.npy"])
+    assert result.exit_code == 0, result.output
+    ((structure, true, pred), fig), = errors
+    np.testing.assert_array_equal(true, fe)
+    np.testing.assert_array_equal(pred, np.load("p.npy"))
+    assert_shows_the_peak(fig, fe, gid="fe")
+    assert len(images(fig, "prediction")) == 3 and len(images(fig, "error")) == 3
+    assert not slices and json.loads(open("p.json").read())["png"] == "p.png"
+    with h5py.File("nofe.h5", "w") as f:  # no FE field stored: the prediction's own peak
+        f["structures"], f["done"] = m[None], np.ones(1, bool)
+    result = CliRunner().invoke(predict, ["--h5", "nofe.h5", "--surrogate", tiny, "--out", "q.npy"])
+    assert result.exit_code == 0, result.output
+    ((structure, strain), fig), = slices
+    assert_shows_the_peak(fig, np.load("q.npy"))

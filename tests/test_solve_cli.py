@@ -43,3 +43,15 @@ def test_png_with_an_unknown_image_format_is_a_usage_error(tmp_path):
     assert "png" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(solve, ["--grid", "4", "--png", str(tmp_path / "s.svg")])
     assert result.exit_code == 0 and (tmp_path / "s.svg").stat().st_size > 0
+
+
+def test_png_cuts_through_the_strain_peak(tmp_path, monkeypatch):
+    from _plot_helpers import assert_shows_the_peak, spy_on
+
+    calls = spy_on(monkeypatch, "slice_figure")
+    result = CliRunner().invoke(solve, ["--grid", "6", "--gx", "2", "--png", str(tmp_path / "s.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    ((structure, strain), fig), = calls
+    assert float(strain.max()) == json.loads(result.stdout)["statistics"]["peak_strain"][0]
+    assert_shows_the_peak(fig, strain)
+    assert (tmp_path / "s.png").stat().st_size > 0

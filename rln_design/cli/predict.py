@@ -29,7 +29,8 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
 @click.option("--out", type=click.Path(dir_okay=False), default=None, callback=output_file,
               help="Predicted field .npy (default: <input stem>_strain.npy in the current dir).")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, callback=figure_file,
-              help="Slices picture (default: next to --out with .png); '-' for none.")
+              help="Picture of the planes through the strain peak (default: next to --out with .png); "
+                   "with --h5, FE, prediction and error side by side; '-' for none.")
 @click.option("--ensemble", type=ensemble_size, default=None,
               help="Symmetry-ensemble size K (average of K symmetry-transformed passes, K times the "
                    "cost; 1 = the plain network). Default: the surrogate's own (its model card).")
@@ -128,11 +129,14 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
     if fe is not None:
         report["mase_vs_fe"] = float(100.0 * np.abs(field.astype(np.float64) - fe).mean())
     if png != "-":
-        from rln_design.plots import plot_sample_slices
+        from rln_design.plots import plot_error_slices, plot_sample_slices
 
         png_path = Path(png) if png else out.with_suffix(".png")
-        plot_sample_slices(batch_m[0], batch_y[0], png_path,
-                           title=f"{surrogate} prediction ({model.kind}, CR {model.contrast})")
+        title = f"{surrogate} prediction ({model.kind}, CR {model.contrast})"
+        if fe is not None:  # the file holds the FE field: FE, prediction and error side by side
+            plot_error_slices(m, fe, field, png_path, title=f"{title} vs FE, MASE {report['mase_vs_fe']:.2f} %")
+        else:
+            plot_sample_slices(batch_m[0], batch_y[0], png_path, title=title)
         report["png"] = str(png_path)
     text = dumps(report, indent=2)
     write_text_atomic(sidecar, text + "\n")  # what made the field, beside it
