@@ -29,7 +29,7 @@ def test_ship_with_symmetry_ensemble(tmp_path):
     train_model(TrainConfig(data=[str(data)], out=str(run), model=ModelConfig(kind="rln", n_iter=2, width=2),
                             epochs=1, batch_size=4, threads=1, progress=False))
     result = CliRunner().invoke(evaluate_cli, [
-        "--model", str(run / "best.pt"), "--data", str(data), "--ensemble", "3", "--ensemble", "1",
+        "--surrogate", str(run / "best.pt"), "--data", str(data), "--ensemble", "3", "--ensemble", "1",
         "--json", "--no-progress", "--png", str(run / "worst.png")])
     assert result.exit_code == 0, result.output
     (run / "evaluation.json").write_text(result.output)
@@ -55,7 +55,7 @@ def test_ship_with_symmetry_ensemble(tmp_path):
 
     # the validation comparisons that chose the shipped weights go into the card, read from their reports
     result = CliRunner().invoke(evaluate_cli, [
-        "--model", str(run / "last.pt"), "--model", str(run / "best.pt"), "--data", str(data),
+        "--surrogate", str(run / "last.pt"), "--surrogate", str(run / "best.pt"), "--data", str(data),
         "--split", "validation", "--ensemble", "1", "--no-baselines", "--json", "--no-progress"])
     assert result.exit_code == 0, result.output
     (tmp_path / "select.json").write_text(result.output)
@@ -121,7 +121,7 @@ def test_ship_continued_run_with_previous_card_and_bf16_rows(tmp_path):
         train_model(TrainConfig(data=[str(data)], out=str(run), model=tiny, epochs=1, batch_size=4,
                                 threads=1, progress=False, seed=k,
                                 init_from=str(tmp_path / "shipped" / "tiny" / "model.pt") if init else None))
-        args = ["--model", str(run / "best.pt"), "--data", str(data), "--ensemble", "2", "--ensemble",
+        args = ["--surrogate", str(run / "best.pt"), "--data", str(data), "--ensemble", "2", "--ensemble",
                 "1", "--json", "--no-progress", "--no-baselines"]
         if init:
             args += ["--precision", "fp32", "--precision", "bf16"]
@@ -191,7 +191,7 @@ def test_card_describes_data_files_that_are_not_on_this_machine(tmp_path):
     train_model(TrainConfig(data=[str(fresh), str(data)], val_data=[str(data)], out=str(run),
                             model=ModelConfig(kind="rln", n_iter=2, width=2), epochs=1, batch_size=4, threads=1,
                             progress=False))
-    result = CliRunner().invoke(evaluate_cli, ["--model", str(run / "best.pt"), "--data", str(data), "--json",
+    result = CliRunner().invoke(evaluate_cli, ["--surrogate", str(run / "best.pt"), "--data", str(data), "--json",
                                                "--no-progress", "--no-baselines"])
     assert result.exit_code == 0, result.output
     (run / "evaluation.json").write_text(result.output)
