@@ -115,3 +115,35 @@ def test_design_evidence_table_matches_the_benchmark_jsons():
         assert cells[6] == f"{row['mean_wall_s']:.1f} ({row['mean_cpu_s']:.1f})", line
         checked += 1
     assert checked == 12
+
+
+def _cli_commands(text):
+    """``(subcommand, options)`` of every ``rln-design SUBCOMMAND ...`` in code spans and blocks of ``text``."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+    prose = re.sub(r"```[a-z]*\n.*?```", "", text, flags=re.S)
+    snippets = [line for b in blocks for line in b.replace("\\\n", " ").splitlines()]
+    snippets += re.findall(r"`([^`]+)`", prose)
+    for snippet in snippets:
+        for part in re.split(r"&&|;|\s\|\s|\s#|\s>", snippet.replace("\n", " ")):  # not "peak<1.5"
+            for match in re.finditer(r"rln-design (\w+)(.*)", part):
+                yield match.group(1), re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", match.group(2))
+
+
+def test_readme_and_docs_use_the_cli_vocabulary():
+    """Every option the README and docs/ give an ``rln-design`` command is one its --help shows
+    (not a hidden deprecated spelling such as --size, --bounds or evaluate --model)."""
+    from rln_design.cli import COMMANDS, main
+
+    root = Path(__file__).resolve().parent.parent
+    files = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    checked, bad = 0, []
+    for path in files:
+        for name, options in _cli_commands(path.read_text()):
+            if name not in COMMANDS:
+                continue
+            command = main.get_command(None, name)
+            shown = {"--help"} | {o for p in command.params if not getattr(p, "hidden", False)
+                                  for o in (*p.opts, *p.secondary_opts)}
+            bad += [f"{path.name}: rln-design {name} {o}" for o in options if o not in shown]
+            checked += len(options)
+    assert checked > 50 and not bad, bad
