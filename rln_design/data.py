@@ -29,6 +29,7 @@ import json
 import math
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,10 +52,65 @@ _STREAM_DESIGN, _STREAM_SAMPLE, _STREAM_SPLIT = 0, 1, 2
 DASK_CONNECT_TIMEOUT = "10s"
 
 _BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ConfigMismatchError(ValueError):
     """A ``.partial`` file was written with a different config than the one asked for."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Generation stopped by a signal (SIGINT or SIGTERM) after saving every finished chunk.
+
+    Attributes:
+        signum: the signal number (``signal.SIGINT``, ``signal.SIGTERM``).
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
+class _StopOnSignal:
+    """SIGINT / SIGTERM while generating: the first asks to stop at the next safe point.
+
+    A safe point is after the chunk being written (never inside an HDF5 write) or, with worker
+    processes, within a fraction of a second. With ``second_raises`` (solves in this process or
+    on Dask, where the wait for a chunk can be long) a second SIGINT stops at once
+    (KeyboardInterrupt); otherwise later signals are ignored, the stop being under way. Outside the
+    main thread the handlers cannot be set and signals keep their default effect; an ignored
+    signal (``nohup``) stays ignored.
+
+    Args:
+        second_raises: a second SIGINT raises KeyboardInterrupt where the program is.
+    """
+
+    def __init__(self, second_raises: bool = True):
+        self.signum = 0
+        self._second_raises = second_raises
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread
+                break
+            if self._previous[signum] == signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_IGN)
+        return self
+
+    def _handle(self, signum, frame):
+        if not self.signum:
+            self.signum = signum
+        elif signum == signal.SIGINT and self._second_raises:
+            self._second_raises = False  # once: later signals are ignored while the run stops
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,8 +267,27 @@ def _limit_threads():
         pass
 
 
-def _init_worker():
-    """ProcessPool initializer: one thread, and leave Ctrl-C to the parent (which cancels cleanly)."""
+def _die_with_parent(parent_pid: int):
+    """Linux: this process gets SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``).
+
+    A parent killed with ``kill -9`` cannot stop its pool; without this its workers would go on
+    solving as orphans. If the parent is already gone when this runs, exit at once.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the parent still stops its workers on exit
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _init_worker(parent_pid: int | None = None):
+    """ProcessPool initializer: die with the parent, one thread, and leave Ctrl-C to the parent."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_threads()
 
@@ -390,7 +465,8 @@ def generate_dataset(
         FileExistsError: ``out`` exists and ``overwrite`` is False.
         ConfigMismatchError: ``<out>.partial`` holds another config and ``overwrite`` is False.
         ValueError: both ``device`` and ``scheduler`` are given.
-        KeyboardInterrupt: after flushing; re-running resumes.
+        KeyboardInterrupt: after flushing; re-running resumes. SIGINT or SIGTERM raise the subclass
+            :class:`Interrupted` once every finished chunk is saved (a second SIGINT: at once).
     """
     if device is not None and scheduler is not None:
         raise ValueError("give either a device or a Dask scheduler, not both")
@@ -445,20 +521,27 @@ def generate_dataset(
                 total=config.count, initial=config.count - len(pending), unit="sample",
                 desc=out.name, enabled=progress, smoothing=0.1,
             )
-            try:
+            in_pool = device is None and scheduler is None and n_workers > 1  # stops within 0.2 s
+            with _StopOnSignal(second_raises=not in_pool) as stop:
                 results = (
                     (_solve_chunk_on_device(task, device) for task in tasks) if device is not None
-                    else _run(tasks, workers=n_workers, scheduler=scheduler)
+                    else _run(tasks, workers=n_workers, scheduler=scheduler, stop=stop)
                 )
-                for result in results:
-                    _write_chunk(f, result)
-                    if writer not in devices:  # once it has written samples
-                        devices.append(writer)
-                        f.attrs["fe_devices"] = json.dumps(devices)
-                    bar.update(len(result["indices"]))
-            finally:
-                bar.close()
-                f.flush()
+                try:
+                    for result in results:
+                        _write_chunk(f, result)
+                        if writer not in devices:  # once it has written samples
+                            devices.append(writer)
+                            f.attrs["fe_devices"] = json.dumps(devices)
+                        bar.update(len(result["indices"]))
+                        if stop.signum:
+                            break
+                finally:
+                    results.close()  # a signal or an error: stop the workers now
+                    bar.close()
+                    f.flush()
+            if stop.signum:
+                raise Interrupted(stop.signum)
         complete = bool(f["done"][()].all())
     if not complete:  # pragma: no cover - _run raises on any failure
         raise RuntimeError(f"{partial} is incomplete after the run")
@@ -477,8 +560,11 @@ def _write_chunk(f: h5py.File, result: dict):
     f.flush()
 
 
-def _run(tasks, *, workers: int, scheduler) -> Iterator[dict]:
-    """Yield chunk results as they complete (order does not matter: results carry indices)."""
+def _run(tasks, *, workers: int, scheduler, stop=None) -> Iterator[dict]:
+    """Yield chunk results as they complete (order does not matter: results carry indices).
+
+    ``stop``: an object whose ``signum`` becomes non-zero when the run should end early.
+    """
     if scheduler is not None:
         yield from _run_dask(tasks, scheduler)
     elif workers <= 1:
@@ -488,14 +574,49 @@ def _run(tasks, *, workers: int, scheduler) -> Iterator[dict]:
             for task in tasks:
                 yield _solve_chunk(task)
     else:
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
-        futures = [pool.submit(_solve_chunk, task) for task in tasks]
-        try:
-            for future in concurrent.futures.as_completed(futures):
+        yield from _run_pool(tasks, workers, stop)
+
+
+def _run_pool(tasks, workers: int, stop=None) -> Iterator[dict]:
+    """Chunk results from a pool of ``workers`` processes that die with this one.
+
+    The workers are spawned, not forked: they inherit no open file (only this process ever opens
+    the HDF5 file, so no worker can hold its lock), and each dies when this process dies, even by
+    ``kill -9``. On an error, Ctrl-C, ``stop.signum`` or ``close()`` the queued chunks are dropped
+    and the running ones stopped at once (their results would not be written anyway).
+    """
+    import multiprocessing
+
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker, initargs=(os.getpid(),),
+    )
+    finished = False
+    try:
+        pending = {pool.submit(_solve_chunk, task) for task in tasks}
+        while pending and not (stop is not None and stop.signum):
+            done, pending = concurrent.futures.wait(
+                pending, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
                 yield future.result()
-        finally:
-            # Ctrl-C or an error: drop queued chunks, let running ones finish, no orphans
-            pool.shutdown(wait=True, cancel_futures=True)
+        finished = not pending
+    finally:
+        if not finished:
+            _stop_pool(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_pool(pool: concurrent.futures.ProcessPoolExecutor):
+    """Cancel the queued chunks and kill the worker processes now (a second Ctrl-C cannot hang)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join(timeout=5)
+    if manager is not None:  # it notices the dead workers and ends; else exit would wait for it
+        manager.join(timeout=5)
 
 
 def _run_dask(tasks, scheduler) -> Iterator[dict]:

@@ -73,7 +73,18 @@ def test_rerun_resumes_a_partial_and_refuses_another_config(tmp_path):
     assert out.exists() and not partial_path(out).exists()
 
 
-def test_ctrl_c_message(tmp_path, monkeypatch):
+@pytest.fixture
+def keep_signal_handlers():
+    """The interrupted command leaves SIGINT / SIGTERM ignored (it is exiting): restore them."""
+    import signal
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_ctrl_c_message(tmp_path, monkeypatch, keep_signal_handlers):
     out = tmp_path / "d.h5"
     import rln_design.data as data
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 
 import click
@@ -49,6 +51,55 @@ def _parse_split(ctx, param, value) -> tuple:
             f"(got {len(fractions)} values summing to {sum(fractions):g})"
         )
     return fractions
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals():
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _raise_interrupted(signum, frame):
+    from rln_design.data import Interrupted
+
+    _ignore_stop_signals()
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _stop_once():
+    """SIGINT or SIGTERM outside the solve loop stops the command once (as Ctrl-C; SIGTERM too, so
+    temporary files are removed), later ones are ignored; the handlers are restored afterwards,
+    unless the command is exiting after an interrupt (then a late Ctrl-C cannot cut the exit short).
+
+    Inside the loop :func:`rln_design.data.generate_dataset` handles them itself.
+    """
+    try:
+        previous = {signum: signal.signal(signum, _raise_interrupted) for signum in _STOP_SIGNALS}
+    except ValueError:  # not the main thread (e.g. a test runner's worker thread)
+        previous = {}
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:  # ignored: exiting after an interrupt
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _report_interrupt(partial):
+    """One line on stderr: how many samples the interrupted run saved in ``partial``."""
+    import h5py
+
+    try:
+        with h5py.File(partial, "r") as f:
+            done, n = int(f["done"][()].sum()), f["done"].shape[0]
+    except OSError:  # interrupted before the partial file existed
+        click.echo("\nInterrupted before any sample was saved.", err=True)
+    else:
+        click.echo(f"\nInterrupted: {done}/{n} samples saved in {partial}; re-run the same command to resume.",
+                   err=True)
 
 
 @click.command()
@@ -125,28 +176,18 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
                 raise click.BadParameter(f"cannot write {out!r}: {str(folder)!r} is a file, not a folder",
                                          param_hint="'--out'")
             break
-    try:
-        path = generate_dataset(
-            config, out, workers=workers, scheduler=scheduler, chunk_size=chunk_size,
-            overwrite=overwrite, progress=not quiet, device=device,
-        )
-    except (FileExistsError, ConfigMismatchError) as exc:
-        raise click.UsageError(str(exc)) from None
-    except ConnectionError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--scheduler'") from None
-    except KeyboardInterrupt as exc:
-        import signal
-
-        import h5py
-
-        partial = partial_path(out)
+    with _stop_once():
         try:
-            with h5py.File(partial, "r") as f:
-                done, n = int(f["done"][()].sum()), f["done"].shape[0]
-        except OSError:  # interrupted before the partial file existed
-            click.echo("\nInterrupted before any sample was saved.", err=True)
-        else:
-            click.echo(f"\nInterrupted: {done}/{n} samples saved in {partial}; re-run the same command to resume.",
-                       err=True)
-        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
+            path = generate_dataset(
+                config, out, workers=workers, scheduler=scheduler, chunk_size=chunk_size,
+                overwrite=overwrite, progress=not quiet, device=device,
+            )
+        except (FileExistsError, ConfigMismatchError) as exc:
+            raise click.UsageError(str(exc)) from None
+        except ConnectionError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--scheduler'") from None
+        except KeyboardInterrupt as exc:
+            _ignore_stop_signals()  # a further Ctrl-C cannot cut the message or the exit short
+            _report_interrupt(partial_path(out))
+            sys.exit(128 + getattr(exc, "signum", signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
     click.echo(f"wrote {path} ({count} samples, {config.n_points} design points, {size}^3, contrast {contrast:g})")
