@@ -119,14 +119,14 @@ class DatasetConfig:
     count, chunk size or Dask scheduler do not change it and are not part of it).
 
     Args:
-        contrast: E_stiff / E_soft, > 0.
+        contrast: E_stiff / E_soft, from 1e-6 to 1e6 (:mod:`rln_design.fe.limits`).
         count: number of structures, a positive multiple of ``realizations``.
         size: voxels per edge; structures are ``(size, size, size)``.
         realizations: structures (seeds) per Latin-hypercube design point.
         seed: root seed of every random draw.
         bounds: ``{"gx": (lo, hi), ...}`` parameter box (widths in voxels, vf stiff fraction).
         log_widths: Latin hypercube uniform in log width (as ``ParameterBox``).
-        rtol: FE solver relative tolerance.
+        rtol: FE solver relative tolerance, from 1e-13 to below 1.
         e_soft: Young's modulus of the soft phase.
         nu: Poisson ratio of both phases.
         imposed_strain: macroscopic strain, 6-vector (xx, yy, zz, yz, xz, xy; tensor components).
@@ -171,14 +171,15 @@ class DatasetConfig:
             )
         if not (isinstance(self.size, (int, np.integer)) and self.size >= 2):
             raise ValueError(f"size must be an integer >= 2 voxels, got {self.size}")
-        if not self.contrast > 0:
-            raise ValueError(f"contrast must be > 0, got {self.contrast}")
-        if not self.e_soft > 0:
-            raise ValueError(f"e_soft must be > 0, got {self.e_soft}")
+        from rln_design.fe.limits import contrast_problem, rtol_problem
+
+        for problem in (contrast_problem(self.contrast), rtol_problem(self.rtol)):
+            if problem:
+                raise ValueError(problem)
+        if not (math.isfinite(self.e_soft) and self.e_soft > 0):
+            raise ValueError(f"e_soft must be a finite number > 0, got {self.e_soft}")
         if not -1.0 < self.nu < 0.5:
             raise ValueError(f"nu must be in (-1, 0.5), got {self.nu}")
-        if not 0 < self.rtol < 1:
-            raise ValueError(f"rtol must be in (0, 1), got {self.rtol}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if len(self.imposed_strain) != 6 or self.imposed_strain[0] == 0:
@@ -317,8 +318,8 @@ def _solve_chunk(task: dict) -> dict:
         try:
             result = solve(structure, **task["solve_kwargs"])
         except Exception as exc:
-            raise RuntimeError(
-                f"sample {int(task['indices'][k])} (params {params[k].tolist()}, seed {int(seeds[k])}): {exc}"
+            raise _in_context(
+                exc, f"sample {int(task['indices'][k])} (params {params[k].tolist()}, seed {int(seeds[k])})"
             ) from exc
         out["structures"][k] = structure
         out["strain"][k] = np.asarray(result.eps_xx_normalized(), dtype=np.float32).reshape(shape)
@@ -326,6 +327,16 @@ def _solve_chunk(task: dict) -> dict:
         out["residual"][k] = float(np.max(result.residual))
         out["stress_mean"][k] = np.asarray(result.stress_mean, dtype=np.float64).reshape(6)
     return out
+
+
+def _in_context(exc: Exception, context: str) -> Exception:
+    """``exc`` prefixed with ``context``: a ConvergenceError stays one (the CLI words it), others
+    become RuntimeError."""
+    from rln_design.fe.solver import ConvergenceError
+
+    if isinstance(exc, ConvergenceError):
+        return ConvergenceError(f"{context}: {exc}", residual=exc.residual, rtol=exc.rtol)
+    return RuntimeError(f"{context}: {exc}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,7 +361,7 @@ def _solve_chunk_on_device(task: dict, device) -> dict:
         result = solve_fe(torch.from_numpy(structures), device=device, **task["solve_kwargs"])
     except Exception as exc:
         first, last = int(task["indices"][0]), int(task["indices"][-1])
-        raise RuntimeError(f"samples {first}..{last} on {device}: {exc}") from exc
+        raise _in_context(exc, f"samples {first}..{last} on {device}") from exc
     return {
         "indices": task["indices"],
         "structures": structures,
@@ -552,7 +563,18 @@ def generate_dataset(
 
 
 def _write_chunk(f: h5py.File, result: dict):
+    """Write one chunk's samples and mark them done; a non-finite strain field is never written.
+
+    Raises:
+        ConvergenceError: a strain field holds NaN or inf (e.g. from a custom ``solve``).
+    """
     idx = np.asarray(result["indices"])
+    finite = np.isfinite(np.asarray(result["strain"]).reshape(len(idx), -1)).all(axis=1)
+    if not finite.all():
+        from rln_design.fe.solver import ConvergenceError
+
+        raise ConvergenceError(f"sample {int(idx[~finite][0])}: the FE strain field is not finite "
+                               "(NaN or inf); it is not saved")
     for name in ("structures", "strain", "iterations", "residual", "stress_mean"):
         f[name][idx] = result[name]
     done = f["done"]

@@ -39,6 +39,17 @@ class InterruptAfter:
         return solve_fe(structure, **kwargs)
 
 
+class NaNAfter(InterruptAfter):
+    """A solve that returns a NaN field from call n + 1 on (as a solver without a finite check)."""
+
+    def __call__(self, structure, **kwargs):
+        self.calls += 1
+        result = solve_fe(structure, **kwargs)
+        if self.calls > self.n:
+            result.strain[...] = np.nan
+        return result
+
+
 def read_all(path) -> dict:
     with h5py.File(path, "r") as f:
         arrays = {name: f[name][()] for name in f}
@@ -72,7 +83,12 @@ def reference(tmp_path_factory):
         (dict(count=10, realizations=3), "count (10) must be divisible by realizations (3)"),
         (dict(count=0), "count must be a positive integer, got 0"),
         (dict(size=1), "size must be an integer >= 2 voxels, got 1"),
-        (dict(contrast=0.0), "contrast must be > 0, got 0.0"),
+        (dict(contrast=0.0), "the contrast E_stiff / E_soft must be a finite number from 1e-06 to 1e+06, got 0.0"),
+        (dict(contrast=math.nan), "from 1e-06 to 1e+06, got nan"),
+        (dict(contrast=math.inf), "from 1e-06 to 1e+06, got inf"),
+        (dict(contrast=1e-20), "from 1e-06 to 1e+06, got 1e-20"),
+        (dict(rtol=1e-30), "rtol must be a number from 1e-13 (float64 round-off) to below 1, got 1e-30"),
+        (dict(e_soft=math.inf), "e_soft must be a finite number > 0, got inf"),
         (dict(split=(0.5, 0.2, 0.2)), "summing to 1, got 0.5,0.2,0.2"),
         (dict(bounds={"gq": (1, 2)}), "unknown parameter(s) ['gq']"),
         (dict(bounds={"vf": (0.2, 1.5)}), "bounds for vf must lie inside (0, 1)"),
@@ -158,6 +174,20 @@ def test_layout_as_in_contract(reference):
     np.testing.assert_allclose(strain[5], fe.eps_xx_normalized(), atol=1e-6)
     assert (residual < 1e-6).all()
     assert not (partial_path(reference)).exists()
+
+
+def test_a_non_finite_field_is_an_error_and_never_saved_as_done(tmp_path):
+    """``generate`` wrote NaN samples marked done: a solve that returns NaN stops the run, and the
+    samples finished before it stay saved (the rerun resumes from them)."""
+    from rln_design.fe.solver import ConvergenceError
+
+    out = tmp_path / "nan.h5"
+    with pytest.raises(ConvergenceError, match="sample 2: the FE strain field is not finite"):
+        generate_dataset(DatasetConfig(**SMALL), out, workers=1, chunk_size=1, progress=False,
+                         solve=NaNAfter(2))
+    with h5py.File(partial_path(out), "r") as f:
+        assert f["done"][()].tolist() == [True, True] + [False] * 10
+        assert np.isfinite(f["strain"][:2]).all()
 
 
 # ------------------------------------------------------------------ resume

@@ -209,7 +209,14 @@ def test_iterations_stay_flat_as_the_grid_grows():
         ({"structures": np.full((4, 4, 4), 2)}, "must be binary"),
         ({"structures": np.zeros((4, 4))}, "shape"),
         ({"structures": np.zeros((1, 4, 4))}, ">= 2 voxels"),
-        ({"contrast": 0.0}, "contrast must be a finite number > 0; got 0.0"),
+        ({"contrast": 0.0}, "contrast E_stiff / E_soft must be a finite number from 1e-06 to 1e[+]06, got 0.0"),
+        ({"contrast": float("nan")}, "from 1e-06 to 1e[+]06, got nan"),
+        ({"contrast": float("inf")}, "from 1e-06 to 1e[+]06, got inf"),
+        ({"contrast": 1e-20}, "from 1e-06 to 1e[+]06, got 1e-20"),
+        ({"contrast": 1e300}, "from 1e-06 to 1e[+]06, got 1e[+]300"),
+        ({"rtol": 1e-30}, r"rtol must be a number from 1e-13 \(float64 round-off\) to below 1, got 1e-30"),
+        ({"rtol": float("nan")}, "rtol must be .*, got nan"),
+        ({"e_soft": float("inf")}, "e_soft must be a finite number > 0; got inf"),
         ({"contrast": -3.0}, "contrast"),
         ({"nu": 0.5}, r"nu must lie in \(-1, 0.5\); got 0.5"),
         ({"nu": -1.2}, "nu"),
@@ -230,3 +237,37 @@ def test_non_convergence_is_an_error_not_a_wrong_field(backend):
     structure = random_structure((6, 6, 6), seed=2)
     with pytest.raises(ConvergenceError, match=r"residual .* after 2 iterations"):
         solve(structure, backend, contrast=50.0, maxiter=2)
+
+
+def test_a_nan_residual_is_not_converged():
+    from rln_design.fe.solver import check_converged
+
+    check_converged(1e-7, 1e-6, 10, 1000)  # converged: no error
+    with pytest.raises(ConvergenceError, match="PCG diverged: the relative residual is nan after 3 iterations"):
+        check_converged(float("nan"), 1e-6, 3, 1000)
+    with pytest.raises(ConvergenceError, match=r"relative residual 2.000e-06 > rtol 1e-06 after 7 iterations"):
+        check_converged(2e-6, 1e-6, 7, 1000)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's overflow on the way to the NaN
+def test_a_contrast_beyond_float64_raises_instead_of_returning_nan(monkeypatch):
+    """``--contrast 1e-20`` printed NaN statistics: with the up-front range lifted, the solver
+    itself must still refuse to return a non-finite field."""
+    import rln_design.fe.solver as solver
+
+    monkeypatch.setattr(solver, "contrast_problem", lambda value: None)
+    structure = random_structure((5, 5, 5), seed=1)
+    with pytest.raises(ConvergenceError, match="PCG diverged: the relative residual is nan") as info:
+        solve_fe(structure, contrast=1e-20)
+    assert np.isnan(info.value.residual) and info.value.rtol == 1e-6
+
+
+def test_torch_backend_treats_a_nan_residual_as_not_converged(monkeypatch):
+    import rln_design.fe.torch_backend as backend
+
+    problem = getattr(backend, "TorchProblem", None) or backend._TorchProblem
+    stiffness = problem.stiffness
+    monkeypatch.setattr(problem, "stiffness", lambda self, u: stiffness(self, u) * float("nan"))
+    structure = torch.from_numpy(random_structure((5, 5, 5), seed=1))
+    with pytest.raises(ConvergenceError, match="PCG diverged: the relative residual for batch item 0 is nan"):
+        solve_fe(structure, contrast=10.0)

@@ -121,8 +121,16 @@ def test_ctrl_c_message(tmp_path, monkeypatch, keep_signal_handlers):
         (["--count", "-4"], "Invalid value for '--count': must be > 0, got -4"),
         (["--size", "1"], "Invalid value for '--size': must be >= 2 voxels, got 1"),  # the old name
         (["--grid", "1"], "Invalid value for '--grid': must be >= 2 voxels, got 1"),
-        (["--contrast", "0"], "Invalid value for '--contrast': must be > 0, got 0.0"),
-        (["--contrast", "-3"], "Invalid value for '--contrast': must be > 0, got -3.0"),
+        (["--contrast", "0"], "Invalid value for '--contrast': the contrast E_stiff / E_soft must be a finite "
+                              "number from 1e-06 to 1e+06, got 0.0"),
+        (["--contrast", "-3"], "from 1e-06 to 1e+06, got -3.0"),
+        (["--contrast", "nan"], "from 1e-06 to 1e+06, got nan"),
+        (["--contrast", "inf"], "from 1e-06 to 1e+06, got inf"),
+        (["--contrast", "1e-20"], "from 1e-06 to 1e+06, got 1e-20"),
+        (["--contrast", "1e300"], "from 1e-06 to 1e+06, got 1e+300"),
+        (["--rtol", "1e-30"], "Invalid value for '--rtol': the relative residual rtol must be a number from "
+                              "1e-13 (float64 round-off) to below 1, got 1e-30"),
+        (["--e-soft", "nan"], "Invalid value for '--e-soft': must be a finite number > 0, got nan"),
         (["--split", "0.5,0.2,0.2"], "fractions TRAIN,VALIDATION,TEST summing to 1 (got 3 values summing to 0.9)"),
         (["--split", "0.5,0.5"], "(got 2 values summing to 1)"),
         (["--split", "a,b,c"], "expected three numbers TRAIN,VALIDATION,TEST"),
@@ -142,6 +150,20 @@ def test_bad_input_is_a_usage_error_with_a_clear_message(tmp_path, args, message
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "x.h5").exists() and not partial_path(tmp_path / "x.h5").exists()
+
+
+def test_a_solve_that_does_not_converge_is_one_line_naming_rtol(tmp_path, monkeypatch):
+    import rln_design.fe.limits as limits
+
+    monkeypatch.setattr(limits, "RTOL_MIN", 1e-30)  # let an unreachable tolerance through
+    out = tmp_path / "d.h5"
+    result = run(*TINY, "--out", str(out), "--rtol", "1e-25")
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: FE solve failed: sample 0 (params [")
+    assert "PCG did not converge: relative residual" in result.output
+    assert result.output.rstrip().endswith("; use a larger --rtol (now 1e-25)")
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not out.exists()
 
 
 def test_out_below_a_file_is_a_usage_error(tmp_path):

@@ -27,6 +27,10 @@ from rln_design.cli import main
         (["--target", "peak_strain<1.5", "--ensemble", "0"], "1<=x<=64"),
         (["--target", "peak_strain<1.5", "--lr", "0"], "Invalid value for '--lr': 0.0 is not in the range x>0"),
         (["--target", "peak_strain<1.5", "--raw-samples", "-1"], "Invalid value for '--raw-samples'"),
+        (["--target", "peak_strain<1.5", "--contrast", "nan"],
+         "Invalid value for '--contrast': the contrast E_stiff / E_soft must be a finite number from 1e-06 to "
+         "1e+06, got nan"),
+        (["--target", "peak_strain<1.5", "--contrast", "1e-20"], "from 1e-06 to 1e+06, got 1e-20"),
         (["--target", "peak_strain<2", "--target", "volume_fraction>=0.95"],
          "target 'volume_fraction>=0.95' leaves no stiff volume fraction inside the design bounds vf=0.1:0.9"),
     ],

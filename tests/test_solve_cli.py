@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from rln_design.cli.solve import solve
@@ -55,3 +56,36 @@ def test_png_cuts_through_the_strain_peak(tmp_path, monkeypatch):
     assert float(strain.max()) == json.loads(result.stdout)["statistics"]["peak_strain"][0]
     assert_shows_the_peak(fig, strain)
     assert (tmp_path / "s.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--contrast", "1e-20"], "Invalid value for '--contrast': the contrast E_stiff / E_soft must be a "
+                                  "finite number from 1e-06 to 1e+06, got 1e-20"),
+        (["--contrast", "1e300"], "from 1e-06 to 1e+06, got 1e+300"),
+        (["--contrast", "inf"], "from 1e-06 to 1e+06, got inf"),
+        (["--contrast", "nan"], "from 1e-06 to 1e+06, got nan"),
+        (["--rtol", "1e-30"], "Invalid value for '--rtol': the relative residual rtol must be a number from "
+                              "1e-13 (float64 round-off) to below 1, got 1e-30"),
+        (["--gx", "nan"], "Invalid value for '--gx': nan is not a finite number; allowed: x>0"),
+        (["--gy", "inf"], "Invalid value for '--gy': inf is not a finite number; allowed: x>0"),
+    ],
+)
+def test_non_finite_or_out_of_range_numbers_are_refused_up_front(args, message):
+    result = CliRunner().invoke(solve, ["--grid", "4", *args])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_a_solve_that_does_not_converge_is_one_line_naming_rtol(monkeypatch):
+    import rln_design.fe.limits as limits
+
+    monkeypatch.setattr(limits, "RTOL_MIN", 1e-30)  # let an unreachable tolerance through
+    result = CliRunner().invoke(solve, ["--grid", "5", "--rtol", "1e-25"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: FE solve failed: PCG did not converge: relative residual")
+    assert result.output.rstrip().endswith("; use a larger --rtol (now 1e-25)")
+    assert "Traceback" not in result.output and "maxiter or" not in result.output
+    assert len(result.output.strip().splitlines()) == 1

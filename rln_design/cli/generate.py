@@ -8,7 +8,8 @@ import sys
 
 import click
 
-from rln_design.cli.options import combined, deprecated_alias, positive, torch_device
+from rln_design.cli.options import (combined, contrast_value, deprecated_alias, fe_failure, positive,
+                                     rtol_value, torch_device)
 
 PARAMS = ("gx", "gy", "gz", "vf")
 
@@ -103,7 +104,7 @@ def _report_interrupt(partial):
 
 
 @click.command()
-@click.option("--contrast", type=float, required=True, callback=positive, help="E_stiff / E_soft.")
+@click.option("--contrast", type=contrast_value, required=True, help="E_stiff / E_soft, from 1e-6 to 1e6.")
 @click.option("--count", type=int, default=4096, show_default=True, callback=positive,
               help="Number of structures (design points x realizations).")
 @deprecated_alias("--size", "--grid", "size", type=int, callback=_check_grid)
@@ -118,7 +119,7 @@ def _report_interrupt(partial):
               help="Parameter bounds, e.g. --box gx=1:16 --box vf=0.2:0.8 (repeatable or comma-separated; "
                    "defaults gx,gy,gz=1:16 voxels, vf=0.1:0.9).")
 @click.option("--linear-widths", is_flag=True, help="Sample widths uniformly instead of in log width.")
-@click.option("--rtol", type=float, default=1e-6, show_default=True, callback=positive,
+@click.option("--rtol", type=rtol_value, default=1e-6, show_default=True,
               help="FE solver relative tolerance.")
 @click.option("--e-soft", type=float, default=120.0, show_default=True, callback=positive,
               help="Young's modulus of the soft phase.")
@@ -148,6 +149,7 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         rln-design generate --contrast 10 --count 4096 --grid 31 --out data/cr10.h5
     """
     from rln_design.data import ConfigMismatchError, DatasetConfig, generate_dataset, partial_path
+    from rln_design.fe.solver import ConvergenceError
 
     if device is not None and scheduler is not None:
         raise click.UsageError("--device and --scheduler exclude each other: solve on a device here, "
@@ -186,6 +188,8 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
             raise click.UsageError(str(exc)) from None
         except ConnectionError as exc:
             raise click.BadParameter(str(exc), param_hint="'--scheduler'") from None
+        except ConvergenceError as exc:  # nothing of the failed chunk is saved; finished ones are
+            raise fe_failure(exc, rtol) from None
         except KeyboardInterrupt as exc:
             _ignore_stop_signals()  # a further Ctrl-C cannot cut the message or the exit short
             _report_interrupt(partial_path(out))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from rln_design.cli.options import combined, deprecated_alias, ensemble_size, precision_choice
+from rln_design.cli.options import (combined, contrast_value, deprecated_alias, ensemble_size, fe_failure,
+                                     precision_choice)
 from rln_design.microstructure import PARAM_NAMES, ParameterBox
 
 _DEFAULT_BOX = " ".join(f"{n}={lo:g}:{hi:g}" for n, (lo, hi) in
@@ -96,8 +97,8 @@ def _check_bounds(ctx, param, value):
 @click.option("--kappa", type=float, default=1.0, show_default=True,
               help="Safety in realization standard deviations for the robust margin.")
 @click.option("--grid", type=click.IntRange(min=3), default=None, help="Cubic grid size (default: surrogate's).")
-@click.option("--contrast", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="FE contrast (default: the surrogate's).")
+@click.option("--contrast", type=contrast_value, default=None,
+              help="FE contrast, from 1e-6 to 1e6 (default: the surrogate's).")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="design-run", show_default=True,
               help="Output directory (report.json, PNGs).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
@@ -124,6 +125,7 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
         raise click.UsageError("--method gradient/both needs the differentiable surrogate (--evaluator surrogate)")
 
     from rln_design.design.run import OptimizeConfig
+    from rln_design.fe.solver import ConvergenceError
     from rln_design.design.run import optimize as run_optimize
     from rln_design.design.report import summary_text
 
@@ -150,6 +152,8 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
         result = run_optimize(config, out=out, progress=not quiet, log=log)
     except FileNotFoundError as err:  # unknown surrogate name/path
         raise click.BadParameter(str(err), param_hint="--surrogate") from None
+    except ConvergenceError as err:  # an FE verification that cannot be trusted is no verdict
+        raise fe_failure(err) from None
     except ValueError as err:  # e.g. --surrogate is a file but not a checkpoint; the message names it
         raise click.UsageError(str(err)) from None
     click.echo(summary_text(result))

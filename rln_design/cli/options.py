@@ -1,12 +1,54 @@
 """Shared click parameter types and checks of the ``rln-design`` commands."""
 
+import math
 import os
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
-positive_float = click.FloatRange(min=0.0, min_open=True)
+class FiniteFloatRange(click.FloatRange):
+    """:class:`click.FloatRange` that also refuses NaN and +-inf (click's range test lets NaN, and
+    an open upper end lets inf, through)."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number; allowed: {self._describe_range()}", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+class CheckedFloat(click.ParamType):
+    """A float checked by ``problem(value) -> str | None`` (the reason it is not allowed, or None)."""
+
+    name = "float"
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        reason = self.problem(number)
+        if reason:
+            self.fail(reason, param, ctx)
+        return number
+
+
+def _contrast_problem(value):
+    from rln_design.fe.limits import contrast_problem
+
+    return contrast_problem(value)
+
+
+def _rtol_problem(value):
+    from rln_design.fe.limits import rtol_problem
+
+    return rtol_problem(value)
+
+
+positive_float = FiniteFloatRange(min=0.0, min_open=True)
+contrast_value = CheckedFloat(_contrast_problem)  # E_stiff / E_soft, 1e-6 .. 1e6 (rln_design.fe.limits)
+rtol_value = CheckedFloat(_rtol_problem)  # FE relative residual, 1e-13 .. < 1
 positive_int = click.IntRange(min=1)
 ensemble_size = click.IntRange(min=1, max=64)  # = rln_design.symmetry.MAX_ENSEMBLE (tested; no torch import here)
 precision_choice = click.Choice(["fp32", "bf16", "auto"])  # = rln_design.precision.PRECISIONS (tested)
@@ -61,8 +103,22 @@ def deprecated_alias(old: str, new: str, name: str, **attrs):
     return click.option(old, alias_name, hidden=True, expose_value=False, callback=callback, **attrs)
 
 
+def fe_failure(err, rtol: float | None = None) -> click.ClickException:
+    """One line for a :class:`rln_design.fe.solver.ConvergenceError`, with the option that helps.
+
+    A finite residual above the tolerance: a larger ``--rtol`` (commands that have one: pass its
+    value); a NaN / inf residual, or no ``--rtol``: a contrast nearer 1.
+    """
+    residual = getattr(err, "residual", float("nan"))
+    advice = (f"use a larger --rtol (now {rtol:g})" if rtol is not None and math.isfinite(residual)
+              else "use a --contrast nearer 1")
+    return click.ClickException(f"FE solve failed: {err}; {advice}")
+
+
 def positive(ctx, param, value):
-    """Callback: an optional number must be > 0 (``None`` passes through)."""
+    """Callback: an optional number must be finite and > 0 (``None`` passes through)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number > 0, got {value}", ctx=ctx, param=param)
     if value is not None and value <= 0:
         raise click.BadParameter(f"must be > 0, got {value}", ctx=ctx, param=param)
     return value

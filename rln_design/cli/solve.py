@@ -9,7 +9,8 @@ import numpy as np
 
 from rln_design._json import dumps
 from rln_design._version import __version__, revision
-from rln_design.cli.options import deprecated_alias, figure_file, positive_float, positive_int
+from rln_design.cli.options import (contrast_value, deprecated_alias, fe_failure, figure_file, positive_float,
+                                     positive_int, rtol_value)
 from rln_design.fe.solver import DEFAULT_E_SOFT
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
@@ -25,12 +26,13 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
 @deprecated_alias("--size", "--grid", "size", type=click.IntRange(min=2))
 @click.option("--grid", "size", type=click.IntRange(min=2), default=31, show_default=True,
               help="Voxels per edge of the cubic grid.")
-@click.option("--contrast", type=positive_float, default=10.0, show_default=True, help="E_stiff / E_soft.")
+@click.option("--contrast", type=contrast_value, default=10.0, show_default=True,
+              help="E_stiff / E_soft, from 1e-6 to 1e6.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Noise seed of the structure.")
 @click.option("--realizations", type=positive_int, default=1, show_default=True,
               help="Structures (seeds seed, seed+1, ...) to solve.")
-@click.option("--rtol", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-6,
-              show_default=True, help="PCG relative residual.")
+@click.option("--rtol", type=rtol_value, default=1e-6, show_default=True,
+              help="PCG relative residual, from 1e-13 (float64 round-off) to below 1.")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, callback=figure_file, help="Save slices of the first structure and its field.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json):
@@ -41,7 +43,7 @@ def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json
 
         rln-design solve --gx 20 --gy 3 --gz 3 --vf 0.8 --contrast 10 --realizations 3
     """
-    from rln_design.fe.solver import solve_fe
+    from rln_design.fe.solver import ConvergenceError, solve_fe
     from rln_design.microstructure import generate_batch
     from rln_design.stats import compute_statistics
 
@@ -49,7 +51,10 @@ def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json
     params = np.tile([gx, gy, gz, vf], (realizations, 1))
     structures = generate_batch(params, seeds, shape=(size, size, size))
     start = time.perf_counter()
-    result = solve_fe(structures, contrast=contrast, rtol=rtol)
+    try:
+        result = solve_fe(structures, contrast=contrast, rtol=rtol)
+    except ConvergenceError as err:
+        raise fe_failure(err, rtol) from None
     seconds = time.perf_counter() - start
     fields = result.eps_xx_normalized()
     stats = {k: v.tolist() for k, v in compute_statistics(SUMMARY_STATS, structures, fields).items()}

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.fft
 
 from rln_design.fe import element
+from rln_design.fe.limits import contrast_problem, rtol_problem
 
 DEFAULT_E_SOFT = 120.0
 DEFAULT_NU = 0.3
@@ -35,7 +36,39 @@ ROUNDOFF = 1e-13  # relative size below which an assembled load is cancellation 
 
 
 class ConvergenceError(RuntimeError):
-    """PCG did not reach the requested relative residual within ``maxiter`` iterations."""
+    """PCG did not reach the requested relative residual within ``maxiter`` iterations, or its
+    residual or field is not finite (NaN or inf are never returned as a result).
+
+    Attributes:
+        residual: the final true relative residual (``nan``/``inf`` when it is not finite).
+        rtol: the requested relative residual.
+    """
+
+    def __init__(self, message: str, *, residual: float = float("nan"), rtol: float = float("nan")):
+        super().__init__(message)
+        self.residual, self.rtol = float(residual), float(rtol)
+
+
+def check_converged(residual: float, rtol: float, iterations: int, maxiter: int, where: str = "") -> None:
+    """Raise :class:`ConvergenceError` unless ``residual <= rtol`` (a NaN residual is not converged).
+
+    Args:
+        residual: true relative residual ``||K u~ + f|| / ||f||``.
+        rtol: requested relative residual.
+        iterations: PCG iterations done.
+        maxiter: PCG iteration limit.
+        where: e.g. ``" for batch item 3"``, placed after the residual.
+    """
+    if residual <= rtol:
+        return
+    if not np.isfinite(residual):
+        raise ConvergenceError(
+            f"PCG diverged: the relative residual{where} is {residual} after {iterations} iterations "
+            "(the problem is beyond float64: check the contrast and moduli)", residual=residual, rtol=rtol)
+    raise ConvergenceError(
+        f"PCG did not converge: relative residual {residual:.3e} > rtol {rtol:g}{where} after "
+        f"{iterations} iterations (maxiter {maxiter})",
+        residual=residual, rtol=rtol)
 
 
 @dataclass
@@ -93,13 +126,13 @@ def _validate(structures, contrast, e_soft, nu, strain, rtol, maxiter):
         raise ValueError(
             f"structures must be binary (0 = soft, 1 = stiff); found values {bad.tolist()}"
         )
-    for name, value in (("contrast", contrast), ("e_soft", e_soft)):
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a finite number > 0; got {value}")
+    for problem in (contrast_problem(contrast), rtol_problem(rtol)):
+        if problem:
+            raise ValueError(problem)
+    if not np.isfinite(e_soft) or e_soft <= 0:
+        raise ValueError(f"e_soft must be a finite number > 0; got {e_soft}")
     if not -1.0 < nu < 0.5:
         raise ValueError(f"Poisson ratio nu must lie in (-1, 0.5); got {nu}")
-    if not 0.0 < rtol < 1.0:
-        raise ValueError(f"rtol must lie in (0, 1); got {rtol}")
     if int(maxiter) < 1:
         raise ValueError(f"maxiter must be >= 1; got {maxiter}")
     return _imposed_strain(strain)
@@ -280,7 +313,7 @@ def _pcg_numpy(problem: _NumpyProblem, rhs: np.ndarray, rtol: float, maxiter: in
         x += alpha * p
         r -= alpha * ap
         relative = np.linalg.norm(r) / rhs_norm
-        if relative <= rtol:
+        if relative <= rtol or not np.isfinite(relative):  # converged, or diverged to NaN / inf
             return x, iteration, relative
         z = problem.precondition(r)
         rz_new = np.vdot(r, z)
@@ -309,12 +342,12 @@ def _solve_numpy(structures, moduli_of, nu, imposed, rtol, maxiter):
             true_residual = (
                 np.linalg.norm(problem.stiffness(u) - rhs) / rhs_norm if rhs_norm > 0 else 0.0
             )
-            if true_residual > rtol:
-                raise ConvergenceError(
-                    f"PCG did not converge: relative residual {true_residual:.3e} > rtol {rtol:g} "
-                    f"after {iterations} iterations (maxiter {maxiter}); raise maxiter or rtol"
-                )
+            check_converged(true_residual, rtol, iterations, maxiter)
             gamma = problem.strain(u, gamma_bar)
+            if not np.isfinite(gamma).all():
+                raise ConvergenceError(f"the strain field is not finite after {iterations} PCG iterations "
+                                       "(the problem is beyond float64: check the contrast and moduli)",
+                                       residual=true_residual, rtol=rtol)
             sigma = np.einsum("pq,qxyz->pxyz", problem.d0, gamma) * moduli  # sigma = E D0 gamma
             strains.append(_to_tensor_components(gamma))
             stresses.append(sigma)
@@ -358,12 +391,13 @@ def solve_fe(
             direction x is axis 0 of a single structure (axis 1 of a batch). numpy arrays are solved
             on the CPU with numpy; torch tensors (or any input with ``device`` given) with the
             batched torch backend on their device.
-        contrast: E_hard / E_soft, > 0.
+        contrast: E_hard / E_soft, finite, from 1e-6 to 1e6 (:mod:`rln_design.fe.limits`).
         e_soft: modulus of phase 0 (phase 1 has ``contrast * e_soft``).
         nu: Poisson ratio of both phases, in (-1, 0.5).
         strain: imposed macroscopic strain ``eps_bar``: symmetric 3x3 tensor or 6 tensor components
             (xx, yy, zz, yz, xz, xy). Default: eps_xx = 1e-3, all others 0.
-        rtol: relative residual ``||K u~ + f|| / ||f||`` at which PCG stops.
+        rtol: relative residual ``||K u~ + f|| / ||f||`` at which PCG stops, from 1e-13 (float64
+            round-off) to below 1.
         maxiter: PCG iteration limit; :class:`ConvergenceError` when it is reached.
         device: torch device for the torch backend (e.g. ``"cuda"``); ``None`` keeps numpy input on
             numpy and torch input on its own device.
@@ -373,9 +407,10 @@ def solve_fe(
         :class:`FEResult` (numpy arrays for numpy input, torch tensors for the torch backend).
 
     Raises:
-        ValueError: non-binary or wrongly shaped structures, contrast or e_soft <= 0, nu outside
-            (-1, 0.5), a malformed strain, rtol outside (0, 1).
-        ConvergenceError: the residual did not reach ``rtol`` within ``maxiter`` iterations.
+        ValueError: non-binary or wrongly shaped structures, contrast outside [1e-6, 1e6], e_soft
+            <= 0, nu outside (-1, 0.5), a malformed strain, rtol outside [1e-13, 1); NaN or inf.
+        ConvergenceError: the residual did not reach ``rtol`` within ``maxiter`` iterations, or
+            the residual or the strain field is not finite.
 
     Example:
         >>> from rln_design import generate, solve_fe

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from rln_design.fe import element
-from rln_design.fe.solver import ROUNDOFF, ConvergenceError, _element_data, reference_inverse_symbol
+from rln_design.fe.solver import (ROUNDOFF, ConvergenceError, _element_data, check_converged,
+                                  reference_inverse_symbol)
 
 _CORNERS = [tuple(int(v) for v in c) for c in element.CORNERS]
 
@@ -115,14 +116,13 @@ def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device
             rz = rz_new
         true_residual = problem.stiffness(x) - rhs  # K u~ + f, recomputed rather than recursive
         residual = _dot(true_residual, true_residual).sqrt() / safe_norm
-        worst = int(torch.argmax(residual))
-        if float(residual[worst]) > rtol:
-            raise ConvergenceError(
-                f"PCG did not converge: relative residual {float(residual[worst]):.3e} > rtol "
-                f"{rtol:g} for batch item {worst} after {int(iterations[worst])} iterations "
-                f"(maxiter {maxiter}); raise maxiter or rtol"
-            )
+        worst = int(torch.argmax(torch.nan_to_num(residual, nan=float("inf"))))  # NaN: not converged
+        check_converged(float(residual[worst]), rtol, int(iterations[worst]), maxiter,
+                        f" for batch item {worst}")
         gamma = problem.strain(x, gamma_bar)
+        if not bool(torch.isfinite(gamma).all()):
+            raise ConvergenceError("the strain field is not finite (the problem is beyond float64: "
+                                   "check the contrast and moduli)", rtol=rtol)
         stress = torch.einsum("pq,bqxyz->bpxyz", problem.d0, gamma) * problem.moduli[:, None]
         strain = gamma.clone()
         strain[:, 3:] *= 0.5
