@@ -50,6 +50,8 @@ __all__ = [
     "augment_batch",
     "make_checkpoint",
     "load_checkpoint",
+    "load_run_checkpoint",
+    "NonFiniteLoss",
     "SPLITS",
 ]
 
@@ -149,8 +151,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("lr", "grad_clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
         if not 0 <= self.eta_min <= self.lr:
             raise ValueError(f"eta_min must be in [0, lr = {self.lr:g}], got {self.eta_min}")
         if self.seed < 0:
@@ -254,10 +258,29 @@ def load_split(
             index = np.sort(rng.choice(index, size=max_samples, replace=False))
         keep = np.zeros(structures_ds.shape[0], bool)
         keep[index] = True
-        structures = _read_rows(structures_ds, keep).astype(np.uint8, copy=False)
-        strain = _read_rows(strain_ds, keep).astype(np.float32, copy=False)
+        structures = _read_rows(structures_ds, keep)
+        strain = _read_rows(strain_ds, keep)
+        _check_values(path, structures, strain, index)
+        structures = structures.astype(np.uint8, copy=False)
+        strain = strain.astype(np.float32, copy=False)
         attrs = {key: _attr_value(value) for key, value in f.attrs.items()}
     return torch.from_numpy(structures), torch.from_numpy(strain), attrs
+
+
+def _check_values(path, structures: np.ndarray, strain: np.ndarray, rows: np.ndarray):
+    """Raise ValueError naming the file and a row if a structure holds a value other than 0 / 1
+    or a strain field is not finite (either would train a model on nonsense, or to NaN)."""
+    if structures.dtype == np.uint8:
+        binary = structures.max(initial=0) <= 1  # fast: no copy
+    else:
+        binary = np.isin(structures, (0, 1)).all()
+    if not binary:
+        bad = np.unique(structures[~np.isin(structures, (0, 1))])[:5].tolist()
+        raise ValueError(f"{str(path)!r}: structures must hold 0 (soft) and 1 (stiff) only; found {bad}")
+    finite = np.isfinite(strain.reshape(len(strain), -1)).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"{str(path)!r}: the strain of {int((~finite).sum())} sample(s) is not finite "
+                         f"(NaN or inf), the first in row {int(rows[~finite][0])}")
 
 
 def _load_data(paths, split, max_samples, seed):
@@ -467,6 +490,46 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+RESUME_KEYS = ("model", "optimizer", "epoch", "step", "epoch_state", "best_val_mase", "best_epoch",
+               "history", "config", "rng")
+
+
+def load_run_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """``OUT/last.pt`` of a training run, for ``resume``; a damaged or foreign file is a ValueError.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is empty, truncated, not a torch file, holds objects that
+            ``weights_only`` loading refuses (pickled code), or lacks the keys a resume needs; the
+            message names the file in one line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot resume: {str(path)!r} does not exist")
+    what = f"cannot resume from {str(path)!r}: it is not a checkpoint written by `rln-design train`"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{what} (the file is empty)")
+    try:
+        ckpt = load_checkpoint(path, map_location=map_location)
+    except Exception as err:  # zip/pickle/weights-only errors have many types and long texts
+        raise ValueError(f"{what} ({_why_unloadable(err)})") from None
+    missing = [key for key in RESUME_KEYS if key not in ckpt] if isinstance(ckpt, dict) else ["all"]
+    if missing or not isinstance(ckpt["config"], dict) or "model" not in ckpt["config"]:
+        raise ValueError(f"{what} (missing: {', '.join(missing) or 'config.model'})")
+    return ckpt
+
+
+def _why_unloadable(err: Exception) -> str:
+    """A short reason for a failed ``torch.load(weights_only=True)`` (torch's texts run to a page)."""
+    text = str(err)
+    if "unsupported GLOBAL" in text or "Unsupported global" in text:  # pickled code: never run here
+        return "it holds pickled objects other than tensors, which weights-only loading does not run"
+    if ("Weights only load failed" in text or "PytorchStreamReader" in text or "zip archive" in text
+            or isinstance(err, EOFError) or type(err).__name__ == "UnpicklingError"):
+        return "the file is truncated or not a torch file"
+    return (text.strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:120]
+
+
 def _load_init(path: str | os.PathLike, device) -> dict:
     """The checkpoint of ``--init-from``: a ``best.pt``/``last.pt`` of a run or a shipped model.pt.
 
@@ -480,7 +543,8 @@ def _load_init(path: str | os.PathLike, device) -> dict:
         init = load_checkpoint(path, map_location=device)
     except Exception as err:  # pickle/zip errors have many types (and terse messages)
         raise ValueError(f"init_from {str(path)!r} is not a checkpoint of rln-design "
-                         f"(a best.pt / last.pt of `rln-design train` or a shipped model.pt): {err}") from None
+                         f"(a best.pt / last.pt of `rln-design train` or a shipped model.pt): "
+                         f"{_why_unloadable(err)}") from None
     if not isinstance(init, dict) or not {"model", "model_config"} <= set(init):
         raise ValueError(f"init_from {str(path)!r} holds no model weights and model_config "
                          "(expected a best.pt / last.pt of `rln-design train` or a shipped model.pt)")
@@ -543,29 +607,44 @@ def _resolve_device(name: str, local_rank: int) -> torch.device:
     return device
 
 
+class NonFiniteLoss(RuntimeError):
+    """The training loss or the validation MASE became NaN or inf: training diverged."""
+
+
 class _StopRequest:
-    """SIGINT handler: the first Ctrl-C asks the loop to stop after the current step."""
+    """SIGINT / SIGTERM handler: the first asks the loop to stop after the current step (and save).
+
+    ``requested`` is the signal number (0 until one arrives); a second SIGINT stops at once.
+    """
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested = 0
+        self._previous = {}
 
     def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: Ctrl-C stays a plain KeyboardInterrupt
-            self._previous = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: Ctrl-C stays a plain KeyboardInterrupt
+                break
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:  # second Ctrl-C: stop now
+        if self.requested and signum == signal.SIGINT:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = self.requested or signum
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
         return False
+
+
+def _diverged(what: str, value: float, epoch: int, step: int | None, config) -> NonFiniteLoss:
+    where = f"epoch {epoch + 1}" + (f", step {step + 1}" if step is not None else "")
+    return NonFiniteLoss(f"the {what} is {value} at {where}: training diverged, nothing of this epoch "
+                         f"is saved; lower the learning rate (--lr, now {config.lr:g}) or the "
+                         f"gradient clip (--grad-clip, now {config.grad_clip:g})")
 
 
 def train_model(
@@ -573,7 +652,7 @@ def train_model(
 ) -> dict:
     """Train an RLN-family model; write checkpoints and logs to ``config.out`` (rank 0).
 
-    Ctrl-C (SIGINT) stops after the current optimizer step, saves ``last.pt`` with the position
+    Ctrl-C (SIGINT) or SIGTERM stops after the current optimizer step, saves ``last.pt`` with the position
     inside the epoch, and returns; ``resume=True`` then continues exactly where it stopped (the
     shuffling is a function of (seed, epoch), the augmentation generator state is saved).
 
@@ -584,11 +663,14 @@ def train_model(
 
     Returns:
         Summary dict: ``epochs_done``, ``best_val_mase``, ``best_epoch``, ``interrupted``,
-        ``history``, ``out``.
+        ``signal`` (the number of the signal that stopped it, or None), ``history``, ``out``.
 
     Raises:
         FileNotFoundError: a data file, or ``last.pt`` on resume, is missing.
-        ValueError: bad data file, or a resume with a changed configuration.
+        ValueError: bad data file (also: a structure value other than 0 / 1, a non-finite strain),
+            a ``last.pt`` that is not a checkpoint of this trainer, or a resume with a changed
+            configuration.
+        NonFiniteLoss: the training loss or the validation MASE became NaN or inf.
     """
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     owns_group = distributed and not dist.is_initialized()
@@ -649,7 +731,7 @@ def train_model(
         path = out / "last.pt"
         if not path.is_file():
             raise FileNotFoundError(f"cannot resume: {str(path)!r} does not exist")
-        ckpt = load_checkpoint(path, map_location=device)
+        ckpt = load_run_checkpoint(path, map_location=device)
         _check_resumable(ckpt["config"], config)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -740,18 +822,22 @@ def train_model(
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
-                loss_sum += loss.item() * len(m)
+                loss_value = loss.item()
+                loss_sum += loss_value * len(m)
                 n_seen += len(m)
                 rate = n_seen / max(time.perf_counter() - t0, 1e-9)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / n_seen:.4g}", samples_s=f"{rate * world:.3g}")
                 if on_step is not None:
                     on_step(epoch, step)
-                stop_now = stop.requested
+                stop_now, finite = bool(stop.requested), math.isfinite(loss_value)
                 if distributed:  # every rank must stop at the same step
-                    flag = torch.tensor([float(stop_now)], device=device)
+                    flag = torch.tensor([float(stop_now), float(not finite)], device=device)
                     dist.all_reduce(flag)
-                    stop_now = bool(flag.item() > 0)
+                    stop_now, finite = bool(flag[0].item() > 0), not bool(flag[1].item() > 0)
+                if not finite:
+                    bar.close()
+                    raise _diverged("training loss", loss_value, epoch, step, config)
                 if stop_now:
                     interrupted = True
                     state = {
@@ -778,6 +864,8 @@ def train_model(
                 dist.all_reduce(totals)
             val_mase = (totals[0] / totals[1]).item()
             train_loss = (totals[2] / totals[3]).item()
+            if not math.isfinite(val_mase):
+                raise _diverged("validation MASE", val_mase, epoch, None, config)
             seconds = time.perf_counter() - t0
             history.append({
                 "epoch": epoch + 1, "train_loss": train_loss, "val_mase": val_mase, "lr": epoch_lr,
@@ -816,6 +904,7 @@ def train_model(
         "best_val_mase": best_val,
         "best_epoch": best_epoch,
         "interrupted": interrupted,
+        "signal": int(stop.requested) or None,
         "history": history,
         "out": str(out),
     }

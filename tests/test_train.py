@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import math
 import os
 import shutil
 import signal
@@ -458,3 +459,132 @@ def test_init_from_a_different_model_is_refused(data, tmp_path):
     other = ModelConfig(kind="rln", n_iter=3, width=4)
     with pytest.raises(ValueError, match="give the same --model"):
         train_model(_config(data, tmp_path / "b", model=other, init_from=str(tmp_path / "a" / "best.pt")))
+
+
+# ------------------------------------------------------------------ robustness (issue 33)
+
+CLI_TINY = ["--n-iter", "1", "--width", "4", "--epochs", "1", "--batch-size", "8", "--threads", "1",
+            "--no-progress"]
+
+
+def _one_line_error(result, code=2):
+    """The output of a refused command: exit ``code``, no traceback, the error on its last line."""
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and sum(line.startswith("Error") for line in lines) == 1
+    return " ".join(result.output.split())
+
+
+def test_cli_refuses_an_existing_run_without_resume_or_overwrite(data, tmp_path):
+    out = tmp_path / "run"
+    assert _cli(["--data", data, "--out", str(out), *CLI_TINY]).exit_code == 0
+    before = {name: (out / name).read_bytes() for name in ("best.pt", "metrics.jsonl")}
+    text = _one_line_error(_cli(["--data", data, "--out", str(out), *CLI_TINY, "--lr", "1e-3"]))
+    assert f"{str(out)!r} already holds a training run (last.pt, best.pt, metrics.jsonl, config.json" in text
+    assert "continue it with --resume, or pass --overwrite to replace it" in text
+    assert all((out / name).read_bytes() == data_ for name, data_ in before.items())  # untouched
+    text = _one_line_error(_cli(["--out", str(out), "--resume", "--overwrite"]))
+    assert "give one" in text
+    result = _cli(["--data", data, "--out", str(out), *CLI_TINY, "--lr", "1e-3", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out / "best.pt")["config"]["lr"] == 1e-3 and len(read_metrics(out)) == 1
+    text = _one_line_error(_cli(["--data", data, "--out", str(out), *CLI_TINY, "--overwrite",
+                                 "--init-from", str(out / "best.pt")]))
+    assert "belongs to the run in --out that --overwrite replaces; copy it elsewhere first" in text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_interrupted_train_saves_and_exits_non_zero(data, tmp_path, monkeypatch, signum):
+    import rln_design.train as train_module
+
+    real = train_module.train_model
+
+    def interrupted(config):
+        return real(config, on_step=lambda epoch, step: signal.raise_signal(signum) if step == 0 else None)
+
+    monkeypatch.setattr(train_module, "train_model", interrupted)
+    out = tmp_path / "run"
+    result = _cli(["--data", data, "--out", str(out), *CLI_TINY])
+    assert result.exit_code == 128 + signum, result.output
+    assert "interrupted; state saved to" in result.output and "done:" not in result.output
+    assert load_checkpoint(out / "last.pt")["step"] == 1
+
+
+@pytest.mark.parametrize("option, value", [("--lr", "inf"), ("--lr", "nan"), ("--grad-clip", "nan"),
+                                           ("--grad-clip", "inf")])
+def test_cli_non_finite_training_numbers_are_refused(data, tmp_path, option, value):
+    text = _one_line_error(_cli(["--data", data, "--out", str(tmp_path / "run"), *CLI_TINY, option, value]))
+    assert f"Invalid value for '{option}': must be a finite number > 0, got {value}" in text
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_finite_config_values_are_refused(data, tmp_path):
+    for name, value in (("lr", math.inf), ("grad_clip", math.nan)):
+        with pytest.raises(ValueError, match=f"{name} must be a finite number > 0, got {value}"):
+            _config(data, tmp_path, **{name: value})
+
+
+@pytest.mark.parametrize("bad", ["inf_strain", "nan_strain", "structure_2"])
+def test_cli_refuses_data_with_non_finite_strain_or_non_binary_structures(tmp_path, bad):
+    path = make_dataset(tmp_path / "bad.h5")
+    with h5py.File(path, "r+") as f:
+        if bad == "structure_2":
+            f["structures"][5, 0, 0, 0] = 2
+        else:
+            f["strain"][5, 1, 2, 3] = np.inf if bad == "inf_strain" else np.nan
+    text = _one_line_error(_cli(["--data", path, "--out", str(tmp_path / "run"), *CLI_TINY]))
+    expected = ("structures must hold 0 (soft) and 1 (stiff) only; found [2]" if bad == "structure_2"
+                else "the strain of 1 sample(s) is not finite (NaN or inf), the first in row 5")
+    assert f"{path!r}: {expected}" in text
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_cli_a_diverging_loss_is_an_error_not_a_finished_run(data, tmp_path, monkeypatch):
+    import rln_design.train as train_module
+
+    monkeypatch.setattr(train_module, "iterate_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    out = tmp_path / "run"
+    text = _one_line_error(_cli(["--data", data, "--out", str(out), *CLI_TINY]), code=1)
+    assert "the training loss is nan at epoch 1, step 1: training diverged" in text
+    assert "lower the learning rate (--lr, now 0.002) or the gradient clip (--grad-clip, now 2)" in text
+    assert "weights in" not in text and not (out / "best.pt").exists()
+
+
+def _malicious(path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"model": Evil()}, path)
+
+
+@pytest.mark.parametrize("content", ["empty", "truncated", "garbage", "malicious", "list", "no_rng"])
+def test_cli_resume_from_a_damaged_or_foreign_checkpoint_is_one_line(data, tmp_path, content, capfd):
+    out = tmp_path / "run"
+    assert _cli(["--data", data, "--out", str(out), *CLI_TINY]).exit_code == 0
+    last = out / "last.pt"
+    good = last.read_bytes()
+    if content == "empty":
+        last.write_bytes(b"")
+    elif content == "truncated":
+        last.write_bytes(good[: len(good) // 2])
+    elif content == "garbage":
+        last.write_bytes(b"not a checkpoint at all\n" * 10)
+    elif content == "malicious":
+        _malicious(last)
+    elif content == "list":
+        torch.save([1, 2, 3], last)
+    else:
+        ckpt = load_checkpoint(last)
+        del ckpt["rng"]
+        torch.save(ckpt, last)
+    result = _cli(["--out", str(out), "--resume"])
+    text = _one_line_error(result)
+    assert f"--resume: cannot resume from {str(last)!r}: it is not a checkpoint written by `rln-design train`" in text
+    reason = {"empty": "(the file is empty)", "truncated": "(the file is truncated or not a torch file)",
+              "garbage": "(the file is truncated or not a torch file)", "list": "(missing: all)",
+              "malicious": "(it holds pickled objects other than tensors, which weights-only loading does not run)",
+              "no_rng": "(missing: rng)"}[content]
+    assert text.endswith(reason)
+    assert "pwned" not in capfd.readouterr().out

@@ -6,12 +6,16 @@ Options map one-to-one onto :class:`rln_design.train.TrainConfig` fields (model 
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
 from rln_design.cli.options import positive, torch_device
+
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json", "learning_curve.png")
 
 # CLI parameter -> (TrainConfig field, ModelConfig field or None)
 _MODEL_OPTIONS = {"model": "kind", "n_iter": "n_iter", "history": "history", "width": "width"}
@@ -94,6 +98,8 @@ def _check_data_file(ctx, param, paths):
                    "a model trained on 16^3 volumes.")
 @click.option("--resume", is_flag=True,
               help="Continue OUT/last.pt exactly; options not given are taken from it.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run already in OUT (its last.pt, best.pt, logs) instead of refusing.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="tqdm bar per epoch.")
 @click.pass_context
@@ -106,13 +112,19 @@ def train(ctx, **options):
     run is data parallel (only rank 0 writes).
     """
     from rln_design.models.recurrent import ModelConfig
-    from rln_design.train import TrainConfig, load_checkpoint, train_model
+    from rln_design.train import NonFiniteLoss, TrainConfig, load_run_checkpoint, train_model
 
+    overwrite = options.pop("overwrite")
     if options["resume"]:
         last = Path(options["out"]) / "last.pt"
         if not last.is_file():
             raise click.UsageError(f"--resume: {str(last)!r} does not exist (check --out)")
-        saved = load_checkpoint(last)["config"]
+        if overwrite:
+            raise click.UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
+        try:
+            saved = load_run_checkpoint(last)["config"]
+        except ValueError as err:
+            raise click.UsageError(f"--resume: {err}") from None
         for name in list(options):
             if ctx.get_parameter_source(name) == ParameterSource.DEFAULT and name != "resume":
                 if name in _MODEL_OPTIONS:
@@ -123,15 +135,38 @@ def train(ctx, **options):
     if not options["data"]:
         raise click.UsageError("Missing option '--data' (an HDF5 file from `rln-design generate`).")
 
+    stale = [] if options["resume"] else _earlier_run(options["out"], overwrite, options["init_from"])
     model = ModelConfig(**{field: options.pop(name) for name, field in _MODEL_OPTIONS.items()})
     try:
         config = TrainConfig(model=model, **options)
+        for path in stale:  # --overwrite: no file of the earlier run survives next to the new one
+            path.unlink(missing_ok=True)
         summary = train_model(config)
     except (ValueError, FileNotFoundError) as err:
         raise click.UsageError(str(err)) from None
-    if not summary["interrupted"]:
-        click.echo(
-            f"done: {summary['epochs_done']} epochs, best validation MASE "
-            f"{summary['best_val_mase']:.3f} % at epoch {summary['best_epoch']}; "
-            f"weights in {summary['out']}/best.pt"
+    except NonFiniteLoss as err:
+        raise click.ClickException(str(err)) from None
+    if summary["interrupted"]:  # last.pt is saved (the message said so); the run is not finished
+        sys.exit(128 + (summary.get("signal") or signal.SIGINT))
+    click.echo(
+        f"done: {summary['epochs_done']} epochs, best validation MASE "
+        f"{summary['best_val_mase']:.3f} % at epoch {summary['best_epoch']}; "
+        f"weights in {summary['out']}/best.pt"
+    )
+
+
+def _earlier_run(out, overwrite: bool, init_from) -> list[Path]:
+    """Files of a training run already in ``out``: refused without ``--overwrite``, else returned
+    (to be removed, so that two runs never mix their checkpoints and logs)."""
+    found = [Path(out) / name for name in RUN_FILES if (Path(out) / name).exists()]
+    if not found:
+        return []
+    if not overwrite:
+        raise click.UsageError(
+            f"{str(out)!r} already holds a training run ({', '.join(p.name for p in found)}): continue "
+            "it with --resume, or pass --overwrite to replace it (or choose another --out)"
         )
+    if init_from and any(Path(init_from).resolve() == path.resolve() for path in found):
+        raise click.BadParameter(f"{init_from!r} belongs to the run in --out that --overwrite replaces; "
+                                 "copy it elsewhere first", param_hint="'--init-from'")
+    return found
