@@ -25,11 +25,13 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,6 +55,7 @@ DASK_CONNECT_TIMEOUT = "10s"
 
 _BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_SNAPSHOT_TRIES = 30  # reads of a file being written, 0.1 s apart (a chunk is flushed in far less)
 
 
 class ConfigMismatchError(ValueError):
@@ -665,6 +668,65 @@ def _run_dask(tasks, scheduler) -> Iterator[dict]:
 # reading
 
 
+def open_for_reading(path) -> h5py.File:
+    """Open a dataset file read-only, also while ``rln-design generate`` writes it.
+
+    A running generate holds the HDF5 lock of its ``.partial`` file; it flushes after every chunk,
+    so reading without the lock sees the samples saved so far.
+
+    Raises:
+        OSError: the file cannot be read (see :func:`read_problem` for a one-line reason).
+    """
+    try:
+        return h5py.File(path, "r")
+    except BlockingIOError:  # locked by the writer
+        return h5py.File(path, "r", locking=False)
+
+
+def _being_written(path) -> bool:
+    """True if a writer (a running ``rln-design generate``) holds the HDF5 lock of ``path``."""
+    try:
+        h5py.File(path, "r").close()
+    except BlockingIOError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
+def _retry_while_written(read: Callable) -> Callable:
+    """Decorator: a read of a file that is being written may meet a chunk mid-write; retry it.
+
+    Only for a locked file (see :func:`open_for_reading`); an unreadable file fails at once.
+    """
+
+    @functools.wraps(read)
+    def wrapper(path, *args, **kwargs):
+        for attempt in range(_SNAPSHOT_TRIES):
+            try:
+                return read(path, *args, **kwargs)
+            except (OSError, KeyError):
+                if attempt + 1 == _SNAPSHOT_TRIES or not _being_written(path):
+                    raise
+                time.sleep(0.1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return wrapper
+
+
+def read_problem(path, err: BaseException) -> str:
+    """One line: why ``path`` cannot be read as a dataset (h5py's messages are long and cryptic)."""
+    text = str(err)
+    if "truncated file" in text:
+        return f"{path} is truncated (an interrupted copy or write?): it cannot be read"
+    if "file signature not found" in text or not Path(path).stat().st_size:
+        return f"{path} is not an HDF5 file" + (" (it is empty)" if not Path(path).stat().st_size else "")
+    if isinstance(err, KeyError):
+        return f"{path} is HDF5 but not an rln-design dataset (missing {err})"
+    first = text.split("(")[0].strip() or type(err).__name__
+    return f"cannot read {path}: {first}"
+
+
 def _split_mask(f: h5py.File, split: str) -> np.ndarray:
     if split not in (*SPLITS, "all"):
         raise ValueError(f"split must be one of {[*SPLITS, 'all']}, got {split!r}")
@@ -687,6 +749,7 @@ def _read_rows(dataset: h5py.Dataset, mask: np.ndarray, block: int = 256) -> np.
     return out
 
 
+@_retry_while_written
 def load_dataset(path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Structures and normalized strain of the done samples of one split.
 
@@ -698,11 +761,12 @@ def load_dataset(path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         ``structures`` uint8 ``(n, x, y, z)`` (1 = stiff) and ``strain`` float32 ``(n, x, y, z)``
         = eps_xx / imposed eps_xx, in file order.
     """
-    with h5py.File(path, "r") as f:
+    with open_for_reading(path) as f:
         mask = _split_mask(f, split)
         return _read_rows(f["structures"], mask), _read_rows(f["strain"], mask)
 
 
+@_retry_while_written
 def dataset_info(path, *, p99_max_voxels: int = 50_000_000) -> dict:
     """Summary of a dataset file (complete or ``.partial``) as a JSON-able dict.
 
@@ -713,7 +777,7 @@ def dataset_info(path, *, p99_max_voxels: int = 50_000_000) -> dict:
     ``material`` (contrast, e_soft, nu, imposed_strain), ``rtol``, ``seed``, ``version``,
     ``created``, ``config``.
     """
-    with h5py.File(path, "r") as f:
+    with open_for_reading(path) as f:
         done = f["done"][()].astype(bool)
         split = f["split"][()]
         params = f["params"][()][done]
@@ -787,10 +851,11 @@ def _strain_stats(strain: h5py.Dataset, done: np.ndarray, p99_max_voxels: int):
     return stats, peak
 
 
+@_retry_while_written
 def read_sample(path, index: int) -> dict:
     """One sample: ``structure`` uint8 ``(x, y, z)``, ``strain`` float32, ``params``, ``seed``,
     ``split`` name, ``done``, ``design_point``."""
-    with h5py.File(path, "r") as f:
+    with open_for_reading(path) as f:
         n = f["done"].shape[0]
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range: the file has {n} samples (0..{n - 1})")

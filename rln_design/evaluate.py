@@ -196,7 +196,8 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
 
     Returns:
         ``(report, details)``: ``report`` is JSON-able (``data``, ``split``, ``n``, ``grid``,
-        ``contrast``, ``rows`` with one entry per predictor, ``notes``, ``config`` (the arguments
+        ``contrast``, ``rows`` with one entry per predictor, ``excluded`` (``non_finite_fe``:
+        instances whose FE field holds NaN or inf, not evaluated; also in ``notes``), ``notes``, ``config`` (the arguments
         above), ``seed``, ``version``); ``details`` maps each row
         label to the full :func:`evaluate_model` result, plus ``"_data"``: the evaluated
         ``(structures, strain, file indices within the split)``.
@@ -217,6 +218,15 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
     contrast = float(contrast) if contrast is not None else None
     grid = tuple(structures.shape[1:])
     notes = []
+    finite = np.isfinite(strain.reshape(len(strain), -1)).all(axis=1)
+    excluded = index[~finite].tolist()  # no NaN is a result: said, not silently averaged away
+    if excluded:
+        notes.append(f"{len(excluded)} instance(s) of the {split} split have a non-finite FE field (NaN or "
+                     f"inf) and are not evaluated: #{', #'.join(map(str, excluded[:10]))}"
+                     + (" ..." if len(excluded) > 10 else ""))
+        structures, strain, index = structures[finite], strain[finite], index[finite]
+        if not len(index):
+            raise ValueError(f"{data}: every FE field of the {split} split is non-finite; nothing to evaluate")
 
     from rln_design.precision import check_precision, resolve_precision
     from rln_design.symmetry import check_ensemble_size
@@ -241,6 +251,8 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
         predictors.append(("mean-field", "baseline", MeanFieldBaseline()))
         try:
             train_m, train_y = load_dataset(data, "train")
+            keep = np.isfinite(train_y.reshape(len(train_y), -1)).all(axis=1)  # a NaN field fits NaN
+            train_m, train_y = train_m[keep], train_y[keep]
         except (KeyError, ValueError):
             train_m = np.zeros((0,))
         if len(train_m) == 0:
@@ -258,6 +270,10 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
         result = evaluate_model(predictor, structures, strain, batch_size=batch_size,
                                 progress=progress, desc=label)
         details[label] = result
+        bad = len(structures) - result["summary"]["mase"]["n"]
+        if bad:
+            notes.append(f"{label}: {bad} prediction(s) are not finite (NaN or inf) and are left out of its "
+                         "MASE and statistics")
         row = {"label": label, "kind": kind, **{k: v for k, v in result["summary"].items()},
                "worst": {"index": int(index[result["worst"]["index"]]),
                          "mase": result["worst"]["mase"]},
@@ -276,7 +292,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
               "ensembles": sizes, "precisions": precs}
     report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
               "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
-              "notes": notes, "config": config, "seed": seed, "version": __version__,
+              "excluded": {"non_finite_fe": excluded}, "notes": notes, "config": config, "seed": seed, "version": __version__,
               "revision": revision()}
     return report, details
 

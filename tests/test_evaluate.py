@@ -292,3 +292,30 @@ def test_evaluate_cli_records_the_precision_that_ran(tmp_path, monkeypatch, nati
                                                "--no-progress", "--no-baselines", "--json", "--precision", "auto"])
     assert result.exit_code == 0, result.output
     assert [row["precision"] for row in json.loads(result.stdout)["rows"]] == [expected]
+
+
+def test_evaluate_cli_refuses_to_write_the_report_over_the_data(tmp_path):
+    _tiny_dataset(tmp_path / "d.h5")
+    before = (tmp_path / "d.h5").read_bytes()
+    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--no-progress",
+                                               "--out", str(tmp_path / "d.h5")])
+    assert result.exit_code == 2, result.output
+    assert f"Error: --out {str(tmp_path / 'd.h5')!r} is the input file" in result.output
+    assert (tmp_path / "d.h5").read_bytes() == before
+
+
+def test_evaluate_reports_instances_whose_fe_field_is_not_finite(tmp_path):
+    _tiny_dataset(tmp_path / "d.h5")
+    with h5py.File(tmp_path / "d.h5", "r+") as f:
+        f["strain"][13, 0, 0, 0] = np.nan  # test split rows 12..15: instance #1
+        f["strain"][3, 1, 1, 1] = np.inf  # a train row: kept out of the MKS fit
+    result = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["excluded"] == {"non_finite_fe": [1]} and report["n"] == 3
+    assert ("1 instance(s) of the test split have a non-finite FE field (NaN or inf) and are not evaluated: #1"
+            in report["notes"])
+    for row in report["rows"]:
+        assert row["mase"]["n"] == 3 and np.isfinite(row["mase"]["mean"])
+    table = CliRunner().invoke(evaluate_cli, ["--data", str(tmp_path / "d.h5"), "--no-progress"]).stdout
+    assert "note: 1 instance(s) of the test split have a non-finite FE field" in table

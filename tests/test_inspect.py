@@ -87,3 +87,37 @@ def test_png_in_missing_folder(dataset, tmp_path):
     result = inspect(dataset, "--png", tmp_path / "nope" / "s.png")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "'--png'" in result.output and "does not exist" in result.output
+
+
+def test_truncated_file_is_one_line(dataset, tmp_path):
+    cut = tmp_path / "cut.h5"
+    data = open(dataset, "rb").read()
+    cut.write_bytes(data[: len(data) // 3])
+    result = inspect(cut)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for 'FILE': {cut} is truncated (an interrupted copy or write?): it cannot be read" in \
+        " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_partial_being_written_is_summarized(dataset, tmp_path):
+    """``inspect`` on the ``.partial`` of a running generate (its help says that works)."""
+    import shutil
+    import subprocess
+    import sys
+
+    partial = tmp_path / "run.h5.partial"
+    shutil.copy(dataset, partial)
+    with h5py.File(partial, "r+") as f:
+        f["done"][4:] = False
+    writer = subprocess.Popen(  # holds the file open for writing, with its HDF5 lock, as generate does
+        [sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'r+'); print('open', flush=True); "
+         "time.sleep(60)", str(partial)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        result = inspect(partial, "--png", tmp_path / "s.png", "--index", "1")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.exit_code == 0, result.output
+    assert "samples     4/10 done (INCOMPLETE)" in result.output and (tmp_path / "s.png").stat().st_size > 0

@@ -63,3 +63,58 @@ def test_png_shows_fe_and_error_panels_when_the_file_holds_the_fe_field(tiny, mo
     assert result.exit_code == 0, result.output
     ((structure, strain), fig), = slices
     assert_shows_the_peak(fig, np.load("q.npy"))
+
+
+@pytest.mark.parametrize("out", ["one.npy", "one", "./one.npy"])
+def test_output_equal_to_the_input_is_refused(tiny, out):
+    before = open("one.npy", "rb").read()
+    result = CliRunner().invoke(predict, ["one.npy", "--surrogate", tiny, "--out", out])
+    assert result.exit_code == 2, result.output
+    assert "Error: --out 'one.npy' is the input file 'one.npy': writing it would destroy the input" in result.output
+    assert open("one.npy", "rb").read() == before
+
+
+def test_report_or_picture_equal_to_the_input_is_refused(tiny):
+    import shutil
+
+    shutil.copy("one.npy", "one.json")  # a .npy array under other names
+    shutil.copy("one.npy", "one.png")
+    result = CliRunner().invoke(predict, ["one.json", "--surrogate", tiny, "--out", "one.npy"])
+    assert result.exit_code == 2, result.output
+    assert "Error: the JSON report 'one.json' is the input file 'one.json'" in result.output
+    result = CliRunner().invoke(predict, ["one.png", "--surrogate", tiny, "--out", "p.npy", "--png", "one.png"])
+    assert result.exit_code == 2 and "Error: --png 'one.png' is the input file 'one.png'" in result.output
+    result = CliRunner().invoke(predict, ["one.png", "--surrogate", tiny, "--out", "one.npy"])  # picture beside
+    assert result.exit_code == 2 and "Error: --png 'one.png' is the input file 'one.png'" in result.output
+    assert open("one.png", "rb").read() == open("one.json", "rb").read()  # untouched
+    result = CliRunner().invoke(predict, ["one.json", "--surrogate", tiny, "--out", "p.npy"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("content, message", [
+    ("npz", "one.npy is a .npz archive (arrays a, b), not a .npy array: save the structure with numpy.save"),
+    ("empty", "one.npy is empty: expected a numpy .npy array"),
+    ("text", "cannot read one.npy as a numpy .npy array"),
+])
+def test_a_structure_file_that_is_not_an_npy_array_is_one_line(tiny, content, message):
+    if content == "npz":
+        with open("one.npy", "wb") as fh:
+            np.savez(fh, a=np.zeros(GRID), b=np.ones(3))
+    else:
+        open("one.npy", "w").write("" if content == "empty" else "hello")
+    result = CliRunner().invoke(predict, ["one.npy", "--surrogate", tiny])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for STRUCTURE: {message}" in result.output
+    assert "Traceback" not in result.output and "Aborted" not in result.output
+
+
+def test_a_truncated_h5_is_one_line(tiny):
+    m = np.load("one.npy")
+    with h5py.File("d.h5", "w") as f:
+        f["structures"], f["done"] = np.repeat(m[None], 50, axis=0), np.ones(50, bool)
+    data = open("d.h5", "rb").read()
+    open("cut.h5", "wb").write(data[: len(data) // 2])
+    result = CliRunner().invoke(predict, ["--h5", "cut.h5", "--surrogate", tiny])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --h5: cut.h5 is truncated (an interrupted copy or write?): it cannot be read" in \
+        result.output

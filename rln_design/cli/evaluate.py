@@ -8,7 +8,8 @@ import click
 
 from rln_design._json import dumps
 from rln_design.cli.options import (combined, deprecated_alias, ensemble_size, figure_file, output_file,
-                                     positive_float, positive_int, precision_choice, torch_device)
+                                     positive_float, positive_int, precision_choice,
+                                     refuse_to_overwrite_input, torch_device)
 
 
 @click.command()
@@ -69,6 +70,7 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, precisions, b
     if not models:
         click.echo("note: no --surrogate given: only the baselines (mean field, MKS) are evaluated; add "
                    "--surrogate cr10 (a name, a surrogate directory or a checkpoint)", err=True)
+    refuse_to_overwrite_input(data, {"--out": out, "--png": png})
     if threads:
         torch.set_num_threads(threads)
     try:

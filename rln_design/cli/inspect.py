@@ -49,16 +49,14 @@ def inspect(file, png, index, as_json):
     """Summarize the dataset FILE (complete or .partial) written by ``rln-design generate``."""
     import h5py
 
-    from rln_design.data import dataset_info, read_sample
+    from rln_design.data import dataset_info, read_problem, read_sample
 
     if not h5py.is_hdf5(file):
         raise click.BadParameter(f"{file} is not an HDF5 file", param_hint="'FILE'")
     try:
-        info = dataset_info(file)
-    except KeyError as exc:
-        raise click.BadParameter(
-            f"{file} is HDF5 but not an rln-design dataset (missing {exc})", param_hint="'FILE'"
-        ) from None
+        info = dataset_info(file)  # a .partial being written is read without its lock
+    except (KeyError, OSError) as exc:
+        raise click.BadParameter(read_problem(file, exc), param_hint="'FILE'") from None
     click.echo(json.dumps(info, indent=2) if as_json else _format(info))
     if png:
         from rln_design.plots import plot_sample_slices
@@ -67,6 +65,8 @@ def inspect(file, png, index, as_json):
             sample = read_sample(file, index)
         except IndexError as exc:
             raise click.BadParameter(str(exc), param_hint="'--index'") from None
+        except (KeyError, OSError) as exc:
+            raise click.BadParameter(read_problem(file, exc), param_hint="'FILE'") from None
         if not sample["done"]:
             raise click.BadParameter(f"sample {index} is not solved yet (done = False)", param_hint="'--index'")
         params = ", ".join(f"{k}={v:.3g}" for k, v in sample["params"].items())

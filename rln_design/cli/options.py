@@ -103,6 +103,29 @@ def deprecated_alias(old: str, new: str, name: str, **attrs):
     return click.option(old, alias_name, hidden=True, expose_value=False, callback=callback, **attrs)
 
 
+def _same_file(a, b) -> bool:
+    a, b = Path(a), Path(b)
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_to_overwrite_input(source, outputs: dict) -> None:
+    """Raise ``click.UsageError`` if an output path is the input file ``source`` (or a link to it).
+
+    Args:
+        source: the input file (``None``: nothing to check).
+        outputs: ``{what: path}``, e.g. ``{"--out": out}``; ``None`` paths are skipped.
+    """
+    if source is None:
+        return
+    for what, path in outputs.items():
+        if path is not None and (_same_file(path, source) or Path(path).resolve() == Path(source).resolve()):
+            raise click.UsageError(f"{what} {str(path)!r} is the input file {str(source)!r}: writing it would "
+                                   "destroy the input; choose another output path")
+
+
 def fe_failure(err, rtol: float | None = None) -> click.ClickException:
     """One line for a :class:`rln_design.fe.solver.ConvergenceError`, with the option that helps.
 

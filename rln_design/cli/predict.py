@@ -11,11 +11,52 @@ import numpy as np
 from rln_design._atomic import atomic_path, write_text_atomic
 from rln_design._json import dumps
 from rln_design._version import __version__, revision
-from rln_design.cli.options import (ensemble_size, figure_file, output_file,
-                                     positive_int, precision_choice, torch_device)
+from rln_design.cli.options import (ensemble_size, figure_file, output_file, positive_int,
+                                     precision_choice, refuse_to_overwrite_input, torch_device)
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
                  "stiff_mean_strain", "volume_fraction")
+
+
+def _read_h5_sample(h5, index: int):
+    """Structure ``index`` of the dataset ``h5`` and its stored FE field (None if absent).
+
+    A file being written (``.partial``) is read as far as it is saved; an unreadable file,
+    another layout or an unsolved sample is a ``click.BadParameter``.
+    """
+    from rln_design.data import open_for_reading, read_problem
+
+    try:
+        with open_for_reading(h5) as f:
+            if "structures" not in f:
+                raise click.BadParameter(f"{h5} has no 'structures' dataset", param_hint="--h5")
+            n = f["structures"].shape[0]
+            if index >= n:
+                raise click.BadParameter(f"index {index} out of range: {h5} has {n} samples",
+                                         param_hint="--index")
+            if "done" in f and not bool(f["done"][index]):
+                raise click.BadParameter(f"sample {index} of {h5} is not generated yet (an unfinished "
+                                         "file: resume `rln-design generate` first)", param_hint="--index")
+            return f["structures"][index], (f["strain"][index] if "strain" in f else None)
+    except OSError as err:
+        raise click.BadParameter(read_problem(h5, err), param_hint="--h5") from None
+
+
+def _read_npy(path) -> np.ndarray:
+    """The array in the ``.npy`` file ``path``; anything else is a ``click.BadParameter``."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except EOFError:
+        raise click.BadParameter(f"{path} is empty: expected a numpy .npy array", param_hint="STRUCTURE") from None
+    except (ValueError, OSError) as err:
+        raise click.BadParameter(f"cannot read {path} as a numpy .npy array ({err})",
+                                 param_hint="STRUCTURE") from None
+    if not isinstance(array, np.ndarray):  # np.load opens .npz archives whatever the name
+        names = ", ".join(array.files)
+        array.close()
+        raise click.BadParameter(f"{path} is a .npz archive (arrays {names}), not a .npy array: save the "
+                                 "structure with numpy.save", param_hint="STRUCTURE")
+    return array
 
 
 @click.command()
@@ -64,30 +105,10 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         raise click.UsageError("give either STRUCTURE.npy or --h5 FILE (with --index)")
     fe = None
     if h5 is not None:
-        import h5py
-
-        if not h5py.is_hdf5(h5):
-            raise click.BadParameter(f"{h5} is not an HDF5 file", param_hint="--h5")
-        with h5py.File(h5, "r") as f:
-            if "structures" not in f:
-                raise click.BadParameter(f"{h5} has no 'structures' dataset", param_hint="--h5")
-            n = f["structures"].shape[0]
-            if index >= n:
-                raise click.BadParameter(f"index {index} out of range: {h5} has {n} samples",
-                                         param_hint="--index")
-            if "done" in f and not bool(f["done"][index]):
-                raise click.BadParameter(f"sample {index} of {h5} is not generated yet (an unfinished "
-                                         "file: resume `rln-design generate` first)", param_hint="--index")
-            m = f["structures"][index]
-            if "strain" in f:
-                fe = f["strain"][index]
+        m, fe = _read_h5_sample(h5, index)
         stem = f"{Path(h5).stem}_{index}"
     else:
-        try:
-            m = np.load(structure, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise click.BadParameter(f"cannot read {structure} as a numpy .npy array ({err})",
-                                     param_hint="STRUCTURE") from None
+        m = _read_npy(structure)
         # values outside [0, 1] are reported by Surrogate.predict; inside, the CLI wants phases only
         # (relaxed structures are for the differentiable Python API, and the statistics need phases)
         if m.dtype.kind in "biuf" and m.size and np.all((m >= 0) & (m <= 1)) and not np.isin(m, (0, 1)).all():
@@ -95,6 +116,12 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
             raise click.BadParameter(f"{structure} must be binary (0 soft, 1 stiff); found the value {bad:g}",
                                      param_hint="STRUCTURE")
         stem = Path(structure).stem
+    out = Path(out) if out else Path(f"{stem}_strain.npy")
+    if out.suffix != ".npy":  # as np.save would name it, so that the reported path is the file
+        out = out.with_name(out.name + ".npy")
+    png_path = None if png == "-" else Path(png) if png else out.with_suffix(".png")
+    refuse_to_overwrite_input(structure or h5, {"--out": out, "the JSON report": out.with_suffix(".json"),
+                                                "--png": png_path})
     from rln_design.precision import resolve_precision
 
     precision = resolve_precision(precision, device)  # what runs, and what the report records
@@ -110,9 +137,6 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         raise click.BadParameter(str(err), param_hint="STRUCTURE") from None
     seconds = time.perf_counter() - start
 
-    out = Path(out) if out else Path(f"{stem}_strain.npy")
-    if out.suffix != ".npy":  # as np.save would name it, so that the reported path is the file
-        out = out.with_name(out.name + ".npy")
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:  # temp file + rename: never half-written
         np.save(fh, field)
     batch_m = m[None] if m.ndim == 3 else m
