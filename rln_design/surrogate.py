@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import os
 import warnings
@@ -37,7 +38,7 @@ import torch
 
 from rln_design._atomic import atomic_path
 from rln_design._version import __version__, revision
-from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.models import FULL_TENSOR_KINDS, build_model
 from rln_design.precision import autocast, check_precision, resolve_precision
 from rln_design.symmetry import check_ensemble_size, ensemble_predict
 
@@ -251,9 +252,9 @@ class Surrogate:
                 f"{source or 'checkpoint'} is not an rln-design surrogate or training checkpoint "
                 f"(needs 'model' and 'model_config'; has {keys})"
             )
-        config = ModelConfig(**ckpt["model_config"])
-        model = RLN(config)
+        model = build_model(dict(ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
+        config = model.config
         data = _data_summary(ckpt)
         metrics = _plain(ckpt.get("metrics"))
         if metrics is None:  # training checkpoint: best validation metric and its history
@@ -265,6 +266,8 @@ class Surrogate:
             size = dataset_config.get("size") if isinstance(dataset_config, dict) else None
             grid = [size] * 3 if size else None
         contrast = ckpt.get("contrast", _first_attr(data, "contrast"))
+        if contrast is None:
+            contrast = getattr(config, "contrast", None)
         metadata = {
             "model_config": asdict(config),
             "train_config": _plain(ckpt.get("train_config", ckpt.get("config"))),
@@ -365,8 +368,13 @@ class Surrogate:
 
     @property
     def kind(self) -> str:
-        """Model kind: ``"rln"``, ``"rln-t"`` or ``"fln"``."""
+        """Model kind: ``"rln"``, ``"rln-t"``, ``"fln"`` (eps_xx only), ``"pcg"`` or ``"pcg-net"``."""
         return self.model.config.kind
+
+    @property
+    def full_tensor(self) -> bool:
+        """Whether :meth:`strain` can give all six strain components (the Krylov kinds)."""
+        return self.kind in FULL_TENSOR_KINDS
 
     @property
     def data(self) -> dict:
@@ -378,13 +386,16 @@ class Surrogate:
         """Metrics recorded with the model (e.g. ``test_mase``, ``val_mase``; MASE in percent)."""
         return self.metadata.get("metrics") or {}
 
+    def _tensors(self):
+        return itertools.chain(self.model.parameters(), self.model.buffers())
+
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return next(self._tensors()).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        return next(t for t in self._tensors() if t.is_floating_point()).dtype
 
     def to(self, *args, **kwargs) -> "Surrogate":
         """Move the model (``torch.nn.Module.to`` arguments: device and/or dtype); returns self."""
@@ -469,13 +480,48 @@ class Surrogate:
             ValueError: wrong number of dimensions, empty, values outside [0, 1], or ``ensemble``
                 or ``precision`` out of range.
         """
+        k = self.ensemble if ensemble is None else check_ensemble_size(ensemble)
+        return self._map(structures, lambda chunk: ensemble_predict(self.model, chunk, k),
+                         batch_size, precision)
+
+    def strain(self, structures, *, batch_size: int | None = None, precision: str | None = None):
+        """All six strain components, divided by the imposed eps_xx (Krylov kinds only).
+
+        Args:
+            structures: as for :meth:`predict`.
+            batch_size, precision: as for :meth:`predict`.
+
+        Returns:
+            `(batch, 6, x, y, z)` (or `(6, x, y, z)` for one structure), tensor components in Voigt
+            order (xx, yy, zz, yz, xz, xy); component 0 is :meth:`predict`'s field.
+
+        Raises:
+            ValueError: the surrogate predicts eps_xx only (kinds rln, rln-t, fln); the message
+                names the evaluator that can (FE).
+        """
+        if not self.full_tensor:
+            raise ValueError(
+                f"surrogate of kind {self.kind!r} predicts eps_xx only; the full strain tensor "
+                "needs a full-tensor surrogate (kind pcg or pcg-net) or the FE evaluator "
+                "(--evaluator fe, rln_design.solve_fe)"
+            )
+        return self._map(structures, self.model.strain, batch_size, precision)
+
+    def precision_used(self, precision: str | None = None) -> str:
+        """The precision that :meth:`predict` actually runs for ``precision`` (``"auto"`` resolved;
+        ``"fp32"`` for models without bf16 layers)."""
+        precision = self.precision if precision is None else check_precision(precision)
+        if not getattr(self.model, "supports_bf16", True):
+            return "fp32"
+        return resolve_precision(precision, self.device)
+
+    def _map(self, structures, fn, batch_size, precision):
+        """Run ``fn`` over batches of validated structures (see :meth:`predict` for the contract)."""
         if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        k = self.ensemble if ensemble is None else check_ensemble_size(ensemble)
-        precision = self.precision if precision is None else check_precision(precision)
+        precision = self.precision_used(precision)
         t, single, is_numpy = self._validate(structures)
         device, dtype = self.device, self.dtype
-        precision = resolve_precision(precision, device)
         self._use_layout(torch.channels_last_3d if precision == "bf16" else torch.contiguous_format)
         differentiable = (not is_numpy) and t.requires_grad and torch.is_grad_enabled()
         if batch_size is None:  # small batches measured faster on CPU for inference only
@@ -485,7 +531,7 @@ class Surrogate:
 
         def run(chunk):
             with autocast(precision, device):
-                return ensemble_predict(self.model, chunk.to(device=device, dtype=dtype), k)
+                return fn(chunk.to(device=device, dtype=dtype))
 
         if differentiable:
             parts = [run(t[i : i + batch_size]) for i in range(0, len(t), batch_size)]
@@ -508,6 +554,6 @@ class Surrogate:
         """Put the weights in ``memory_format`` unless they are already (read off a weight, so
         copies sharing the model agree). oneDNN's bf16 convolutions are fastest in
         channels_last_3d, its fp32 ones at batch 1-2 in the default layout (README speed table)."""
-        weight = next(p for p in self.model.parameters() if p.dim() == 5)
-        if not weight.is_contiguous(memory_format=memory_format):
+        weight = next((p for p in self.model.parameters() if p.dim() == 5), None)
+        if weight is not None and not weight.is_contiguous(memory_format=memory_format):
             self.model.to(memory_format=memory_format)
