@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "write_text_atomic", "save_figure_atomic"]
+__all__ = ["atomic_path", "write_text_atomic", "save_figure_atomic", "stale_temporaries"]
+
+# ".<target name>.<8 random characters of mkstemp>.tmp<target suffix>"
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
 
 
 def _umask() -> int:
@@ -85,3 +89,15 @@ def save_figure_atomic(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, **savefig_kwargs)
     return path
+
+
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_path` left in ``folder`` when its process was killed.
+
+    ``kill -9`` (or a power cut) ends a process before any clean-up runs; a later run into the same
+    folder removes these. Only names of the form ``.<target>.<8 characters>.tmp<suffix>`` match.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and _TEMPORARY.match(p.name))

@@ -215,7 +215,7 @@ def test_loops_use_the_requested_precision(tmp_path):
         default = resolve_precision("auto", "cpu")
         for extra, expected in (([], default), (["--precision", "bf16"], "bf16"), (["--precision", "fp32"], "fp32")):
             used.clear()
-            out = tmp_path / expected
+            out = tmp_path / f"{expected}-{len(extra)}"  # one folder per run (a second run there is refused)
             result = CliRunner().invoke(main, [
                 "optimize", "--target", "peak_strain<3", "--surrogate", str(tmp_path / "tiny"), "-k", "1",
                 "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "0", "--fe-rounds", "0",
@@ -361,3 +361,49 @@ def test_best_design_figure_cuts_through_the_fe_strain_peak(tmp_path, monkeypatc
     assert float(strain.max()) == pytest.approx(best["fe_same"]["peak_strain"][0])
     assert_shows_the_peak(fig, strain)
     assert (out / "best_design.png").stat().st_size > 0 and report["figures"]["best_design"]
+
+
+TINY_FE_RUN = ["optimize", "--target", "peak_strain<3", "--evaluator", "fe", "--grid", "5", "--contrast", "10",
+               "-k", "1", "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "1", "--fe-rounds", "0",
+               "-q"]
+
+
+def test_out_holding_another_run_is_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(main, [*TINY_FE_RUN, "--out", str(out)]).exit_code in (0, 3)
+    figures = sorted(p.name for p in out.iterdir())
+    assert "report.json" in figures and "convergence.png" in figures
+    before = (out / "report.json").read_bytes()
+    result = CliRunner().invoke(main, [*TINY_FE_RUN, "--out", str(out), "--seed", "1"])
+    assert result.exit_code == 2, result.output
+    assert f"Error: {str(out)!r} holds another design run (report.json): pass --overwrite to replace it" in \
+        " ".join(result.output.split())
+    assert (out / "report.json").read_bytes() == before
+    (out / ".report.json.abcd_123.tmp.json").write_text("left by a run killed with kill -9")
+    (out / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, [*TINY_FE_RUN, "--out", str(out), "--seed", "1", "--overwrite", "--no-plots"])
+    assert result.exit_code in (0, 3), result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "report.json"]  # old figures and temp gone
+    assert json.loads((out / "report.json").read_text())["config"]["seed"] == 1
+
+
+def test_sigterm_leaves_no_temporary_file(tmp_path):
+    """SIGTERM while a figure is being written: the run stops through its clean-up (exit 143)."""
+    import subprocess
+    import sys
+
+    script = ("import os, signal\n"
+              "from matplotlib.figure import Figure\n"
+              "real = Figure.savefig\n"
+              "def savefig(self, *args, **kwargs):\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)  # its temporary file exists now\n"
+              "    return real(self, *args, **kwargs)\n"
+              "Figure.savefig = savefig\n"
+              "from rln_design.cli import main\n"
+              "main()\n")
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-c", script, *TINY_FE_RUN, "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 143, result.stderr
+    assert f"Interrupted: no report written in {out}" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == []

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 
 import click
 
+from rln_design.cli._signals import exit_code, ignore_stop_signals, stop_once
 from rln_design.cli.options import (combined, contrast_value, deprecated_alias, fe_failure, positive,
                                      rtol_value, torch_device)
 
@@ -52,41 +51,6 @@ def _parse_split(ctx, param, value) -> tuple:
             f"(got {len(fractions)} values summing to {sum(fractions):g})"
         )
     return fractions
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _ignore_stop_signals():
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
-def _raise_interrupted(signum, frame):
-    from rln_design.data import Interrupted
-
-    _ignore_stop_signals()
-    raise Interrupted(signum)
-
-
-@contextlib.contextmanager
-def _stop_once():
-    """SIGINT or SIGTERM outside the solve loop stops the command once (as Ctrl-C; SIGTERM too, so
-    temporary files are removed), later ones are ignored; the handlers are restored afterwards,
-    unless the command is exiting after an interrupt (then a late Ctrl-C cannot cut the exit short).
-
-    Inside the loop :func:`rln_design.data.generate_dataset` handles them itself.
-    """
-    try:
-        previous = {signum: signal.signal(signum, _raise_interrupted) for signum in _STOP_SIGNALS}
-    except ValueError:  # not the main thread (e.g. a test runner's worker thread)
-        previous = {}
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:  # ignored: exiting after an interrupt
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
 
 def _report_interrupt(partial):
@@ -178,7 +142,7 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
                 raise click.BadParameter(f"cannot write {out!r}: {str(folder)!r} is a file, not a folder",
                                          param_hint="'--out'")
             break
-    with _stop_once():
+    with stop_once():  # inside the solve loop generate_dataset handles signals itself
         try:
             path = generate_dataset(
                 config, out, workers=workers, scheduler=scheduler, chunk_size=chunk_size,
@@ -191,7 +155,7 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         except ConvergenceError as exc:  # nothing of the failed chunk is saved; finished ones are
             raise fe_failure(exc, rtol) from None
         except KeyboardInterrupt as exc:
-            _ignore_stop_signals()  # a further Ctrl-C cannot cut the message or the exit short
+            ignore_stop_signals()  # a further Ctrl-C cannot cut the message or the exit short
             _report_interrupt(partial_path(out))
-            sys.exit(128 + getattr(exc, "signum", signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
+            sys.exit(exit_code(exc))  # 130 for Ctrl-C, 143 for SIGTERM
     click.echo(f"wrote {path} ({count} samples, {config.n_points} design points, {size}^3, contrast {contrast:g})")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
+from rln_design.cli._signals import exit_code, ignore_stop_signals, stop_once
 from rln_design.cli.options import (combined, contrast_value, deprecated_alias, ensemble_size, fe_failure,
                                      precision_choice)
 from rln_design.microstructure import PARAM_NAMES, ParameterBox
@@ -48,6 +52,37 @@ def _check_bounds(ctx, param, value):
     except ValueError as err:
         raise click.BadParameter(str(err), ctx=ctx, param=param) from None
     return tuple(value)
+
+
+DESIGN_REPORT = "report.json"
+
+
+def _clear_out(out, overwrite: bool) -> None:
+    """Refuse an ``out`` that holds another design run unless ``overwrite`` (then remove its report
+    and figures); remove temporary files a killed run left there either way."""
+    from rln_design._atomic import stale_temporaries
+
+    out = Path(out)
+    report = out / DESIGN_REPORT
+    if report.exists() and not overwrite:
+        raise click.UsageError(f"{str(out)!r} holds another design run ({DESIGN_REPORT}): pass --overwrite to "
+                               "replace it, or choose another --out")
+    if report.exists():
+        for path in [report, *(out / Path(p).name for p in _figures_of(report))]:
+            path.unlink(missing_ok=True)
+    for path in [*stale_temporaries(out), *out.glob(".write-test-*")]:
+        path.unlink(missing_ok=True)
+
+
+def _figures_of(report: Path) -> list:
+    """The figure paths an earlier ``report.json`` lists (none if it cannot be read)."""
+    import json
+
+    try:
+        figures = json.loads(report.read_text()).get("figures") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [p for p in figures.values() if isinstance(p, str)] if isinstance(figures, dict) else []
 
 
 @click.command()
@@ -101,6 +136,8 @@ def _check_bounds(ctx, param, value):
               help="FE contrast, from 1e-6 to 1e6 (default: the surrogate's).")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="design-run", show_default=True,
               help="Output directory (report.json, PNGs).")
+@click.option("--overwrite", is_flag=True, help="Replace the design run already in OUT (its report.json and "
+              "figures) instead of refusing.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @click.option("--quiet", "-q", "quiet", is_flag=True, help="No progress output.")
 def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, ensemble, precision,
@@ -108,7 +145,7 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
              n_init,
              iterations, q, restarts, steps, lr, raw_samples, gradient_realizations, top_k, fresh, fe_rounds,
              kappa, grid,
-             contrast, out, no_plots, quiet):
+             contrast, out, overwrite, no_plots, quiet):
     """Find microstructure parameters (gx, gy, gz, vf) that meet strain TARGETS.
 
     Loops run on the surrogate (or FE); the top designs are re-solved with FE on the same and on
@@ -148,8 +185,14 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
 
             tqdm.write(msg, file=sys.stderr)
 
+    _clear_out(out, overwrite)
     try:
-        result = run_optimize(config, out=out, progress=not quiet, log=log)
+        with stop_once():  # SIGTERM too: the run ends through its clean-up, leaving no temporary file
+            result = run_optimize(config, out=out, progress=not quiet, log=log)
+    except KeyboardInterrupt as exc:
+        ignore_stop_signals()
+        click.echo(f"\nInterrupted: no report written in {out}; run the command again to start over.", err=True)
+        sys.exit(exit_code(exc))
     except FileNotFoundError as err:  # unknown surrogate name/path
         raise click.BadParameter(str(err), param_hint="--surrogate") from None
     except ConvergenceError as err:  # an FE verification that cannot be trusted is no verdict
