@@ -139,6 +139,8 @@ def test_ctrl_c_message(tmp_path, monkeypatch, keep_signal_handlers):
         (["--box", "vf=0.5:1.5"], "bounds for vf must lie inside (0, 1) (exclusive), got 0.5:1.5"),
         (["--box", "vf=0:1"], "bounds for vf must lie inside (0, 1) (exclusive), got 0:1"),
         (["--box", "gx=1:inf"], "bounds for gx must be finite and > 0 voxels, got 1:inf"),
+        (["--box", "gx=1:nan"], "'gx=1:nan': LOW and HIGH must be numbers, not nan"),
+        (["--box", "gx=nan:3"], "'gx=nan:3': LOW and HIGH must be numbers, not nan"),
         (["--nu", "0.5"], "nu must be in (-1, 0.5), got 0.5"),
         (["--device", "tpu"], "Invalid value for '--device': 'tpu' is not a device; use cpu, cuda or cuda:N"),
         (["--device", "cpu", "--scheduler", "tcp://127.0.0.1:9"], "--device and --scheduler exclude each other"),

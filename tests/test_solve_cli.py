@@ -70,6 +70,7 @@ def test_png_cuts_through_the_strain_peak(tmp_path, monkeypatch):
                               "1e-13 (float64 round-off) to below 1, got 1e-30"),
         (["--gx", "nan"], "Invalid value for '--gx': nan is not a finite number; allowed: x>0"),
         (["--gy", "inf"], "Invalid value for '--gy': inf is not a finite number; allowed: x>0"),
+        (["--vf", "nan"], "Invalid value for '--vf': nan is not a finite number; allowed: 0<x<1"),
     ],
 )
 def test_non_finite_or_out_of_range_numbers_are_refused_up_front(args, message):

@@ -588,3 +588,13 @@ def test_cli_resume_from_a_damaged_or_foreign_checkpoint_is_one_line(data, tmp_p
               "no_rng": "(missing: rng)"}[content]
     assert text.endswith(reason)
     assert "pwned" not in capfd.readouterr().out
+
+
+def test_cli_truncated_or_foreign_data_file_is_one_line(data, tmp_path):
+    content = open(data, "rb").read()
+    (tmp_path / "cut.h5").write_bytes(content[: len(content) // 2])
+    (tmp_path / "text.h5").write_text("hello")
+    text = _one_line_error(_cli(["--data", str(tmp_path / "cut.h5"), "--out", str(tmp_path / "run")]))
+    assert f"{tmp_path / 'cut.h5'} is truncated (an interrupted copy or write?): it cannot be read" in text
+    text = _one_line_error(_cli(["--data", str(tmp_path / "text.h5"), "--out", str(tmp_path / "run")]))
+    assert f"{tmp_path / 'text.h5'} is not an HDF5 file" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -28,6 +29,8 @@ def _parse_box(ctx, param, values) -> dict:
                 lo_f, hi_f = float(lo), float(hi)
             except ValueError:
                 raise click.BadParameter(f"{item!r}: LOW and HIGH must be numbers") from None
+            if math.isnan(lo_f) or math.isnan(hi_f):
+                raise click.BadParameter(f"{item!r}: LOW and HIGH must be numbers, not nan")
             if not lo_f < hi_f:
                 raise click.BadParameter(f"{item!r}: LOW must be smaller than HIGH")
             bounds[name.strip()] = (lo_f, hi_f)

@@ -9,8 +9,8 @@ import numpy as np
 
 from rln_design._json import dumps
 from rln_design._version import __version__, revision
-from rln_design.cli.options import (contrast_value, deprecated_alias, fe_failure, figure_file, positive_float,
-                                     positive_int, rtol_value)
+from rln_design.cli.options import (FiniteFloatRange, contrast_value, deprecated_alias, fe_failure,
+                                     figure_file, positive_float, positive_int, rtol_value)
 from rln_design.fe.solver import DEFAULT_E_SOFT
 
 SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft_mean_strain",
@@ -21,7 +21,7 @@ SUMMARY_STATS = ("peak_strain", "p999_strain", "p99_strain", "std_strain", "soft
 @click.option("--gx", type=positive_float, default=4.0, show_default=True, help="Grain width along x (load), voxels.")
 @click.option("--gy", type=positive_float, default=4.0, show_default=True, help="Grain width along y, voxels.")
 @click.option("--gz", type=positive_float, default=4.0, show_default=True, help="Grain width along z, voxels.")
-@click.option("--vf", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+@click.option("--vf", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Stiff-phase volume fraction.")
 @deprecated_alias("--size", "--grid", "size", type=click.IntRange(min=2))
 @click.option("--grid", "size", type=click.IntRange(min=2), default=31, show_default=True,

@@ -22,16 +22,16 @@ _MODEL_OPTIONS = {"model": "kind", "n_iter": "n_iter", "history": "history", "wi
 
 
 def _check_data_file(ctx, param, paths):
-    import h5py
+    from rln_design.data import open_for_reading, read_problem
 
     for path in paths:
         if not Path(path).is_file():
             raise click.BadParameter(f"file {path!r} does not exist", ctx=ctx, param=param)
         try:
-            with h5py.File(path, "r") as f:
+            with open_for_reading(path) as f:
                 missing = [n for n in ("structures", "strain", "split") if n not in f]
-        except OSError:
-            raise click.BadParameter(f"{path!r} is not an HDF5 file", ctx=ctx, param=param)
+        except OSError as err:  # not HDF5, truncated ...
+            raise click.BadParameter(read_problem(path, err), ctx=ctx, param=param) from None
         if missing:
             raise click.BadParameter(
                 f"{path!r} has no {', '.join(missing)} dataset(s); make one with "
