@@ -503,9 +503,16 @@ def test_cli_interrupted_train_saves_and_exits_non_zero(data, tmp_path, monkeypa
     def interrupted(config):
         return real(config, on_step=lambda epoch, step: signal.raise_signal(signum) if step == 0 else None)
 
+    def unhandled(sig, frame):  # instead of the default SIGTERM, which would end the test run itself
+        raise AssertionError(f"signal {sig} reached the default handler: train does not handle it")
+
     monkeypatch.setattr(train_module, "train_model", interrupted)
-    out = tmp_path / "run"
-    result = _cli(["--data", data, "--out", str(out), *CLI_TINY])
+    previous = signal.signal(signum, unhandled)
+    try:
+        out = tmp_path / "run"
+        result = _cli(["--data", data, "--out", str(out), *CLI_TINY])
+    finally:
+        signal.signal(signum, previous)
     assert result.exit_code == 128 + signum, result.output
     assert "interrupted; state saved to" in result.output and "done:" not in result.output
     assert load_checkpoint(out / "last.pt")["step"] == 1
