@@ -394,7 +394,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         " `rln-design optimize --box gx=1:31` finds the low-peak designs) `bash studies/extrapolation.sh`"
         " measures it: peak and percentile strains stay close to FE, but the nearly uniform bulk"
         " field gets noise of the network's own (MASE above the mean-field guess, strain standard"
-        " deviation off by tens of %; figures in the README). Relaxed (non-binary) inputs are"
+        " deviation off by tens of %; figures in docs/training.md). Relaxed (non-binary) inputs are"
         " extrapolation.",
         "- Errors concentrate at strain peaks next to thin features (`worst.png` beside this card:"
         " structure, FE strain, prediction and error of the worst test instance, from `rln-design"

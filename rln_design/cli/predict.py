@@ -82,7 +82,7 @@ def _read_npy(path) -> np.ndarray:
 @click.option("--precision", type=precision_choice, default="auto",
               show_default=True,
               help="Network precision: auto = the fastest at equal accuracy here, bf16 autocast on "
-                   "CPUs with AMX / AVX512-BF16 and on GPUs (README speed table: same accuracy), "
+                   "CPUs with AMX / AVX512-BF16 and on GPUs (docs/benchmarks.md: same accuracy), "
                    "fp32 elsewhere; the output and the JSON report say which ran.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, device, precision,
