@@ -228,7 +228,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
         if not len(index):
             raise ValueError(f"{data}: every FE field of the {split} split is non-finite; nothing to evaluate")
 
-    from rln_design.precision import check_precision, resolve_precision
+    from rln_design.precision import check_precision
     from rln_design.symmetry import check_ensemble_size
 
     sizes = list(dict.fromkeys(map(check_ensemble_size, ensembles))) if ensembles else None  # once each
@@ -280,7 +280,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
                "ms_per_structure": result["ms_per_structure"]}
         if hasattr(predictor, "metadata"):
             row["ensemble"] = predictor.ensemble
-            row["precision"] = resolve_precision(predictor.precision, predictor.device)  # what ran
+            row["precision"] = predictor.precision_used()  # what ran
             row["contrast"] = predictor.contrast
             row["recorded_metrics"] = predictor.accuracy
         rows.append(row)

@@ -157,15 +157,20 @@ def _first_attr(data: dict, key: str):
 
 
 class Surrogate:
-    """A trained RLN-family model with its metadata, as a numpy/torch strain predictor.
+    """A strain model with its metadata, as a numpy/torch strain predictor.
 
-    The model was trained on *binary* structures (0 soft, 1 stiff). A floating input in [0, 1] is
-    read as the probability of the stiff phase (one-hot channels ``(1 - m, m)``), which makes
-    the prediction differentiable in relaxed structures; values strictly between 0 and 1 are an
-    extrapolation outside the training data, useful for gradients but not an accurate field.
+    Kinds: ``"pcg"`` / ``"pcg-net"`` (v2, :mod:`rln_design.models.krylov`: N exact PCG steps of the
+    FE problem, optionally with a learned correction; all six strain components via
+    :meth:`strain`) and ``"rln"`` / ``"rln-t"`` / ``"fln"`` (v1 networks, eps_xx only).
 
-    The network is convolutional and periodic, so any grid runs; accuracy is only established on
-    the training grid :attr:`grid` (a different grid gives a warning).
+    A floating input in [0, 1] is read as the probability of the stiff phase: for the Krylov kinds
+    the voxel modulus is interpolated linearly, for the RLN kinds the one-hot channels are
+    ``(1 - m, m)``; either way the prediction is differentiable in relaxed structures (values
+    strictly between 0 and 1 are not a physical two-phase structure, useful for gradients only).
+
+    Any grid runs; an RLN's accuracy is only established on its training grid :attr:`grid` (a
+    different grid gives a warning), the Krylov kinds record no grid (their steps are the same
+    operator on any grid; ``studies/surrogate_v2_study.md`` measures 16^3 to 63^3).
 
     Symmetry ensemble: :meth:`predict` averages the network over :attr:`ensemble` exact symmetries
     of the problem (reflections, y<->z swap, periodic shifts of the cell origin; see
@@ -178,11 +183,11 @@ class Surrogate:
     its convolutions in bfloat16 under autocast (head, mean removal and output stay fp32) in the
     channels_last_3d layout, which is several times faster where the hardware multiplies bf16
     natively (CUDA; CPUs with AMX / AVX512-BF16) and slower elsewhere; ``"auto"`` picks bf16 exactly
-    there (:func:`rln_design.precision.resolve_precision`). The README's speed table gives the
+    there (:func:`rln_design.precision.resolve_precision`). docs/benchmarks.md gives the
     measured speed and the error bf16 adds.
 
     Attributes:
-        model: the :class:`~rln_design.models.RLN` (eval mode, parameters frozen).
+        model: the model (:class:`~rln_design.models.RLN` or :class:`~rln_design.models.KrylovNet`; eval mode, weights frozen).
         metadata: everything known about the model: ``model_config``, ``train_config``,
             ``metrics``, ``data``, ``version``, ``contrast``, ``grid``, ``source``.
         card: text of the model card (``card.md``), or ``""``.
@@ -190,14 +195,14 @@ class Surrogate:
         precision: default precision of :meth:`predict` (``"fp32"``, ``"bf16"``, ``"auto"``).
 
     Args:
-        model: an RLN.
+        model: a model built by :func:`rln_design.models.build_model`.
         metadata: see above (``contrast`` and ``grid`` are read from it).
         card: model card text.
         ensemble: default ensemble size (1 .. 64).
         precision: default precision.
     """
 
-    def __init__(self, model: RLN, metadata: dict | None = None, card: str = "", ensemble: int = 1,
+    def __init__(self, model: torch.nn.Module, metadata: dict | None = None, card: str = "", ensemble: int = 1,
                  precision: str = "fp32"):
         self.model = model.eval()
         for p in self.model.parameters():  # gradients are wanted for inputs, never for weights
@@ -553,7 +558,7 @@ class Surrogate:
     def _use_layout(self, memory_format: torch.memory_format):
         """Put the weights in ``memory_format`` unless they are already (read off a weight, so
         copies sharing the model agree). oneDNN's bf16 convolutions are fastest in
-        channels_last_3d, its fp32 ones at batch 1-2 in the default layout (README speed table)."""
+        channels_last_3d, its fp32 ones at batch 1-2 in the default layout (docs/benchmarks.md)."""
         weight = next((p for p in self.model.parameters() if p.dim() == 5), None)
         if weight is not None and not weight.is_contiguous(memory_format=memory_format):
             self.model.to(memory_format=memory_format)

@@ -129,6 +129,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         model = Surrogate.load(surrogate, device=device, ensemble=ensemble, precision=precision)
     except (FileNotFoundError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="--surrogate") from None
+    precision = model.precision_used(precision)  # fp32 for models without bf16 layers
 
     start = time.perf_counter()
     try:

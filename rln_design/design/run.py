@@ -380,9 +380,12 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
 
 
 def _ran_precision(precision: str, surrogate=None) -> str:
-    """``"fp32"`` or ``"bf16"``: what ``precision`` means on the surrogate's device (CPU if none)."""
+    """``"fp32"`` or ``"bf16"``: what ``precision`` means on the surrogate's device (CPU if none);
+    ``"fp32"`` for a surrogate without bf16 layers (:meth:`Surrogate.precision_used`)."""
     from rln_design.precision import resolve_precision
 
+    if hasattr(surrogate, "precision_used"):
+        return surrogate.precision_used(precision)
     return resolve_precision(precision, getattr(surrogate, "device", None) or "cpu")
 
 
