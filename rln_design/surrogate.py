@@ -512,6 +512,21 @@ class Surrogate:
             )
         return self._map(structures, self.model.strain, batch_size, precision)
 
+    def displacement(self, structures, *, batch_size: int | None = None):
+        """Periodic fluctuation displacement per unit imposed eps_xx (Krylov kinds only).
+
+        Returns:
+            `(batch, 3, x, y, z)` (or `(3, x, y, z)`): node ``(i, j, k)`` is the lower corner of
+            voxel ``(i, j, k)``; ``scale * displacement`` warm-starts ``solve_fe(..., initial=...)``
+            for an imposed eps_xx of ``scale``.
+
+        Raises:
+            ValueError: an eps_xx-only surrogate (it has no displacement).
+        """
+        if not self.full_tensor:
+            raise ValueError(f"surrogate of kind {self.kind!r} predicts eps_xx only, not displacements")
+        return self._map(structures, lambda chunk: self.model.displacement(chunk)[0], batch_size, "fp32")
+
     def precision_used(self, precision: str | None = None) -> str:
         """The precision that :meth:`predict` actually runs for ``precision`` (``"auto"`` resolved;
         ``"fp32"`` for models without bf16 layers)."""

@@ -271,3 +271,40 @@ def test_torch_backend_treats_a_nan_residual_as_not_converged(monkeypatch):
     structure = torch.from_numpy(random_structure((5, 5, 5), seed=1))
     with pytest.raises(ConvergenceError, match="PCG diverged: the relative residual for batch item 0 is nan"):
         solve_fe(structure, contrast=10.0)
+
+
+# ----------------------------------------------------------------------------- warm start
+
+
+def test_warm_start_from_a_krylov_prediction_saves_its_steps_and_gives_the_same_field():
+    from rln_design.models.krylov import KrylovConfig, KrylovNet
+
+    m = random_structure((9, 8, 7), seed=11)
+    cold = solve_fe(m, contrast=10.0)
+    u, _ = KrylovNet(KrylovConfig(n_iter=3, contrast=10.0)).double().displacement(torch.as_tensor(m)[None])
+    warm = solve_fe(m, contrast=10.0, initial=1e-3 * u[0].detach().numpy())
+    assert warm.iterations < cold.iterations
+    np.testing.assert_allclose(warm.strain, cold.strain, atol=1e-8)  # both meet rtol 1e-6
+
+
+def test_warm_start_from_the_solution_needs_no_iteration():
+    m = random_structure((6, 7, 8), seed=12)
+    cold = solve_fe(m, contrast=50.0, rtol=1e-10)
+    # solve_fe returns no displacement: a converged Krylov iterate (200 steps) stands in for u~
+    from rln_design.models.krylov import KrylovConfig, KrylovNet
+
+    u, _ = KrylovNet(KrylovConfig(n_iter=200, contrast=50.0)).double().displacement(torch.as_tensor(m)[None])
+    warm = solve_fe(m, contrast=50.0, initial=1e-3 * u[0].detach().numpy())
+    assert warm.iterations == 0
+    np.testing.assert_allclose(warm.strain, cold.strain, atol=1e-9)
+
+
+@pytest.mark.parametrize("initial, message", [
+    (np.zeros((3, 5, 5)), r"initial must have shape \(3, 5, 5, 5\)"),
+    (np.full((3, 5, 5, 5), np.nan), "initial \\(warm start\\) holds NaN"),
+])
+def test_warm_start_bad_input(initial, message):
+    with pytest.raises(ValueError, match=message):
+        solve_fe(random_structure((5, 5, 5), seed=1), initial=initial)
+    with pytest.raises(ValueError, match="numpy backend only"):
+        solve_fe(torch.as_tensor(random_structure((5, 5, 5), seed=1)), initial=np.zeros((3, 5, 5, 5)))

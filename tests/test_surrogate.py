@@ -448,3 +448,19 @@ def test_default_precision_attribute_load_option_and_errors(saved, monkeypatch):
                  lambda: Surrogate.load(directory, precision="int8")):
         with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16', 'auto'\)"):
             call()
+
+
+def test_krylov_surrogate_gives_strain_and_displacement_an_rln_does_not():
+    from rln_design.models import build_model
+
+    m = np.random.default_rng(0).integers(0, 2, (2, 6, 7, 5)).astype(np.uint8)
+    v2 = Surrogate(build_model({"kind": "pcg", "n_iter": 3, "contrast": 10.0}), {"contrast": 10.0})
+    assert v2.full_tensor and v2.precision_used("bf16") == "fp32"
+    strain, u = v2.strain(m), v2.displacement(m)
+    assert strain.shape == (2, 6, 6, 7, 5) and u.shape == (2, 3, 6, 7, 5)
+    np.testing.assert_allclose(strain[:, 0], v2.predict(m), atol=1e-6)
+    v1 = Surrogate(build_model({"kind": "rln", "n_iter": 1, "width": 2}), {"contrast": 10.0})
+    with pytest.raises(ValueError, match="eps_xx only.*FE evaluator"):
+        v1.strain(m)
+    with pytest.raises(ValueError, match="eps_xx only, not displacements"):
+        v1.displacement(m)
