@@ -10,9 +10,9 @@ stage choices, plain network on 255 validation structures)::
 
 The same for the shipped stage-11/12/13 weights (docs/training.md), from git history::
 
-    git show fd93359:surrogates/cr10/model.pt > runs/hist/cr10-s12.pt
+    git show fd93359:surrogates/cr10-rln/model.pt > runs/hist/cr10-s12.pt
     python studies/average_checkpoints.py --out runs/avg/cr10-1213/model.pt \
-        --checkpoint runs/hist/cr10-s12.pt --checkpoint surrogates/cr10/model.pt
+        --checkpoint runs/hist/cr10-s12.pt --checkpoint surrogates/cr10-rln/model.pt
 
 Each stage of the CPU recipe ends a cosine learning-rate cycle from the previous stage's weights,
 so averaging the endpoints is stochastic weight averaging over cycles (Izmailov et al., 2018,

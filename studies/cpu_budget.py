@@ -23,11 +23,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def main(pid: int, budget: float, poll: float = 5.0) -> None:
+    used = 0.0
     while True:
         try:
             used = cpu_seconds(pid)
         except (FileNotFoundError, ProcessLookupError):
-            print(f"process {pid} ended before the budget of {budget:.0f} CPU s", flush=True)
+            print(f"process {pid} ended before the budget of {budget:.0f} CPU s (last seen at "
+                  f"{used:.0f} CPU s, at most {poll:g} s before it ended)", flush=True)
             return
         if used >= budget:
             os.kill(pid, signal.SIGINT)

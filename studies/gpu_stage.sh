@@ -20,7 +20,7 @@
 #     does not finish in time);
 #  3. a probe run per surrogate (two short epochs; the second, warmed-up one gives the rate), side
 #     by side on the one GPU; then one run per surrogate, side by side, from the shipped weights
-#     (surrogates/<name>/model.pt), bf16 autocast + channels_last_3d, batch 32, per-step cosine from
+#     (surrogates/<name>-rln/model.pt, the v1 RLN), bf16 autocast + channels_last_3d, batch 32, per-step cosine from
 #     LR, over the fresh structures plus the reference file's training split, for as many epochs as
 #     the measured rate fits in the time left (at least one; a partial epoch if not even one fits);
 #     in fp32 if the probe fails with the PRECISION flags (default --amp --channels-last);
@@ -137,7 +137,7 @@ for name in $names; do [[ -f $data/${name}_$size.h5 ]] && active+=($name); done
 train_args() {  # train_args NAME RUN_DIR [reference]: the fresh data too unless "reference"
   local files=(--data $data/${1}_$size.h5)
   [[ -f $data/${1}_${size}g.h5 && ${3:-} != reference ]] && files=(--data $data/${1}_${size}g.h5 "${files[@]}")
-  echo "${files[@]}" --val-data $data/${1}_$size.h5 --init-from surrogates/$1/model.pt --out "$2" \
+  echo "${files[@]}" --val-data $data/${1}_$size.h5 --init-from surrogates/$1-rln/model.pt --out "$2" \
     --model rln --batch-size $batch --schedule step --augment --device $dev --no-progress --loss $loss \
     $([[ -f $scratch/fp32_$1 ]] || echo "${precision[@]}")
 }
@@ -210,10 +210,10 @@ print(json.dumps({p: {k: (v if isinstance(v, (int, float, str)) else str(v)) for
   if [[ -f $run/best.pt ]] && (( cap < 20 )); then
     say "$name: no time left for the evaluations"
   elif [[ -f $run/best.pt ]]; then
-    capped $cap evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 1 \
+    capped $cap evaluate --model surrogates/$name-rln/model.pt --model $run/best.pt --ensemble 1 \
       --data $data/${name}_$size.h5 --split validation --max-samples $val_max --no-baselines --device $dev \
       --no-progress --out $run/select.json > $run/select.txt 2>&1
-    capped $cap evaluate --model surrogates/$name/model.pt --model $run/best.pt --ensemble 4 --ensemble 1 \
+    capped $cap evaluate --model surrogates/$name-rln/model.pt --model $run/best.pt --ensemble 4 --ensemble 1 \
       --precision fp32 --data $data/${name}_$size.h5 --split test --max-samples $eval_max --no-baselines \
       --device $dev --no-progress --out $run/evaluation.json > $run/evaluation.txt 2>&1
     grep -v -e Warning -e "p = _numpy" $run/select.txt $run/evaluation.txt

@@ -38,7 +38,7 @@ def metrics_of(record: dict, contrast: int) -> tuple[int, dict]:
         "test_mase_mean": test["mase"], "test_mase_std": test["mase_std"], "test_ensemble": 1,
         "plain_test_mase_mean": test["mase"], "plain_test_mase_std": test["mase_std"],
         "test_peak_err": test["peak_err"], "test_p99_err": test["p99_err"], "test_n": test["n"],
-        "test_full_tensor_err": test.get("full_err"),
+        "test_full_tensor_err": test.get("full_err"), "test_full_tensor_n": rec.get("n_full"),
         "test_full_tensor_err_per_component": test.get("full_err_per_component"),
         "val_mase": val["mase"], "ms_batch1": speed["b1"], "fe_ms": rec["fe_ms"],
         "speedup_batch1": speed["speedup_b1"], "speedup_best": speed["speedup_best"],
@@ -76,7 +76,7 @@ mean strain, differentiable in relaxed structures. The number of steps is the ac
   exactly equivariant: a symmetry ensemble cannot change it)
 - peak-strain error {m['test_peak_err']:.2f} %, p99-strain error {m['test_p99_err']:.2f} % (mean
   relative error per structure)
-- full strain tensor (first 64 test structures, mean |error| in % of the imposed eps_xx): all six
+- full strain tensor (first {m['test_full_tensor_n']} test structures, mean |error| in % of the imposed eps_xx): all six
   components {m['test_full_tensor_err']:.2f}; per component {comps}
 
 ## Speed (same run, same structures; {machine['cpu']}, {machine['threads']} threads)
@@ -91,6 +91,17 @@ mean strain, differentiable in relaxed structures. The number of steps is the ac
 """
 
 
+def _dataset_config(path: str) -> dict | None:
+    """The validation/test dataset's recorded config (its parameter ``bounds`` are the box in which
+    the accuracy was measured; ``rln-design optimize`` defaults to that box), or None without it."""
+    import h5py
+
+    if not Path(path).is_file():
+        return None
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs["config"])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--contrast", type=int, choices=(10, 50), required=True)
@@ -102,7 +113,8 @@ def main(argv=None) -> None:
     n, metrics = metrics_of(record, args.contrast)
     model = KrylovNet(KrylovConfig(kind="pcg", n_iter=n, contrast=float(args.contrast)))
     metadata = {"contrast": float(args.contrast), "metrics": metrics, "grid": None,
-                "data": {"selection": DATA[args.contrast][0]},
+                "data": {"selection_and_test": DATA[args.contrast][0],
+                         "config": _dataset_config(DATA[args.contrast][0])},
                 "train_config": {"training": "none", "selection": "smallest N beating the paper's "
                                  "RLN on 128 validation structures"}}
     surrogate = Surrogate(model, metadata)

@@ -42,13 +42,17 @@ def _weights_hash(state: dict) -> str:
 
 
 def history(name: str) -> list[dict]:
-    """Rows, oldest first, one per commit that changed ``surrogates/NAME/model.pt``."""
+    """Rows, oldest first, one per commit that changed ``surrogates/NAME/model.pt`` while it held a
+    v1 RLN (the v2 Krylov surrogates that took the names over have no training stages; the v1
+    files live on as ``surrogates/NAME-rln``)."""
     log = _git("log", "--reverse", "--format=%h %cs", "--", f"surrogates/{name}/model.pt").decode().split("\n")
     rows, previous = [], None
     for line in filter(None, log):
         commit, date = line.split()
         checkpoint = torch.load(io.BytesIO(_git("show", f"{commit}:surrogates/{name}/model.pt")),
                                 map_location="cpu", weights_only=True)
+        if checkpoint.get("model_config", {}).get("kind") not in ("rln", "rln-t", "fln"):
+            continue
         try:
             card = _git("show", f"{commit}:surrogates/{name}/card.md").decode()
         except subprocess.CalledProcessError:  # not found at that commit

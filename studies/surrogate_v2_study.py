@@ -260,10 +260,11 @@ def test_figures(contrast: float, data: str, arms: dict, n_full: int, max_test=N
     s_test, y_test, _ = load_split(data, "test", max_samples=max_test, seed=0)
     full = None
     if any(s.full_tensor for s in arms.values()):
-        full_fe = cached(f"fe_full_cr{contrast:g}_{n_full}",
+        full_fe = cached(f"fe_full_cr{contrast:g}_{n_full}_{len(s_test)}",
                          lambda: fe_full_strain(s_test[:n_full].numpy(), contrast).tolist())
         full = (s_test[:n_full].numpy(), np.asarray(full_fe, dtype=np.float32))
-    return {name: cached(f"test_{name}_cr{contrast:g}", lambda: accuracy(s, s_test, y_test, full))
+    return {name: cached(f"test_{name}_cr{contrast:g}_{len(s_test)}",
+                         lambda: accuracy(s, s_test, y_test, full))
             for name, s in arms.items()}
 
 
@@ -333,9 +334,10 @@ def run_report(args) -> None:
         fe, fe_iterations = fe_ms(timing, contrast)
         speeds = {name: speed(s, timing, fe) for name, s in arms.items()}
         record[f"cr{contrast:g}"] = {"chosen_n": n, "dial": dial, "test": tests, "speed": speeds,
+                                     "n_full": args.n_full,
                                      "fe_ms": fe, "fe_iterations": fe_iterations,
                                      "gflop": {k: gflop(s) for k, s in arms.items()},
-                                     "warm_start": cached(f"warm_pcg{n}_cr{contrast:g}",
+                                     "warm_start": cached(f"warm_pcg{n}_cr{contrast:g}_{len(timing)}",
                                                           lambda: warm_start(contrast, n, timing)),
                                      "params": {k: n_params(s) for k, s in arms.items()}}
         sections.append(_section(contrast, data, record[f"cr{contrast:g}"], args))
@@ -375,7 +377,8 @@ def _header(record: dict, args) -> str:
             f"torch thread each, side by side, stopped at {args.budget:.0f} CPU s each "
             f"(`studies/cpu_budget.py`); `v1-rln` is the shipped RLN (~20 core-hours, 13 stages, "
             f"reference only)\n"
-            f"- accuracy: the whole test split (split by design point, never seen in training or "
+            f"- accuracy: {args.max_test or 'all'} structures of the test split (a seeded random "
+            f"subset, the same for every arm; split by design point, never seen in training or "
             f"selection); the number of PCG steps N is chosen on 128 validation structures as the "
             f"smallest N that beats the paper's RLN there\n"
             f"- speed: ms per 31^3 structure, median of 3 passes over {args.n_speed} test structures, "
@@ -391,8 +394,9 @@ def _training_cpu(name: str) -> str:
     if name == "pcg-net" and (RUNS / "pcg-net" / "last.pt").is_file():
         state = torch.load(RUNS / "pcg-net" / "last.pt", weights_only=True)["state"]
         return f"{state['cpu_s']:.0f} s"
-    if name == "rln" and (RUNS / "rln.budget.log").is_file():
-        return (RUNS / "rln.budget.log").read_text().split(":")[1].split("CPU")[0].strip() + " s"
+    if name == "rln" and (RUNS / "rln" / "metrics.jsonl").is_file():
+        epochs = [json.loads(line) for line in (RUNS / "rln" / "metrics.jsonl").read_text().splitlines()]
+        return f"all {len(epochs)} planned epochs in < 4500 CPU s"
     return TRAINING.get(name, "?")
 
 
@@ -466,7 +470,8 @@ def main(argv=None) -> None:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--n-full", type=int, default=64, help="test structures with FE full tensors")
     r.add_argument("--n-speed", type=int, default=8, help="test structures timed")
-    r.add_argument("--max-test", type=int, help="test structures (default: the whole split)")
+    r.add_argument("--max-test", type=int, default=400,
+                   help="test structures, a seeded random subset of the split (as the v1 cards)")
     r.add_argument("--grids", type=int, nargs="+", default=[16, 31, 63], help="grid transfer sizes")
     r.add_argument("--out", default="studies/surrogate_v2_study.md")
     args = parser.parse_args(argv)

@@ -56,7 +56,7 @@ def test_smoke_run_brings_back_what_shipping_needs(tmp_path):
     assert test["split"] == "test" and [(r["ensemble"], r["precision"]) for r in test["rows"]] == [
         (4, "fp32"), (1, "fp32"), (4, "fp32"), (1, "fp32")]
     assert select["split"] == "validation" and len(select["rows"]) == 2
-    assert config["init_from"] == "surrogates/cr10/model.pt" and config["schedule"] == "step"
+    assert config["init_from"] == "surrogates/cr10-rln/model.pt" and config["schedule"] == "step"
     assert config["channels_last"] and config["device"] == "cpu"
     assert [Path(f).name for f in config["data"]] == ["cr10_9g.h5", "cr10_9.h5"]  # fresh + reference
     probe = json.loads((tmp_path / "runs" / "cr10-smoke-probe" / "config.json").read_text())

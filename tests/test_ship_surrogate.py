@@ -161,7 +161,7 @@ def test_ship_continued_run_with_previous_card_and_bf16_rows(tmp_path):
     assert not (tmp_path / "shipped" / "tiny4").exists()
 
 
-@pytest.mark.parametrize("name", ["cr10", "cr50"])
+@pytest.mark.parametrize("name", ["cr10-rln", "cr50-rln"])
 def test_previous_card_relabels_its_weight_choices(name):
     # the shipped cards' earlier choices name weights the next card does not ship: copied sections
     # say "kept then", so the new card's one "Choice of the shipped weights" is its own

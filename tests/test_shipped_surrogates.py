@@ -1,7 +1,8 @@
 """The shipped surrogates load by name, carry a model card, and agree with the FE solver.
 
-The accuracy bound of each check comes from the surrogate's own measured test MASE (recorded in
-model.pt by studies/ship_surrogate.py from `rln-design evaluate`), so a broken or swapped weight file
+``cr10`` / ``cr50`` are the v2 Krylov localization surrogates (studies/ship_v2_surrogate.py);
+``cr10-rln`` / ``cr50-rln`` the v1 RLNs (studies/ship_surrogate.py). The accuracy bound of each check
+comes from the surrogate's own measured test MASE recorded in model.pt, so a broken or swapped file
 fails here while an honest surrogate passes.
 """
 
@@ -12,7 +13,8 @@ from rln_design import Surrogate, solve_fe
 from rln_design.evaluate import mase
 from rln_design.microstructure import generate_batch
 
-SHIPPED = [("cr10", 10.0), ("cr50", 50.0)]
+SHIPPED = [("cr10-rln", 10.0), ("cr50-rln", 50.0)]  # v1 RLNs
+SHIPPED_V2 = [("cr10", 10.0), ("cr50", 50.0)]
 
 
 @pytest.fixture(scope="module", params=SHIPPED, ids=[name for name, _ in SHIPPED])
@@ -88,3 +90,46 @@ def test_prediction_is_nearly_shift_equivariant(shipped, shift):
     assert change < 1.5 * measured, change
     truth = np.roll(solve_fe(structure, contrast=contrast).eps_xx_normalized(), shift, axis=(0, 1, 2))
     assert mase(shifted[None], truth[None])[0] < 2.0 * measured
+
+
+# ------------------------------------------------------------------------------ v2 (Krylov)
+
+
+@pytest.fixture(scope="module", params=SHIPPED_V2, ids=[name for name, _ in SHIPPED_V2])
+def shipped_v2(request):
+    name, contrast = request.param
+    return Surrogate.load(name), contrast
+
+
+def test_v2_metadata_and_card(shipped_v2):
+    surrogate, contrast = shipped_v2
+    assert surrogate.kind == "pcg" and surrogate.full_tensor
+    assert surrogate.contrast == contrast == surrogate.model.config.contrast
+    metrics = surrogate.metadata["metrics"]
+    assert metrics["test_ensemble"] == 1 and surrogate.ensemble == 1
+    assert f"N = {surrogate.model.config.n_iter} PCG steps" in surrogate.card
+    assert f"test MASE {metrics['test_mase_mean']:.2f} +- {metrics['test_mase_std']:.2f} %" in surrogate.card
+    assert f"{metrics['ms_batch1']:.1f} ms per 31^3 structure" in surrogate.card
+
+
+def test_v2_agrees_with_fe_on_all_six_components_within_its_measured_accuracy(shipped_v2):
+    surrogate, contrast = shipped_v2
+    structures = fresh_structures()
+    fe = solve_fe(structures, contrast=contrast)
+    metrics = surrogate.metadata["metrics"]
+    errors = mase(surrogate.predict(structures), fe.eps_xx_normalized())
+    assert errors.mean() < 2.0 * metrics["test_mase_mean"], errors
+    full = surrogate.strain(structures)
+    assert full.shape == (3, 6, 31, 31, 31)
+    full_err = 100 * np.abs(full - fe.strain / 1e-3).mean()
+    assert full_err < 2.0 * metrics["test_full_tensor_err"], full_err
+    np.testing.assert_allclose(full.mean(axis=(2, 3, 4)), np.tile([1, 0, 0, 0, 0, 0], (3, 1)), atol=1e-5)
+
+
+def test_v2_is_exactly_shift_equivariant(shipped_v2):
+    surrogate, _ = shipped_v2
+    structure = fresh_structures(n=1, seed=7)[0]
+    for shift in [(3, 5, 7), (16, 0, 0)]:
+        shifted = surrogate.predict(np.roll(structure, shift, axis=(0, 1, 2)))
+        np.testing.assert_allclose(shifted, np.roll(surrogate.predict(structure), shift, axis=(0, 1, 2)),
+                                   atol=2e-5)

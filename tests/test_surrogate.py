@@ -226,8 +226,8 @@ def test_predict_other_grid_warns():
         assert tiny_surrogate().predict(np.zeros((4, 5, 6), np.uint8)).shape == (4, 5, 6)
 
 
-@pytest.mark.parametrize("name, contrast", [("cr10", 10.0), ("cr50", 50.0)])
-def test_shipped_surrogates(name, contrast):
+@pytest.mark.parametrize("name, contrast", [("cr10-rln", 10.0), ("cr50-rln", 50.0)])
+def test_shipped_surrogates(name, contrast):  # the v1 RLNs; v2 (cr10, cr50): test_shipped_surrogates.py
     assert name in available_surrogates()  # tracked in git: a missing one is a failure, not a skip
     s = Surrogate.load(name)
     assert s.contrast == contrast
