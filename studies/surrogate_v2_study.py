@@ -16,7 +16,10 @@ Reproduce (data: ``rln-design generate --contrast 10 --count 2560 --grid 31 --re
     python studies/surrogate_v2_study.py train-pcgnet --budget 4500   # CPU seconds
     python studies/surrogate_v2_study.py report                  # -> studies/surrogate_v2_study.md
 
-(the ``rln`` arm: see ``RLN_COMMAND``; both arms ran side by side, one core each).
+(the ``rln`` arm: see ``RLN_COMMAND``; both arms ran side by side, one core each). The pcg-net arm's
+selected weights (54 kB) are kept as ``studies/surrogate_v2_pcgnet_best.pt``
+(``Surrogate.load`` reads it); copy it to ``runs/v2study/pcg-net/best.pt`` to re-run the report
+without retraining.
 
 Budget: 4500 CPU s (75 core-minutes) per training arm. The issue asked for at least 90; the arms
 were started with 5400 and cut to 4500 at ~1400 CPU s each because two 90-minute arms, the shared
