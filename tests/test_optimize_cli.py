@@ -257,6 +257,23 @@ def test_default_precision_is_the_fastest_here_and_the_run_says_which(tmp_path, 
     assert report["config"]["surrogate_precision"] == report["surrogate"]["precision"] == expected
 
 
+def test_a_krylov_surrogate_runs_and_is_recorded_in_fp32_even_where_bf16_is_native(tmp_path, monkeypatch):
+    import rln_design.precision as precision
+    from rln_design.models.krylov import KrylovConfig, KrylovNet
+    from rln_design.surrogate import Surrogate
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    Surrogate(KrylovNet(KrylovConfig(n_iter=2, contrast=10.0)), {"contrast": 10.0}).save(tmp_path / "pcg")
+    result = CliRunner().invoke(main, [
+        "optimize", "--target", "peak_strain<3", "--surrogate", str(tmp_path / "pcg"), "-k", "1",
+        "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "0", "--fe-rounds", "0",
+        "--grid", "6", "--no-plots", "--out", str(tmp_path / "run")])
+    assert result.exit_code in (0, 3), result.output
+    assert "(precision fp32)" in result.stderr and "(surrogate, fp32)" in result.stdout
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["config"]["surrogate_precision"] == report["surrogate"]["precision"] == "fp32"
+
+
 def test_config_names_a_bad_ensemble():
     from rln_design.design.run import OptimizeConfig
 

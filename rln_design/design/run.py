@@ -219,16 +219,21 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
     needs_surrogate = loop_evaluator is None and (config.evaluator == "surrogate" or config.method != "bayes")
     needs_surrogate = needs_surrogate or (loop_evaluator is None and surrogate is not None)
     surrogate_info = None
-    if needs_surrogate and surrogate is None:
+    loaded = needs_surrogate and surrogate is None
+    if loaded:
         from rln_design.surrogate import Surrogate
 
-        log(f"loading surrogate {config.surrogate!r} (precision {precision})")
         surrogate = Surrogate.load(config.surrogate, ensemble=config.surrogate_ensemble,
                                    precision=config.surrogate_precision)
     elif hasattr(surrogate, "with_ensemble"):  # the caller's object keeps its own defaults
         surrogate = surrogate.with_ensemble(config.surrogate_ensemble)
         if hasattr(surrogate, "with_precision"):
             surrogate = surrogate.with_precision(config.surrogate_precision)
+    if hasattr(surrogate, "precision_used"):  # a model without bf16 layers runs in fp32 whatever asked
+        precision = surrogate.precision_used(precision)
+        config = replace(config, surrogate_precision=precision)
+    if loaded:
+        log(f"loading surrogate {config.surrogate!r} (precision {precision})")
     trained_box = None
     if surrogate is not None:
         meta = getattr(surrogate, "metadata", {}) or {}
@@ -236,7 +241,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         surrogate_info = {"name": str(config.surrogate), "contrast": getattr(surrogate, "contrast", None),
                           "grid": getattr(surrogate, "grid", None),
                           "ensemble": getattr(surrogate, "ensemble", None),
-                          "precision": getattr(surrogate, "precision", None),
+                          "precision": precision,  # what runs (Surrogate.precision_used)
                           "training_box": None if trained_box is None else
                           {"lower": trained_box.lower.tolist(), "upper": trained_box.upper.tolist()}}
     box = parse_bounds(config.bounds, trained_box or ParameterBox())
