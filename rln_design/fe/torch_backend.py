@@ -97,7 +97,8 @@ class TorchProblem:
         return self._apply(self.b_centre, u) + gamma_bar[None, :, None, None, None]
 
 
-def _dot(a, b):
+def batch_dot(a, b):
+    """Per-sample inner product of `(batch, ...)` tensors -> `(batch,)`."""
     return (a * b).flatten(1).sum(dim=1)
 
 
@@ -111,32 +112,32 @@ def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device
         problem = TorchProblem(batch, float(contrast), float(e_soft), float(nu), dtype)
         gamma_bar = torch.as_tensor(element.engineering(imposed), dtype=dtype, device=batch.device)
         rhs = -problem.macro_load(gamma_bar)
-        rhs_norm = _dot(rhs, rhs).sqrt()
+        rhs_norm = batch_dot(rhs, rhs).sqrt()
         safe_norm = torch.where(rhs_norm > 0, rhs_norm, torch.ones_like(rhs_norm))
         x = torch.zeros_like(rhs)
         r = rhs.clone()
         z = problem.precondition(r)
         p = z.clone()
-        rz = _dot(r, z)
+        rz = batch_dot(r, z)
         iterations = torch.zeros(len(batch), dtype=torch.int64, device=batch.device)
         active = rhs_norm > 0
         for _ in range(maxiter):
             if not bool(active.any()):
                 break
             ap = problem.stiffness(p)
-            pap = _dot(p, ap)
+            pap = batch_dot(p, ap)
             alpha = torch.where(active, rz / torch.where(active, pap, 1.0), 0.0)
             x += alpha[:, None, None, None, None] * p
             r -= alpha[:, None, None, None, None] * ap
             iterations += active.to(torch.int64)
-            active = active & (_dot(r, r).sqrt() / safe_norm > rtol)
+            active = active & (batch_dot(r, r).sqrt() / safe_norm > rtol)
             z = problem.precondition(r)
-            rz_new = _dot(r, z)
+            rz_new = batch_dot(r, z)
             beta = torch.where(active, rz_new / torch.where(active, rz, 1.0), 0.0)
             p = z + beta[:, None, None, None, None] * p
             rz = rz_new
         true_residual = problem.stiffness(x) - rhs  # K u~ + f, recomputed rather than recursive
-        residual = _dot(true_residual, true_residual).sqrt() / safe_norm
+        residual = batch_dot(true_residual, true_residual).sqrt() / safe_norm
         worst = int(torch.argmax(torch.nan_to_num(residual, nan=float("inf"))))  # NaN: not converged
         check_converged(float(residual[worst]), rtol, int(iterations[worst]), maxiter,
                         f" for batch item {worst}")

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from rln_design.fe import element
-from rln_design.fe.torch_backend import TorchProblem
+from rln_design.fe.torch_backend import TorchProblem, batch_dot
 from rln_design.models.corrector import Corrector
 
 __all__ = ["KrylovConfig", "KrylovNet", "KrylovState", "KRYLOV_KINDS"]
@@ -91,11 +91,6 @@ class KrylovConfig:
             raise ValueError(f"width and depth must be >= 1, got {self.width}, {self.depth}")
         object.__setattr__(self, "load", load)
         object.__setattr__(self, "n_iter", int(self.n_iter))
-
-
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample inner product of `(batch, ...)` tensors -> `(batch,)`."""
-    return (a * b).flatten(1).sum(dim=1)
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -150,16 +145,16 @@ class KrylovNet(nn.Module):
             u = torch.zeros_like(r)
             z = problem.precondition(r)
             p = z
-            rz = _dot(r, z)
+            rz = batch_dot(r, z)
             for i in range(self.config.n_iter):
                 kp = problem.stiffness(p)
-                alpha = _ratio(rz, _dot(p, kp))[:, None, None, None, None]
+                alpha = _ratio(rz, batch_dot(p, kp))[:, None, None, None, None]
                 u = u + alpha * p
                 r = r - alpha * kp
                 if i == self.config.n_iter - 1:
                     break
                 z = problem.precondition(r)
-                rz_new = _dot(r, z)
+                rz_new = batch_dot(r, z)
                 p = z + _ratio(rz_new, rz)[:, None, None, None, None] * p
                 rz = rz_new
         return KrylovState(phase, u, r, problem)
