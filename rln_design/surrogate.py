@@ -367,6 +367,19 @@ class Surrogate:
         return self.metadata.get("contrast")
 
     @property
+    def physics(self) -> "Physics | None":
+        """The :class:`~rln_design.physics.Physics` of the training data (``None`` if the contrast is
+        unknown); ``grid`` is the training grid (the default 31^3 where none is recorded)."""
+        if self.contrast is None:
+            return None
+        from rln_design.physics import DEFAULT_GRID, Physics
+
+        data = _data_summary({"data": self.data})
+        known = {k: _first_attr(data, k) for k in ("e_soft", "nu", "imposed_strain")}
+        return Physics(self.contrast, grid=tuple(self.grid or DEFAULT_GRID),
+                       **{k: v for k, v in known.items() if v is not None})
+
+    @property
     def grid(self) -> tuple[int, int, int] | None:
         """Training grid ``(x, y, z)``."""
         return self.metadata.get("grid")

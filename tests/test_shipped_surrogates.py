@@ -133,3 +133,11 @@ def test_v2_is_exactly_shift_equivariant(shipped_v2):
         shifted = surrogate.predict(np.roll(structure, shift, axis=(0, 1, 2)))
         np.testing.assert_allclose(shifted, np.roll(surrogate.predict(structure), shift, axis=(0, 1, 2)),
                                    atol=2e-5)
+
+
+@pytest.mark.parametrize("name, contrast", [("cr10", 10.0), ("cr50", 50.0), ("cr10-rln", 10.0), ("cr50-rln", 50.0)])
+def test_shipped_surrogates_expose_their_training_physics(name, contrast):
+    from rln_design.physics import Physics
+
+    physics = Surrogate.load(name).physics
+    assert isinstance(physics, Physics) and physics.contrast == contrast and physics.grid == (31, 31, 31)
