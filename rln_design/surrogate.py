@@ -12,7 +12,9 @@ Where surrogates come from:
 * a *path* may be a surrogate directory (``model.pt`` + ``card.md``), a shipped ``model.pt`` or a
   training checkpoint (``best.pt`` / ``last.pt`` of ``rln_design.train``).
 
-Every file is read with ``torch.load(weights_only=True)``: no pickled code is executed.
+Every file is one :class:`~rln_design.checkpoint.Checkpoint`, read by
+:func:`rln_design.checkpoint.load_checkpoint` (``torch.load(weights_only=True)``: no pickled code is
+executed) and written by :func:`rln_design.checkpoint.save_checkpoint`.
 
 Example:
     >>> from rln_design import Surrogate, generate
@@ -27,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-import json
 import os
 import warnings
 from dataclasses import asdict
@@ -37,8 +38,11 @@ import numpy as np
 import torch
 
 from rln_design._atomic import atomic_path
-from rln_design._version import __version__, revision
-from rln_design.models import FULL_TENSOR_KINDS, build_model
+from rln_design.checkpoint import (Checkpoint, CheckpointError, as_checkpoint, convert_legacy,
+                                   load_checkpoint, save_checkpoint)
+from rln_design.models import FULL_TENSOR_KINDS
+from rln_design.physics import Physics
+from rln_design.provenance import Provenance
 from rln_design.precision import autocast, check_precision, resolve_precision
 from rln_design.symmetry import check_ensemble_size, ensemble_predict
 
@@ -112,47 +116,6 @@ def resolve_surrogate(name_or_path: str | os.PathLike) -> Path:
     )
 
 
-# ----------------------------------------------------------------------------------- metadata
-
-
-def _plain(value):
-    """JSON strings (dataset ``config``, ``imposed_strain``) -> python objects, recursively."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    return value
-
-
-def _data_summary(ckpt: dict) -> dict:
-    """Training-data attributes of a checkpoint: ``{"files": {path: attrs}}`` or a flat attrs dict.
-
-    Training checkpoints hold ``data_attrs`` = ``{path: attrs}``; shipped surrogates hold ``data``
-    (either form). Dataset ``config`` JSON strings are decoded so the parameter box is readable.
-    """
-    data = ckpt.get("data", ckpt.get("data_attrs")) or {}
-    data = _plain(data)
-    if data and all(isinstance(v, dict) for v in data.values()) and "contrast" not in data:
-        return {"files": data}
-    return data
-
-
-def _first_attr(data: dict, key: str):
-    if key in data:
-        return data[key]
-    for attrs in data.get("files", {}).values():
-        if isinstance(attrs, dict) and key in attrs:
-            return attrs[key]
-    return None
-
-
 # ----------------------------------------------------------------------------------- surrogate
 
 
@@ -187,16 +150,23 @@ class Surrogate:
     measured speed and the error bf16 adds.
 
     Attributes:
-        model: the model (:class:`~rln_design.models.RLN` or :class:`~rln_design.models.KrylovNet`; eval mode, weights frozen).
-        metadata: everything known about the model: ``model_config``, ``train_config``,
-            ``metrics``, ``data``, ``version``, ``contrast``, ``grid``, ``source``.
+        model: the model (:class:`~rln_design.models.RLN` or :class:`~rln_design.models.KrylovNet`;
+            eval mode, weights frozen).
+        physics: the :class:`~rln_design.physics.Physics` of the training data (``None`` if unknown).
+        provenance: the :class:`~rln_design.provenance.Provenance` of the model (its run config).
+        metrics: measured figures (``test_mase_mean``, ``val_mase`` ...; MASE in percent).
+        data: training-data summary (dataset attributes: contrast, config with the parameter box ...).
+        source: the file it was loaded from, or ``""``.
         card: text of the model card (``card.md``), or ``""``.
         ensemble: default symmetry-ensemble size ``K`` of :meth:`predict`.
         precision: default precision of :meth:`predict` (``"fp32"``, ``"bf16"``, ``"auto"``).
 
     Args:
         model: a model built by :func:`rln_design.models.build_model`.
-        metadata: see above (``contrast`` and ``grid`` are read from it).
+        metadata: for scripts and tests that build a surrogate in memory: a dict of the legacy
+            layout (``contrast``, ``grid``, ``metrics``, ``data``, ``train_config``, ``version``,
+            ``source``), read by :func:`rln_design.checkpoint.convert_legacy`; without
+            ``version`` the provenance is that of this process. Files use :meth:`from_checkpoint`.
         card: model card text.
         ensemble: default ensemble size (1 .. 64).
         precision: default precision.
@@ -204,13 +174,24 @@ class Surrogate:
 
     def __init__(self, model: torch.nn.Module, metadata: dict | None = None, card: str = "", ensemble: int = 1,
                  precision: str = "fp32"):
+        metadata = dict(metadata or {})
+        ckpt = convert_legacy({**metadata, "model": {}, "model_config": asdict(model.config)})
+        if "version" not in metadata:
+            ckpt = ckpt.replace(provenance=Provenance.capture(config=ckpt.provenance.config))
+        self._set(model, ckpt, card=card, source=metadata.get("source", ""))
+        self.ensemble = ensemble
+        self.precision = precision
+
+    def _set(self, model: torch.nn.Module, ckpt: Checkpoint, *, card: str, source: str):
         self.model = model.eval()
         for p in self.model.parameters():  # gradients are wanted for inputs, never for weights
             p.requires_grad_(False)
-        self.metadata = dict(metadata or {})
+        self.physics: Physics | None = ckpt.physics
+        self.provenance: Provenance = ckpt.provenance
+        self.metrics = dict(ckpt.metrics)
+        self.data = dict(ckpt.data)
+        self.source = source
         self.card = card
-        self.ensemble = ensemble
-        self.precision = precision
 
     @property
     def precision(self) -> str:
@@ -245,46 +226,25 @@ class Surrogate:
     # --------------------------------------------------------------------------- construction
 
     @classmethod
-    def from_checkpoint(cls, ckpt: dict, *, source: str = "", card: str = "") -> "Surrogate":
-        """Build from a checkpoint dict (shipped ``model.pt`` or a training ``best.pt``/``last.pt``).
+    def from_checkpoint(cls, ckpt: Checkpoint | dict, *, source: str = "", card: str = "") -> "Surrogate":
+        """Build from a :class:`~rln_design.checkpoint.Checkpoint` (a shipped ``model.pt`` or a
+        training ``best.pt``/``last.pt``); a dict read from such a file is accepted too.
 
         Raises:
-            ValueError: the dict has no ``model`` state dict or ``model_config``.
+            ValueError: a dict that is no checkpoint (needs ``model`` and ``model_config``, or the
+                schema's keys).
         """
-        if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-            keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-            raise ValueError(
-                f"{source or 'checkpoint'} is not an rln-design surrogate or training checkpoint "
-                f"(needs 'model' and 'model_config'; has {keys})"
-            )
-        model = build_model(dict(ckpt["model_config"]))
-        model.load_state_dict(ckpt["model"])
-        config = model.config
-        data = _data_summary(ckpt)
-        metrics = _plain(ckpt.get("metrics"))
-        if metrics is None:  # training checkpoint: best validation metric and its history
-            metrics = {"val_mase": ckpt.get("best_val_mase"), "best_epoch": ckpt.get("best_epoch")}
-            metrics = {k: v for k, v in metrics.items() if v is not None}
-        grid = ckpt.get("grid") or _first_attr(data, "grid") or _first_attr(data, "shape")
-        if grid is None:  # dataset config of rln_design.data: cubic grid of `size` voxels
-            dataset_config = _first_attr(data, "config")
-            size = dataset_config.get("size") if isinstance(dataset_config, dict) else None
-            grid = [size] * 3 if size else None
-        contrast = ckpt.get("contrast", _first_attr(data, "contrast"))
-        if contrast is None:
-            contrast = getattr(config, "contrast", None)
-        metadata = {
-            "model_config": asdict(config),
-            "train_config": _plain(ckpt.get("train_config", ckpt.get("config"))),
-            "metrics": metrics,
-            "data": data,
-            "version": ckpt.get("version"),
-            "revision": ckpt.get("revision"),
-            "contrast": float(contrast) if contrast is not None else None,
-            "grid": tuple(int(g) for g in grid) if grid is not None else None,
-            "source": source,
-        }
-        return cls(model, metadata, card, ensemble=ckpt.get("ensemble", 1))
+        if not isinstance(ckpt, Checkpoint):
+            try:
+                ckpt = as_checkpoint(ckpt)
+            except ValueError as err:
+                raise ValueError(f"{source or 'checkpoint'} is not an rln-design surrogate or training "
+                                 f"checkpoint ({err})") from None
+        surrogate = cls.__new__(cls)
+        surrogate._set(ckpt.build_model(), ckpt, card=card, source=source)
+        surrogate.ensemble = ckpt.ensemble
+        surrogate.precision = "fp32"
+        return surrogate
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike = "cr10", *, device: str | torch.device = "cpu",
@@ -307,12 +267,13 @@ class Surrogate:
         check_precision(precision)  # before reading the file
         path = resolve_surrogate(name_or_path)
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle/zip errors have many types (and terse messages)
-            raise ValueError(
-                f"cannot read surrogate {str(path)!r}: not a torch checkpoint (model.pt, best.pt "
-                f"or last.pt) ({type(err).__name__}: {err})"
-            ) from None
+            ckpt = load_checkpoint(path)
+        except CheckpointError as err:
+            if err.unreadable:
+                raise ValueError(f"cannot read surrogate {str(path)!r}: not a torch checkpoint (model.pt, "
+                                 f"best.pt or last.pt) ({err.reason})") from None
+            raise ValueError(f"{str(path)} is not an rln-design surrogate or training checkpoint "
+                             f"({err.reason})") from None
         card_path = path.parent / CARD_FILE
         card = card_path.read_text() if card_path.is_file() else ""
         surrogate = cls.from_checkpoint(ckpt, source=str(path), card=card).to(device)
@@ -321,68 +282,60 @@ class Surrogate:
         surrogate.precision = precision
         return surrogate
 
-    def save(self, directory: str | os.PathLike, *, card: str | None = None) -> Path:
-        """Write ``directory/model.pt`` (weights-only safe) and ``directory/card.md``.
+    def checkpoint(self) -> Checkpoint:
+        """This surrogate as a :class:`~rln_design.checkpoint.Checkpoint` (no training state)."""
+        config = asdict(self.model.config)
+        return Checkpoint(kind=self.kind, model_config=config,
+                          state_dict={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                          physics=self.physics, provenance=self.provenance, metrics=self.metrics,
+                          data=self.data, ensemble=self.ensemble)
 
-        The file holds ``model`` (state dict), ``model_config``, ``train_config``, ``metrics``,
-        ``version``, ``revision`` (git commit of the code that trained it, if known), ``data``,
-        ``contrast``, ``grid``, ``ensemble`` (:attr:`ensemble`);
-        :meth:`load` reads it back.
+    def save(self, directory: str | os.PathLike, *, card: str | None = None) -> Path:
+        """Write ``directory/model.pt`` (:meth:`checkpoint`, by
+        :func:`~rln_design.checkpoint.save_checkpoint`) and ``directory/card.md``.
 
         Returns:
             Path of ``model.pt``.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        meta = self.metadata
-        ckpt = {
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "model_config": asdict(self.model.config),
-            "train_config": meta.get("train_config"),
-            "metrics": meta.get("metrics") or {},
-            "version": meta.get("version") or __version__,
-            "revision": meta.get("revision") if meta.get("version") else revision(),
-            "data": meta.get("data") or {},
-            "contrast": meta.get("contrast"),
-            "grid": list(meta["grid"]) if meta.get("grid") else None,
-            "ensemble": self.ensemble,
-        }
-        # Both files are written completely to temporary files first and only then renamed over
-        # the old ones (model.pt, then card.md): a failure while writing either leaves the old pair
-        # untouched. Only a crash between the two renames can pair the new model with the old card.
+        # The card is written completely to a temporary file first, then the model is saved
+        # (atomically), then the card renamed over the old one: a failure while writing either
+        # leaves the old pair untouched. Only a crash between the two renames can pair the new
+        # model with the old card.
         text = self.card if card is None else card
         with contextlib.ExitStack() as stack:
             card_tmp = stack.enter_context(atomic_path(directory / CARD_FILE)) if text else None
-            model_tmp = stack.enter_context(atomic_path(directory / MODEL_FILE))
-            torch.save(ckpt, model_tmp)
             if card_tmp is not None:
                 card_tmp.write_text(text, encoding="utf-8")
+            save_checkpoint(self.checkpoint(), directory / MODEL_FILE)
         return directory / MODEL_FILE
 
     # --------------------------------------------------------------------------- attributes
 
     @property
-    def contrast(self) -> float | None:
-        """E_stiff / E_soft of the training data."""
-        return self.metadata.get("contrast")
+    def metadata(self) -> dict:
+        """Everything known about the model as one plain dict (read-only view): ``model_config``,
+        ``train_config`` (the provenance's run config), ``metrics``, ``data``, ``version``,
+        ``revision``, ``contrast``, ``grid``, ``physics``, ``source``."""
+        return {"model_config": asdict(self.model.config), "train_config": self.provenance.config or None,
+                "metrics": self.metrics, "data": self.data, "version": self.provenance.version,
+                "revision": self.provenance.revision, "contrast": self.contrast, "grid": self.grid,
+                "physics": None if self.physics is None else self.physics.to_dict(),
+                "source": self.source}
 
     @property
-    def physics(self) -> "Physics | None":
-        """The :class:`~rln_design.physics.Physics` of the training data (``None`` if the contrast is
-        unknown); ``grid`` is the training grid (the default 31^3 where none is recorded)."""
-        if self.contrast is None:
-            return None
-        from rln_design.physics import DEFAULT_GRID, Physics
-
-        data = _data_summary({"data": self.data})
-        known = {k: _first_attr(data, k) for k in ("e_soft", "nu", "imposed_strain")}
-        return Physics(self.contrast, grid=tuple(self.grid or DEFAULT_GRID),
-                       **{k: v for k, v in known.items() if v is not None})
+    def contrast(self) -> float | None:
+        """E_stiff / E_soft of the training data (:attr:`physics`)."""
+        return None if self.physics is None else self.physics.contrast
 
     @property
     def grid(self) -> tuple[int, int, int] | None:
-        """Training grid ``(x, y, z)``."""
-        return self.metadata.get("grid")
+        """Training grid ``(x, y, z)`` of an RLN kind (:attr:`physics`); ``None`` for the Krylov
+        kinds, which are the same operator on any grid."""
+        if self.physics is None or self.full_tensor:
+            return None
+        return self.physics.grid
 
     @property
     def kind(self) -> str:
@@ -395,14 +348,9 @@ class Surrogate:
         return self.kind in FULL_TENSOR_KINDS
 
     @property
-    def data(self) -> dict:
-        """Training-data summary (dataset attributes: contrast, config with the parameter box ...)."""
-        return self.metadata.get("data") or {}
-
-    @property
     def accuracy(self) -> dict:
         """Metrics recorded with the model (e.g. ``test_mase``, ``val_mase``; MASE in percent)."""
-        return self.metadata.get("metrics") or {}
+        return self.metrics
 
     def _tensors(self):
         return itertools.chain(self.model.parameters(), self.model.buffers())

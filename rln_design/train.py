@@ -1,9 +1,17 @@
-"""Training of RLN-family models on an HDF5 strain dataset (Kelly & Kalidindi, Sec. 4).
+"""Training of localization models on an HDF5 strain dataset (Kelly & Kalidindi, Sec. 4).
 
-Reads top to bottom, no framework: :func:`load_split` reads the data, :func:`cosine_lr` is the
-learning-rate schedule, :func:`iterate_loss` the per-iterate loss, :func:`evaluate` the validation
-metric, :func:`train_model` the loop, and one checkpoint dict (:func:`make_checkpoint`) holds
-everything needed to resume exactly.
+Reads top to bottom, no framework: :func:`load_split` reads the data, :func:`lr_at` is the pure
+learning-rate schedule (:func:`cosine_lr` with warmup), :func:`iterate_loss` the per-iterate loss,
+:func:`train_epoch` one epoch of steps, :func:`validate` the validation metric (:func:`evaluate`),
+:func:`save_state` / :func:`resume_state` write and restore one
+:class:`~rln_design.checkpoint.Checkpoint` that holds everything needed to resume exactly, and
+:func:`train_model` is the loop over epochs.
+
+Trainable kinds (:data:`TRAINABLE_KINDS`): the RLN family (``rln``, ``rln-t``, ``fln``; the loss
+sees every iterate) and ``pcg-net`` (:mod:`rln_design.models.krylov`: N exact PCG steps without
+weights, then the learned :class:`~rln_design.models.corrector.Corrector`; the loss sees the
+corrected eps_xx). A pcg-net solves the training data's problem: its ``contrast`` and ``nu`` must
+be the data's.
 
 Paper recipe (the defaults): Adam, lr 2e-3, batch 32, 60 epochs, cosine annealing per epoch to
 1e-8, gradient-norm clipping at 2 N, uniform iterate weights, loss = MSE of every iterate,
@@ -16,10 +24,11 @@ shard (``DistributedSampler``), gradients are averaged by DDP, only rank 0 write
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-import platform
+import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,31 +42,43 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomic
-from rln_design._hardware import describe_device
-from rln_design._version import __version__, revision
+from rln_design.checkpoint import Checkpoint, CheckpointError, decode_attrs, load_checkpoint, save_checkpoint
 from rln_design.data import SPLIT_CODES, _read_rows
+from rln_design.models import build_model, config_from_dict
+from rln_design.models.krylov import KrylovConfig
+from rln_design.models.recurrent import KINDS as RLN_KINDS
 from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.physics import Physics
+from rln_design.provenance import Provenance
 from rln_design.precision import cpu_has_native_bf16
 from rln_design.symmetry import SymmetryTransform
 
 __all__ = [
     "TrainConfig",
+    "TrainState",
     "train_model",
+    "train_epoch",
+    "validate",
+    "lr_at",
+    "save_state",
+    "resume_state",
     "load_split",
     "cosine_lr",
     "iterate_loss",
     "evaluate",
     "augment_batch",
-    "make_checkpoint",
-    "load_checkpoint",
     "load_run_checkpoint",
+    "read_metrics",
     "NonFiniteLoss",
     "SPLITS",
+    "TRAINABLE_KINDS",
 ]
 
 SPLITS = SPLIT_CODES  # split name -> code stored in the file
 LOSSES = ("mse", "rmse_pct", "mae")
 SCHEDULES = ("epoch", "step")
+#: model kinds ``train_model`` trains (``pcg`` has no weights)
+TRAINABLE_KINDS = RLN_KINDS + ("pcg-net",)
 # fields that may differ between a run and its resumption (they do not change the result on CPU)
 _RESUME_FREE_FIELDS = {"out", "device", "threads", "resume", "progress"}
 
@@ -71,7 +92,8 @@ class TrainConfig:
             and must share contrast and grid.
         out: output directory (``last.pt``, ``best.pt``, ``metrics.jsonl``, ``learning_curve.png``,
             ``config.json``).
-        model: :class:`ModelConfig` of the network.
+        model: :class:`ModelConfig` of an RLN-family network, or :class:`KrylovConfig` of a
+            ``pcg-net`` (a dict is converted by :func:`rln_design.models.config_from_dict`).
         epochs: training epochs (60 in the paper).
         batch_size: samples per optimizer step, per process (32 in the paper).
         lr: initial Adam learning rate (2e-3).
@@ -117,7 +139,7 @@ class TrainConfig:
 
     data: tuple[str, ...] = ()
     out: str = "runs/rln"
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig | KrylovConfig = field(default_factory=ModelConfig)
     epochs: int = 60
     batch_size: int = 32
     lr: float = 2e-3
@@ -145,7 +167,10 @@ class TrainConfig:
         val = (self.val_data,) if isinstance(self.val_data, (str, os.PathLike)) else self.val_data
         object.__setattr__(self, "val_data", tuple(str(p) for p in val))
         if isinstance(self.model, dict):
-            object.__setattr__(self, "model", ModelConfig(**self.model))
+            object.__setattr__(self, "model", config_from_dict(self.model))
+        if self.model.kind not in TRAINABLE_KINDS:
+            raise ValueError(f"model kind {self.model.kind!r} has no trainable weights; trainable kinds: "
+                             f"{', '.join(TRAINABLE_KINDS)}")
         if self.grad_clip is None:
             object.__setattr__(self, "grad_clip", 2.0 * self.model.n_iter)
         for name in ("epochs", "batch_size"):
@@ -181,7 +206,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         """Inverse of :meth:`to_dict` (unknown keys are an error)."""
         d = dict(d)
-        d["model"] = ModelConfig(**d["model"])
+        d["model"] = config_from_dict(d["model"])
         d["data"] = tuple(d["data"])
         d["val_data"] = tuple(d.get("val_data", ()))
         return cls(**d)
@@ -364,7 +389,7 @@ def evaluate(
     """Per-sample MASE of the final iterate: ``100 * mean_voxels |y_pred - y_true|`` (y^R = 1).
 
     Args:
-        model: an :class:`RLN` (not DDP-wrapped).
+        model: an :class:`RLN` or a Krylov model (not DDP-wrapped): ``model(m)`` is the prediction.
         structures: `(n, x, y, z)` uint8.
         strain: `(n, x, y, z)` true normalized strain.
         batch_size: samples per forward pass.
@@ -412,6 +437,28 @@ def augment_batch(structures, strain, generator: torch.Generator):
 # ----------------------------------------------------------------------------------- checkpoint
 
 
+@dataclass
+class TrainState:
+    """Where a run stands: what :func:`save_state` writes and :func:`resume_state` restores.
+
+    Attributes:
+        epoch: completed epochs.
+        step: batches done in the running epoch (0 at an epoch boundary).
+        epoch_state: mid-epoch only: the augmentation generator state and the running loss sums
+            (``aug_generator``, ``loss_sum``, ``n_seen``, ``elapsed``); else ``None``.
+        best_val_mase: best validation MASE so far (%; ``inf`` before the first epoch ends).
+        best_epoch: its epoch (1-based; -1 before the first).
+        history: one dict per completed epoch (the rows of ``metrics.jsonl``).
+    """
+
+    epoch: int = 0
+    step: int = 0
+    epoch_state: dict | None = None
+    best_val_mase: float = float("inf")
+    best_epoch: int = -1
+    history: list = field(default_factory=list)
+
+
 def _numpy_rng_state() -> dict:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -430,124 +477,102 @@ def _set_numpy_rng_state(state: dict):
     )
 
 
-def make_checkpoint(
-    *, model, optimizer, config: TrainConfig, epoch: int, step: int, best_val_mase: float,
-    best_epoch: int, history: list, data_attrs: dict, grid: tuple, epoch_state: dict | None,
-    hardware: str | None = None,
-) -> dict:
-    """The one checkpoint dict; only tensors, dicts, lists, str, numbers (``weights_only`` safe).
+def save_state(path: str | os.PathLike, run: "_Run", state: TrainState) -> Path:
+    """Write the run as a :class:`~rln_design.checkpoint.Checkpoint` with its ``training`` state.
 
-    Keys: ``model`` (state dict), ``optimizer``, ``scheduler`` (cosine parameters and current lr),
-    ``epoch`` (completed epochs), ``step`` (batches done in the running epoch; 0 at a boundary),
-    ``epoch_state`` (augmentation generator state and running loss sums mid-epoch, else None),
-    ``best_val_mase``, ``best_epoch``, ``history`` (metrics per epoch), ``config`` (resolved
-    :class:`TrainConfig` as a dict), ``model_config``, ``version``, ``data_attrs`` (per file),
-    ``contrast``, ``grid``, ``rng`` (torch, numpy and CUDA RNG states as tensors), ``hardware``
-    (the device of the run in words, e.g. ``"NVIDIA H200 (CUDA 13.0), 1 process"``; None if unknown).
+    ``training`` holds ``optimizer``, ``scheduler`` (cosine parameters and the current lr), ``rng``
+    (torch, numpy and CUDA states as tensors), and the :class:`TrainState` fields; the provenance's
+    ``config`` is the resolved :class:`TrainConfig`; ``metrics`` the best validation MASE so far.
     """
+    config, optimizer = run.config, run.optimizer
     rng = {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    contrast = next(iter(data_attrs.values()), {}).get("contrast")
-    return {
-        "model": model.state_dict(),
+    training = {
         "optimizer": optimizer.state_dict(),
-        "scheduler": {
-            "kind": f"cosine_per_{config.schedule}",
-            "warmup_steps": config.warmup_steps,
-            "lr": config.lr,
-            "eta_min": config.eta_min,
-            "epochs": config.epochs,
-            "current_lr": optimizer.param_groups[0]["lr"],
-        },
-        "epoch": epoch,
-        "step": step,
-        "epoch_state": epoch_state,
-        "best_val_mase": best_val_mase,
-        "best_epoch": best_epoch,
-        "history": history,
-        "config": config.to_dict(),
-        "model_config": asdict(config.model),
-        "version": __version__,
-        "revision": revision(),
-        "versions": {"torch": str(torch.__version__), "numpy": str(np.__version__),
-                     "python": platform.python_version()},
-        "data_attrs": data_attrs,
-        "contrast": contrast,
-        "grid": list(grid),
-        "rng": rng,
-        "hardware": hardware,
+        "scheduler": {"kind": f"cosine_per_{config.schedule}", "warmup_steps": config.warmup_steps,
+                      "lr": config.lr, "eta_min": config.eta_min, "epochs": config.epochs,
+                      "current_lr": optimizer.param_groups[0]["lr"]},
+        "rng": rng, **asdict(state),
     }
+    metrics = ({"val_mase": state.best_val_mase, "best_epoch": state.best_epoch}
+               if state.best_epoch > 0 else {})
+    model_config = asdict(config.model)
+    ckpt = Checkpoint(kind=model_config["kind"], model_config=model_config,
+                      state_dict=run.model.state_dict(), physics=run.physics,
+                      provenance=run.provenance, metrics=metrics, data=run.data_summary,
+                      training=training)
+    return save_checkpoint(ckpt, path)
 
 
-def _save_atomic(obj, path: Path):
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no pickled code)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
-
-
-RESUME_KEYS = ("model", "optimizer", "epoch", "step", "epoch_state", "best_val_mase", "best_epoch",
-               "history", "config", "rng")
-
-
-def load_run_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+def load_run_checkpoint(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
     """``OUT/last.pt`` of a training run, for ``resume``; a damaged or foreign file is a ValueError.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is empty, truncated, not a torch file, holds objects that
-            ``weights_only`` loading refuses (pickled code), or lacks the keys a resume needs; the
-            message names the file in one line.
+            ``weights_only`` loading refuses (pickled code), or lacks the training state a resume
+            needs; the message names the file in one line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume: {str(path)!r} does not exist")
     what = f"cannot resume from {str(path)!r}: it is not a checkpoint written by `rln-design train`"
-    if path.stat().st_size == 0:
-        raise ValueError(f"{what} (the file is empty)")
     try:
         ckpt = load_checkpoint(path, map_location=map_location)
-    except Exception as err:  # zip/pickle/weights-only errors have many types and long texts
-        raise ValueError(f"{what} ({_why_unloadable(err)})") from None
-    missing = [key for key in RESUME_KEYS if key not in ckpt] if isinstance(ckpt, dict) else ["all"]
-    if missing or not isinstance(ckpt["config"], dict) or "model" not in ckpt["config"]:
-        raise ValueError(f"{what} (missing: {', '.join(missing) or 'config.model'})")
+    except CheckpointError as err:
+        raise ValueError(f"{what} ({err.reason if err.unreadable else 'missing: all'})") from None
+    training = ckpt.training or {}
+    missing = [key for key in ("optimizer", "rng", *(f.name for f in dataclasses.fields(TrainState)))
+               if key not in training] if training else ["training"]
+    if not missing and "model" not in ckpt.provenance.config:
+        missing = ["config.model"]
+    if missing:
+        raise ValueError(f"{what} (missing: {', '.join(missing)})")
     return ckpt
 
 
-def _why_unloadable(err: Exception) -> str:
-    """A short reason for a failed ``torch.load(weights_only=True)`` (torch's texts run to a page)."""
-    text = str(err)
-    if "unsupported GLOBAL" in text or "Unsupported global" in text:  # pickled code: never run here
-        return "it holds pickled objects other than tensors, which weights-only loading does not run"
-    if ("Weights only load failed" in text or "PytorchStreamReader" in text or "zip archive" in text
-            or isinstance(err, EOFError) or type(err).__name__ == "UnpicklingError"):
-        return "the file is truncated or not a torch file"
-    return (text.strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:120]
+def resume_state(path: Path, run: "_Run") -> TrainState:
+    """Load ``path`` (``last.pt``) into the run's model, optimizer and RNGs; return its state.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`load_run_checkpoint`; also a changed configuration.
+    """
+    ckpt = load_run_checkpoint(path, map_location=run.device)
+    _check_resumable(ckpt.provenance.config, run.config)
+    training = ckpt.training
+    run.model.load_state_dict(ckpt.state_dict)
+    run.optimizer.load_state_dict(training["optimizer"])
+    torch.set_rng_state(training["rng"]["torch"].cpu())
+    _set_numpy_rng_state(training["rng"]["numpy"])
+    if "cuda" in training["rng"] and run.device.type == "cuda":
+        torch.cuda.set_rng_state_all([s.cpu() for s in training["rng"]["cuda"]])
+    return TrainState(**{f.name: training[f.name] for f in dataclasses.fields(TrainState)})
 
 
-def _load_init(path: str | os.PathLike, device) -> dict:
-    """The checkpoint of ``--init-from``: a ``best.pt``/``last.pt`` of a run or a shipped model.pt.
+def _load_init(path: str | os.PathLike, model_config) -> Checkpoint:
+    """The checkpoint of ``--init-from`` (a ``best.pt``/``last.pt`` of a run or a shipped model.pt),
+    checked to hold a model of ``model_config``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not such a checkpoint (any other file, or one without weights).
+        ValueError: ``path`` is not such a checkpoint, or holds another model.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"init_from {str(path)!r} does not exist")
     try:
-        init = load_checkpoint(path, map_location=device)
-    except Exception as err:  # pickle/zip errors have many types (and terse messages)
-        raise ValueError(f"init_from {str(path)!r} is not a checkpoint of rln-design "
-                         f"(a best.pt / last.pt of `rln-design train` or a shipped model.pt): "
-                         f"{_why_unloadable(err)}") from None
-    if not isinstance(init, dict) or not {"model", "model_config"} <= set(init):
-        raise ValueError(f"init_from {str(path)!r} holds no model weights and model_config "
-                         "(expected a best.pt / last.pt of `rln-design train` or a shipped model.pt)")
+        init = load_checkpoint(path)
+    except CheckpointError as err:
+        if err.unreadable:
+            raise ValueError(f"init_from {str(path)!r} is not a checkpoint of rln-design (a best.pt / "
+                             f"last.pt of `rln-design train` or a shipped model.pt): {err.reason}") from None
+        raise ValueError(f"init_from {str(path)!r} holds no model weights and model_config (expected a "
+                         "best.pt / last.pt of `rln-design train` or a shipped model.pt)") from None
+    if config_from_dict(init.model_config) != model_config:
+        raise ValueError(
+            f"init_from {str(path)!r} holds a model {init.model_config}, but this run trains "
+            f"{asdict(model_config)}: give the same --model/--n-iter/--history/--width"
+        )
     return init
 
 
@@ -557,10 +582,19 @@ def _check_resumable(saved: dict, config: TrainConfig):
     diffs = [
         f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}"
         for k in now
-        if k not in _RESUME_FREE_FIELDS and saved.get(k, _DEFAULTS.get(k)) != now[k]
+        if k not in _RESUME_FREE_FIELDS and _as_lists(saved.get(k, _DEFAULTS.get(k))) != _as_lists(now[k])
     ]
     if diffs:
         raise ValueError("cannot resume, the configuration changed: " + "; ".join(diffs))
+
+
+def _as_lists(value):
+    """Tuples -> lists, recursively (a saved config and a fresh one compare by value)."""
+    if isinstance(value, dict):
+        return {k: _as_lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(v) for v in value]
+    return value
 
 
 # ------------------------------------------------------------------------------------- plotting
@@ -596,6 +630,22 @@ def _write_logs(out: Path, history: list[dict]):
 
 
 # ----------------------------------------------------------------------------------------- loop
+
+
+def lr_at(config: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Learning rate of optimizer step ``step`` (0-based) of epoch ``epoch``: a pure function.
+
+    Cosine annealing (:func:`cosine_lr`) once per epoch (``schedule="epoch"``) or at the fractional
+    epoch ``epoch + step / steps_per_epoch`` (``"step"``), times the linear warmup
+    ``(s + 1) / warmup_steps`` over the first ``warmup_steps`` global steps
+    ``s = epoch * steps_per_epoch + step``.
+    """
+    t = epoch + step / steps_per_epoch if config.schedule == "step" else epoch
+    lr = cosine_lr(t, lr=config.lr, eta_min=config.eta_min, epochs=config.epochs)
+    global_step = epoch * steps_per_epoch + step
+    if global_step < config.warmup_steps:
+        lr *= (global_step + 1) / config.warmup_steps
+    return lr
 
 
 def _resolve_device(name: str, local_rank: int) -> torch.device:
@@ -647,10 +697,222 @@ def _diverged(what: str, value: float, epoch: int, step: int | None, config) -> 
                          f"gradient clip (--grad-clip, now {config.grad_clip:g})")
 
 
-def train_model(
-    config: TrainConfig, *, on_step: Callable[[int, int], None] | None = None
-) -> dict:
-    """Train an RLN-family model; write checkpoints and logs to ``config.out`` (rank 0).
+@dataclass
+class _Run:
+    """Everything a run holds fixed: configuration, process group, data, model and optimizer."""
+
+    config: TrainConfig
+    device: torch.device
+    rank: int
+    world: int
+    owns_group: bool
+    train: tuple  # (structures uint8 (n, x, y, z), strain float32 (n, x, y, z))
+    val: tuple
+    physics: Physics
+    data_summary: dict
+    model: torch.nn.Module  # the model itself (saved, evaluated)
+    optimizer: torch.optim.Optimizer
+    provenance: Provenance
+    net: torch.nn.Module | None = None  # what the step calls: the model, or its DDP wrapper
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class _EpochTotals:
+    loss_sum: float
+    n_seen: int
+    t0: float  # perf_counter at the (virtual) start of the epoch
+    stopped: bool = False
+
+
+def _start_run(config: TrainConfig) -> _Run:
+    """Process group, device, data (checked), physics, seeded model and optimizer."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = _resolve_device(config.device, local_rank)
+    owns_group = world > 1 and not dist.is_initialized()
+    if owns_group:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest 3D convs
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if config.amp and device.type == "cpu" and not cpu_has_native_bf16() and rank == 0:
+        print("rln-design train: warning: this CPU has no native bf16 (AMX / AVX512-BF16); "
+              "--amp emulates it and is slower than fp32 here")
+    train_m, train_y, attrs = _load_data(config.data, "train", config.max_train_samples, config.seed)
+    val_m, val_y, val_attrs = _load_data(config.val_data or config.data, "validation",
+                                         config.max_val_samples, config.seed)
+    train_contrasts = {a.get("contrast") for a in attrs.values()}
+    val_contrasts = {a.get("contrast") for a in val_attrs.values()}
+    if val_contrasts != train_contrasts:
+        raise ValueError(
+            f"validation data contrast {sorted(map(str, val_contrasts))} differs from the training "
+            f"data contrast {sorted(map(str, train_contrasts))}"
+        )
+    physics = _data_physics(next(iter(attrs.values())), tuple(train_m.shape[1:]), config.model)
+    torch.manual_seed(config.seed)  # seeded init; overwritten on resume
+    np.random.seed(config.seed)
+    model = build_model(config.model).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    provenance = Provenance.capture(config.to_dict(), seed=config.seed, device=device, processes=world)
+    return _Run(config, device, rank, world, owns_group, (train_m, train_y), (val_m, val_y), physics,
+                {"files": {path: decode_attrs(a) for path, a in attrs.items()}}, model, optimizer,
+                provenance)
+
+
+def _data_physics(attrs: dict, grid: tuple, model_config) -> Physics:
+    """The training data's physics (its attributes, the grid of its arrays); a Krylov model must
+    solve the same problem (contrast, nu)."""
+    known = {k: attrs[k] for k in ("contrast", "e_soft", "nu", "imposed_strain") if k in attrs}
+    if "contrast" not in known:
+        raise ValueError("the training data records no contrast (attribute 'contrast'); make it with "
+                         "`rln-design generate`")
+    physics = Physics.from_dict({**known, "grid": list(grid)})
+    if isinstance(model_config, KrylovConfig):
+        for name in ("contrast", "nu"):
+            if not math.isclose(getattr(model_config, name), getattr(physics, name), rel_tol=1e-9):
+                raise ValueError(f"the model's {name} {getattr(model_config, name):g} differs from the "
+                                 f"training data's {getattr(physics, name):g}")
+    return physics
+
+
+def _forward_iterates(net: torch.nn.Module, model: torch.nn.Module, m: torch.Tensor) -> list:
+    """Every iterate the loss sees: all N of an RLN, the one prediction of a Krylov model."""
+    return net(m, return_all=True) if isinstance(model, RLN) else [net(m)]
+
+
+def train_epoch(run: _Run, loader, epoch: int, state: TrainState, stop: _StopRequest,
+                on_step: Callable[[int, int], None] | None = None) -> _EpochTotals:
+    """One epoch of optimizer steps (from ``state.step`` when resuming inside it).
+
+    On a stop request (Ctrl-C, SIGTERM) it returns after the current step with ``stopped=True``
+    and ``state`` holding the position (``step``, ``epoch_state``) for :func:`save_state`.
+
+    Raises:
+        NonFiniteLoss: the loss of a step is NaN or inf.
+    """
+    from rln_design._progress import progress_bar
+
+    config, steps = run.config, len(loader)
+    aug_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1_009 + run.rank)
+    loss_sum, n_seen, elapsed, skip = 0.0, 0, 0.0, 0
+    if state.epoch_state is not None:  # resuming inside this epoch
+        aug_gen.set_state(state.epoch_state["aug_generator"])
+        loss_sum, n_seen = state.epoch_state["loss_sum"], state.epoch_state["n_seen"]
+        elapsed, skip = state.epoch_state["elapsed"], state.step
+        state.epoch_state = None
+    run.net.train()
+    t0 = time.perf_counter() - elapsed
+    bar = progress_bar(  # plain lines, not carriage returns, in a log file
+        total=steps, initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+        enabled=config.progress and run.is_main, leave=False, dynamic_ncols=True,
+    )
+    try:
+        for step, (m, y) in enumerate(loader):
+            if step < skip:
+                continue
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr_at(config, epoch, step, steps)
+            if config.augment:
+                m, y = augment_batch(m, y, aug_gen)
+            m, y = m.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=config.amp):
+                iterates = _forward_iterates(run.net, run.model, m)
+            loss = iterate_loss(iterates, y, config.loss)
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(run.net.parameters(), config.grad_clip)
+            run.optimizer.step()
+            loss_value = loss.item()
+            loss_sum, n_seen = loss_sum + loss_value * len(m), n_seen + len(m)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / n_seen:.4g}",
+                            samples_s=f"{n_seen * run.world / max(time.perf_counter() - t0, 1e-9):.3g}")
+            if on_step is not None:
+                on_step(epoch, step)
+            stop_now, finite = _agree(run, bool(stop.requested), math.isfinite(loss_value))
+            if not finite:
+                raise _diverged("training loss", loss_value, epoch, step, config)
+            if stop_now:
+                state.epoch, state.step = epoch, step + 1
+                state.epoch_state = {"aug_generator": aug_gen.get_state(), "loss_sum": loss_sum,
+                                     "n_seen": n_seen, "elapsed": time.perf_counter() - t0}
+                return _EpochTotals(loss_sum, n_seen, t0, stopped=True)
+    finally:
+        bar.close()
+    return _EpochTotals(loss_sum, n_seen, t0)
+
+
+def _agree(run: _Run, stop_now: bool, finite: bool) -> tuple[bool, bool]:
+    """Every rank must stop at the same step: any rank's stop request or non-finite loss counts."""
+    if not run.distributed:
+        return stop_now, finite
+    flag = torch.tensor([float(stop_now), float(not finite)], device=run.device)
+    dist.all_reduce(flag)
+    return bool(flag[0].item() > 0), not bool(flag[1].item() > 0)
+
+
+def validate(run: _Run, totals: _EpochTotals, epoch: int) -> tuple[float, float, int]:
+    """``(validation MASE %, mean training loss, training samples)`` of the epoch, over all ranks.
+
+    Raises:
+        NonFiniteLoss: the validation MASE is NaN or inf.
+    """
+    shard = slice(run.rank, None, run.world)
+    val_m, val_y = run.val
+    mase = evaluate(run.model, val_m[shard], val_y[shard], batch_size=run.config.batch_size,
+                    device=run.device)
+    sums = torch.tensor([mase.sum().item(), len(mase), totals.loss_sum, totals.n_seen],
+                        device=run.device, dtype=torch.float64)
+    if run.distributed:
+        dist.all_reduce(sums)
+    val_mase, train_loss = (sums[0] / sums[1]).item(), (sums[2] / sums[3]).item()
+    if not math.isfinite(val_mase):
+        raise _diverged("validation MASE", val_mase, epoch, None, run.config)
+    return val_mase, train_loss, int(sums[3].item())
+
+
+def _end_epoch(run: _Run, state: TrainState, epoch: int, totals: _EpochTotals) -> None:
+    """Validate, log the epoch, save ``last.pt`` (and ``best.pt`` when it improved)."""
+    from tqdm.auto import tqdm
+
+    config = run.config
+    val_mase, train_loss, samples = validate(run, totals, epoch)
+    seconds = time.perf_counter() - totals.t0
+    epoch_lr = cosine_lr(epoch, lr=config.lr, eta_min=config.eta_min, epochs=config.epochs)
+    state.history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_mase": val_mase,
+                          "lr": epoch_lr, "time_s": seconds,
+                          "samples_per_s": samples / seconds})
+    improved = val_mase < state.best_val_mase
+    if improved:
+        state.best_val_mase, state.best_epoch = val_mase, epoch + 1
+    state.epoch, state.step, state.epoch_state = epoch + 1, 0, None
+    if run.is_main:
+        out = Path(config.out)
+        save_state(out / "last.pt", run, state)
+        if improved:  # the same checkpoint: copy its bytes, atomically
+            with atomic_path(out / "best.pt") as tmp:
+                shutil.copyfile(out / "last.pt", tmp)
+        _write_logs(out, state.history)
+        tqdm.write(f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4g}  "
+                   f"val MASE {val_mase:.3f} %  lr {epoch_lr:.3g}  {seconds:.1f} s"
+                   + ("  (best)" if improved else ""))
+
+
+def train_model(config: TrainConfig, *, on_step: Callable[[int, int], None] | None = None) -> dict:
+    """Train a model of ``config.model`` (RLN, RLN-t, FLN or pcg-net); write checkpoints and logs
+    to ``config.out`` (rank 0).
 
     Ctrl-C (SIGINT) or SIGTERM stops after the current optimizer step, saves ``last.pt`` with the position
     inside the epoch, and returns; ``resume=True`` then continues exactly where it stopped (the
@@ -672,239 +934,58 @@ def train_model(
             configuration.
         NonFiniteLoss: the training loss or the validation MASE became NaN or inf.
     """
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    owns_group = distributed and not dist.is_initialized()
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = _resolve_device(config.device, local_rank)
-    if owns_group:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest 3D convs
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    use_amp = config.amp
-    if use_amp and device.type == "cpu" and not cpu_has_native_bf16() and rank == 0:
-        print("rln-design train: warning: this CPU has no native bf16 (AMX / AVX512-BF16); "
-              "--amp emulates it and is slower than fp32 here")
+    run = _start_run(config)
     out = Path(config.out)
-    is_main = rank == 0
-
-    # data
-    train_m, train_y, data_attrs = _load_data(
-        config.data, "train", config.max_train_samples, config.seed
-    )
-    val_m, val_y, val_attrs = _load_data(
-        config.val_data or config.data, "validation", config.max_val_samples, config.seed
-    )
-    val_contrasts = {a.get("contrast") for a in val_attrs.values()}
-    train_contrasts = {a.get("contrast") for a in data_attrs.values()}
-    if val_contrasts != train_contrasts:
-        raise ValueError(
-            f"validation data contrast {sorted(map(str, val_contrasts))} differs from the training "
-            f"data contrast {sorted(map(str, train_contrasts))}"
-        )
-    grid = tuple(train_m.shape[1:])
-
-    # model and optimizer (seeded init; overwritten on resume)
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    model = RLN(config.model).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start_epoch, start_step, epoch_state = 0, 0, None
-    best_val, best_epoch, history = float("inf"), -1, []
+    state = TrainState()
     if config.init_from and not config.resume:
-        init = _load_init(config.init_from, device)
-        if ModelConfig(**init["model_config"]) != config.model:
-            raise ValueError(
-                f"init_from {config.init_from!r} holds a model {init['model_config']}, but this run "
-                f"trains {asdict(config.model)}: give the same --model/--n-iter/--history/--width"
-            )
-        model.load_state_dict(init["model"])
-        if is_main:
+        run.model.load_state_dict(_load_init(config.init_from, config.model).state_dict)
+        if run.is_main:
             print(f"rln-design train: starting from the weights of {config.init_from!r}")
     if config.resume:
-        path = out / "last.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"cannot resume: {str(path)!r} does not exist")
-        ckpt = load_run_checkpoint(path, map_location=device)
-        _check_resumable(ckpt["config"], config)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start_epoch, start_step, epoch_state = ckpt["epoch"], ckpt["step"], ckpt["epoch_state"]
-        best_val, best_epoch, history = ckpt["best_val_mase"], ckpt["best_epoch"], ckpt["history"]
-        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-        _set_numpy_rng_state(ckpt["rng"]["numpy"])
-        if "cuda" in ckpt["rng"] and device.type == "cuda":
-            torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda"]])
-        if is_main:
-            print(f"rln-design train: resuming {str(path)!r} at epoch {start_epoch + 1}, "
-                  f"step {start_step}")
-    raw_model = model
-    if distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if is_main:
+        state = resume_state(out / "last.pt", run)
+        if run.is_main:
+            print(f"rln-design train: resuming {str(out / 'last.pt')!r} at epoch {state.epoch + 1}, "
+                  f"step {state.step}")
+    run.net = run.model if not run.distributed else torch.nn.parallel.DistributedDataParallel(
+        run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    if run.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-
-    # shuffling is a pure function of (seed, epoch): the same sampler serves 1 or many processes
-    sampler = DistributedSampler(
-        _Batches(train_m, train_y), num_replicas=world, rank=rank, shuffle=True, seed=config.seed
-    )
-    batches = torch.utils.data.BatchSampler(sampler, config.batch_size, drop_last=False)
-    loader = DataLoader(
-        _Batches(train_m, train_y), sampler=batches, batch_size=None,
-        pin_memory=device.type == "cuda",
-    )
-    val_shard = slice(rank, None, world)
-
-    hardware = describe_device(device, processes=world)
-
-    def checkpoint(epoch, step, epoch_state):
-        return make_checkpoint(
-            model=raw_model, optimizer=optimizer, config=config, epoch=epoch, step=step,
-            best_val_mase=best_val, best_epoch=best_epoch, history=history,
-            data_attrs=data_attrs, grid=grid, epoch_state=epoch_state, hardware=hardware,
-        )
-
-    from tqdm.auto import tqdm
-
-    from rln_design._progress import progress_bar
+    loader = _loader(run)
 
     interrupted = False
     with _StopRequest() as stop:
-        for epoch in range(start_epoch, config.epochs):
-            lr = epoch_lr = cosine_lr(epoch, lr=config.lr, eta_min=config.eta_min,
-                                      epochs=config.epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            sampler.set_epoch(epoch)
-            aug_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
-            loss_sum, n_seen, elapsed = 0.0, 0, 0.0
-            skip = 0
-            if epoch_state is not None:  # resuming inside this epoch
-                aug_gen.set_state(epoch_state["aug_generator"])
-                loss_sum, n_seen = epoch_state["loss_sum"], epoch_state["n_seen"]
-                elapsed = epoch_state["elapsed"]
-                skip, epoch_state = start_step, None
-            model.train()
-            t0 = time.perf_counter() - elapsed
-            bar = progress_bar(  # plain lines, not carriage returns, in a log file
-                total=len(batches), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
-                enabled=config.progress and is_main, leave=False, dynamic_ncols=True,
-            )
-            step = skip
-            for step, (m, y) in enumerate(loader):
-                if step < skip:
-                    continue
-                global_step = epoch * len(batches) + step
-                if config.schedule == "step" or global_step < config.warmup_steps:
-                    lr = cosine_lr(epoch + (step / len(batches) if config.schedule == "step" else 0),
-                                   lr=config.lr, eta_min=config.eta_min, epochs=config.epochs)
-                    if global_step < config.warmup_steps:
-                        lr *= (global_step + 1) / config.warmup_steps
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                if config.augment:
-                    m, y = augment_batch(m, y, aug_gen)
-                m = m.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    iterates = model(m, return_all=True)
-                loss = iterate_loss(iterates, y, config.loss)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                loss_value = loss.item()
-                loss_sum += loss_value * len(m)
-                n_seen += len(m)
-                rate = n_seen / max(time.perf_counter() - t0, 1e-9)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / n_seen:.4g}", samples_s=f"{rate * world:.3g}")
-                if on_step is not None:
-                    on_step(epoch, step)
-                stop_now, finite = bool(stop.requested), math.isfinite(loss_value)
-                if distributed:  # every rank must stop at the same step
-                    flag = torch.tensor([float(stop_now), float(not finite)], device=device)
-                    dist.all_reduce(flag)
-                    stop_now, finite = bool(flag[0].item() > 0), not bool(flag[1].item() > 0)
-                if not finite:
-                    bar.close()
-                    raise _diverged("training loss", loss_value, epoch, step, config)
-                if stop_now:
-                    interrupted = True
-                    state = {
-                        "aug_generator": aug_gen.get_state(),
-                        "loss_sum": loss_sum,
-                        "n_seen": n_seen,
-                        "elapsed": time.perf_counter() - t0,
-                    }
-                    if is_main:
-                        _save_atomic(checkpoint(epoch, step + 1, state), out / "last.pt")
-                    break
-            bar.close()
-            if interrupted:
+        for epoch in range(state.epoch, config.epochs):
+            loader.sampler.sampler.set_epoch(epoch)  # the DistributedSampler inside the BatchSampler
+            totals = train_epoch(run, loader, epoch, state, stop, on_step)
+            if totals.stopped:
+                if run.is_main:
+                    save_state(out / "last.pt", run, state)
+                interrupted = True
                 break
-
-            # end of epoch: validation, logs, checkpoints
-            mase = evaluate(
-                raw_model, val_m[val_shard], val_y[val_shard],
-                batch_size=config.batch_size, device=device,
-            )
-            totals = torch.tensor([mase.sum().item(), len(mase), loss_sum, n_seen], device=device,
-                                  dtype=torch.float64)
-            if distributed:
-                dist.all_reduce(totals)
-            val_mase = (totals[0] / totals[1]).item()
-            train_loss = (totals[2] / totals[3]).item()
-            if not math.isfinite(val_mase):
-                raise _diverged("validation MASE", val_mase, epoch, None, config)
-            seconds = time.perf_counter() - t0
-            history.append({
-                "epoch": epoch + 1, "train_loss": train_loss, "val_mase": val_mase, "lr": epoch_lr,
-                "time_s": seconds, "samples_per_s": totals[3].item() / seconds,
-            })
-            improved = val_mase < best_val
-            if improved:
-                best_val, best_epoch = val_mase, epoch + 1
-            if is_main:
-                ckpt = checkpoint(epoch + 1, 0, None)
-                _save_atomic(ckpt, out / "last.pt")
-                if improved:
-                    _save_atomic(ckpt, out / "best.pt")
-                _write_logs(out, history)
-                tqdm.write(
-                    f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4g}  "
-                    f"val MASE {val_mase:.3f} %  lr {epoch_lr:.3g}  {seconds:.1f} s"
-                    + ("  (best)" if improved else "")
-                )
+            _end_epoch(run, state, epoch, totals)
             if stop.requested:  # Ctrl-C during validation: the epoch is complete and saved
                 interrupted = True
                 break
 
-    if interrupted and is_main:
-        print(
-            f"\nrln-design train: interrupted; state saved to {str(out / 'last.pt')!r}. "
-            f"Resume with the same options plus --resume, e.g.\n"
-            f"  rln-design train --out {config.out} --resume"
-        )
-    if distributed:
+    if interrupted and run.is_main:
+        print(f"\nrln-design train: interrupted; state saved to {str(out / 'last.pt')!r}. "
+              f"Resume with the same options plus --resume, e.g.\n"
+              f"  rln-design train --out {config.out} --resume")
+    if run.distributed:
         dist.barrier()
-    if owns_group:
+    if run.owns_group:
         dist.destroy_process_group()
-    return {
-        "epochs_done": len(history),
-        "best_val_mase": best_val,
-        "best_epoch": best_epoch,
-        "interrupted": interrupted,
-        "signal": int(stop.requested) or None,
-        "history": history,
-        "out": str(out),
-    }
+    return {"epochs_done": len(state.history), "best_val_mase": state.best_val_mase,
+            "best_epoch": state.best_epoch, "interrupted": interrupted,
+            "signal": int(stop.requested) or None, "history": state.history, "out": str(out)}
+
+
+def _loader(run: _Run) -> DataLoader:
+    """Batches of the training split; the shuffling is a pure function of (seed, epoch), and the
+    same sampler serves one process or many (each takes its shard)."""
+    pairs = _Batches(*run.train)
+    sampler = DistributedSampler(pairs, num_replicas=run.world, rank=run.rank, shuffle=True,
+                                 seed=run.config.seed)
+    batches = torch.utils.data.BatchSampler(sampler, run.config.batch_size, drop_last=False)
+    return DataLoader(pairs, sampler=batches, batch_size=None, pin_memory=run.device.type == "cuda")

@@ -47,7 +47,8 @@ def test_save_load_round_trip_weights_only(saved):
     s, directory = saved
     # the shipped format is plain tensors/containers: weights_only loading must succeed
     raw = torch.load(directory / "model.pt", weights_only=True)
-    assert {"model", "model_config", "train_config", "metrics", "version", "data"} <= set(raw)
+    assert {"schema_version", "kind", "model_config", "state_dict", "physics", "provenance", "metrics",
+            "data"} <= set(raw)
     for path in (directory, directory / "model.pt"):
         t = Surrogate.load(path)
         m = structures()
@@ -59,16 +60,19 @@ def test_save_load_round_trip_weights_only(saved):
 
 
 def test_load_training_checkpoint(tmp_path):
-    from rln_design.train import TrainConfig, make_checkpoint
+    # a best.pt in the layout `rln-design train` wrote before the checkpoint schema (convert_legacy)
+    from dataclasses import asdict
+
+    from rln_design.train import TrainConfig
 
     torch.manual_seed(1)
     model = RLN(TINY)
     config = TrainConfig(data=("d.h5",), model=TINY, epochs=2)
-    ckpt = make_checkpoint(
-        model=model, optimizer=torch.optim.Adam(model.parameters()), config=config, epoch=2,
-        step=0, best_val_mase=3.25, best_epoch=2, history=[], grid=GRID, epoch_state=None,
-        data_attrs={"d.h5": {"contrast": 50.0, "config": json.dumps({"bounds": {"gx": [1, 16]}})}},
-    )
+    ckpt = {"model": model.state_dict(), "optimizer": torch.optim.Adam(model.parameters()).state_dict(),
+            "epoch": 2, "step": 0, "epoch_state": None, "best_val_mase": 3.25, "best_epoch": 2,
+            "history": [], "config": config.to_dict(), "model_config": asdict(TINY), "version": "0.1.0",
+            "data_attrs": {"d.h5": {"contrast": 50.0, "config": json.dumps({"bounds": {"gx": [1, 16]}})}},
+            "contrast": 50.0, "grid": list(GRID), "rng": {"torch": torch.get_rng_state()}}
     torch.save(ckpt, tmp_path / "best.pt")
     s = Surrogate.load(tmp_path / "best.pt")
     assert s.contrast == 50.0 and s.grid == GRID

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import rln_design
 from rln_design._version import revision
+from rln_design.checkpoint import load_checkpoint
 from rln_design.cli.train import train as train_cli
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.train import (
@@ -25,7 +26,6 @@ from rln_design.train import (
     augment_batch,
     cosine_lr,
     iterate_loss,
-    load_checkpoint,
     load_split,
     read_metrics,
     train_model,
@@ -72,7 +72,7 @@ def _config(data, out, **kw):
 
 
 def _weights(out, name="last.pt"):
-    return load_checkpoint(os.path.join(out, name))["model"]
+    return load_checkpoint(os.path.join(out, name)).state_dict
 
 
 def _assert_same_weights(a, b, atol):
@@ -170,16 +170,17 @@ def test_tiny_run_lowers_loss_and_writes_artifacts(data, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert set(rows[0]) >= {"epoch", "train_loss", "val_mase", "lr", "time_s"}
 
-    ckpt = torch.load(out / "best.pt", weights_only=True)
-    assert ckpt["epoch"] == summary["best_epoch"]
-    assert ckpt["config"]["model"] == {"kind": "rln", "n_iter": 2, "history": 2, "width": 4}
-    assert ckpt["config"]["grad_clip"] == 4.0  # 2 * N
-    assert ckpt["contrast"] == 10.0 and ckpt["grid"] == [6, 6, 6]
-    assert ckpt["version"] == __import__("rln_design").__version__
-    assert ckpt["data_attrs"][data]["contrast"] == 10.0
-    model = RLN(ModelConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    assert TrainConfig.from_dict(ckpt["config"]) == _config(data, out, epochs=3)
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt.training["epoch"] == summary["best_epoch"] and ckpt.kind == "rln"
+    config = ckpt.provenance.config
+    assert config["model"] == {"kind": "rln", "n_iter": 2, "history": 2, "width": 4}
+    assert config["grad_clip"] == 4.0  # 2 * N
+    assert ckpt.physics.contrast == 10.0 and ckpt.physics.grid == (6, 6, 6)
+    assert ckpt.provenance.version == __import__("rln_design").__version__ and ckpt.provenance.seed == 0
+    assert ckpt.data["files"][data]["contrast"] == 10.0
+    model = RLN(ModelConfig(**ckpt.model_config))
+    model.load_state_dict(ckpt.state_dict)
+    assert TrainConfig.from_dict(config) == _config(data, out, epochs=3)
 
 
 def test_same_seed_same_weights(data, tmp_path):
@@ -206,7 +207,7 @@ def test_bf16_channels_last_run_is_deterministic_and_tracks_fp32(data, tmp_path)
     assert losses == pytest.approx(ref_losses, rel=0.10)
     # seeds 0-2 of this tiny problem spread 1.19-1.58 % in either precision
     assert a["best_val_mase"] == pytest.approx(ref["best_val_mase"], rel=0.25)
-    saved = load_checkpoint(tmp_path / "a" / "last.pt")["config"]
+    saved = load_checkpoint(tmp_path / "a" / "last.pt").provenance.config
     assert saved["amp"] is True and saved["channels_last"] is True
 
 
@@ -284,10 +285,10 @@ def test_unknown_schedule_is_refused(data, tmp_path):
 def test_checkpoint_without_schedule_field_resumes_with_the_paper_schedule(data, tmp_path):
     # checkpoints written before the per-step option existed ran per epoch
     train_model(_config(data, tmp_path, epochs=2))
-    ckpt = load_checkpoint(tmp_path / "last.pt")
-    del ckpt["config"]["schedule"]
-    ckpt["epoch"], ckpt["history"] = 1, ckpt["history"][:1]
-    torch.save(ckpt, tmp_path / "last.pt")
+    raw = torch.load(tmp_path / "last.pt", weights_only=True)
+    del raw["provenance"]["config"]["schedule"]
+    raw["training"]["epoch"], raw["training"]["history"] = 1, raw["training"]["history"][:1]
+    torch.save(raw, tmp_path / "last.pt")
     summary = train_model(_config(data, tmp_path, epochs=2, resume=True))
     assert summary["epochs_done"] == 2
     with pytest.raises(ValueError, match="schedule: checkpoint 'epoch' vs now 'step'"):
@@ -307,12 +308,12 @@ def test_interrupt_and_resume_equals_uninterrupted_run(data, tmp_path, stop_at, 
     part = tmp_path / "part"
     summary = train_model(_config(data, part, augment=True, schedule=schedule), on_step=interrupt)
     assert summary["interrupted"]
-    ckpt = load_checkpoint(part / "last.pt")
-    assert (ckpt["epoch"], ckpt["step"]) == (stop_at[0], stop_at[1] + 1)
+    training = load_checkpoint(part / "last.pt").training
+    assert (training["epoch"], training["step"]) == (stop_at[0], stop_at[1] + 1)
     summary = train_model(_config(data, part, augment=True, schedule=schedule, resume=True))
     assert not summary["interrupted"] and summary["epochs_done"] == 2
     _assert_same_weights(_weights(full), _weights(part), atol=1e-6)
-    full_hist = load_checkpoint(full / "last.pt")["history"]
+    full_hist = load_checkpoint(full / "last.pt").training["history"]
     for a, b in zip(full_hist, summary["history"]):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["val_mase"] == pytest.approx(b["val_mase"], rel=1e-5)
@@ -362,13 +363,13 @@ def test_cli_trains_and_resume_takes_options_from_checkpoint(data, tmp_path):
             "--schedule", "step", "--warmup-steps", "2"]
     result = _cli(args)
     assert result.exit_code == 0, result.output
-    saved = load_checkpoint(os.path.join(out, "last.pt"))["config"]
+    saved = load_checkpoint(os.path.join(out, "last.pt")).provenance.config
     assert (saved["schedule"], saved["warmup_steps"]) == ("step", 2)
     assert "best validation MASE" in result.output
     # resume of a finished run: nothing left to do, options come from the checkpoint
     result = _cli(["--out", out, "--resume", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(os.path.join(out, "last.pt"))["config"]["model"]["kind"] == "rln-t"
+    assert load_checkpoint(os.path.join(out, "last.pt")).kind == "rln-t"
 
 
 @pytest.mark.slow
@@ -398,7 +399,7 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2  # only rank 0 wrote
-    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    assert load_checkpoint(out / "last.pt").training["epoch"] == 2
 
 
 def test_validation_on_another_grid_selects_with_that_data(data, tmp_path):
@@ -406,7 +407,7 @@ def test_validation_on_another_grid_selects_with_that_data(data, tmp_path):
     val = make_dataset(tmp_path / "val9.h5", n=16, shape=(9, 9, 9), seed=3)
     summary = train_model(_config(data, tmp_path / "run", val_data=(val,)))
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
-    assert ckpt["config"]["val_data"] == [val]
+    assert ckpt.provenance.config["val_data"] == [val]
     assert np.isfinite(summary["best_val_mase"])
 
 
@@ -437,7 +438,7 @@ def test_cli_choices_are_the_library_s():
     choices = {p.name: list(p.type.choices) for p in train_cli.params if hasattr(p.type, "choices")}
     assert choices["loss"] == list(train_module.LOSSES)
     assert choices["schedule"] == list(train_module.SCHEDULES)
-    assert choices["model"] == list(recurrent.KINDS)
+    assert choices["model"] == list(train_module.TRAINABLE_KINDS) == [*recurrent.KINDS, "pcg-net"]
 
 
 def test_init_from_starts_at_the_given_weights(data, tmp_path):
@@ -448,10 +449,10 @@ def test_init_from_starts_at_the_given_weights(data, tmp_path):
                         init_from=str(tmp_path / "a" / "best.pt")))
     _assert_same_weights(_weights(tmp_path / "b"), source, atol=1e-12)
     last = load_checkpoint(tmp_path / "b" / "last.pt")
-    assert last["config"]["init_from"].endswith("best.pt")
+    assert last.provenance.config["init_from"].endswith("best.pt")
     # provenance: package version, code revision (None outside git) and library versions
-    assert last["version"] == rln_design.__version__ and last["revision"] == revision()
-    assert last["versions"]["torch"] == str(torch.__version__)
+    assert last.provenance.version == rln_design.__version__ and last.provenance.revision == revision()
+    assert last.provenance.packages["torch"] == str(torch.__version__)
 
 
 def test_init_from_a_different_model_is_refused(data, tmp_path):
@@ -488,7 +489,7 @@ def test_cli_refuses_an_existing_run_without_resume_or_overwrite(data, tmp_path)
     assert "give one" in text
     result = _cli(["--data", data, "--out", str(out), *CLI_TINY, "--lr", "1e-3", "--overwrite"])
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(out / "best.pt")["config"]["lr"] == 1e-3 and len(read_metrics(out)) == 1
+    assert load_checkpoint(out / "best.pt").provenance.config["lr"] == 1e-3 and len(read_metrics(out)) == 1
     text = _one_line_error(_cli(["--data", data, "--out", str(out), *CLI_TINY, "--overwrite",
                                  "--init-from", str(out / "best.pt")]))
     assert "belongs to the run in --out that --overwrite replaces; copy it elsewhere first" in text
@@ -515,7 +516,7 @@ def test_cli_interrupted_train_saves_and_exits_non_zero(data, tmp_path, monkeypa
         signal.signal(signum, previous)
     assert result.exit_code == 128 + signum, result.output
     assert "interrupted; state saved to" in result.output and "done:" not in result.output
-    assert load_checkpoint(out / "last.pt")["step"] == 1
+    assert load_checkpoint(out / "last.pt").training["step"] == 1
 
 
 @pytest.mark.parametrize("option, value", [("--lr", "inf"), ("--lr", "nan"), ("--grad-clip", "nan"),
@@ -583,9 +584,9 @@ def test_cli_resume_from_a_damaged_or_foreign_checkpoint_is_one_line(data, tmp_p
     elif content == "list":
         torch.save([1, 2, 3], last)
     else:
-        ckpt = load_checkpoint(last)
-        del ckpt["rng"]
-        torch.save(ckpt, last)
+        raw = torch.load(last, weights_only=True)
+        del raw["training"]["rng"]
+        torch.save(raw, last)
     result = _cli(["--out", str(out), "--resume"])
     text = _one_line_error(result)
     assert f"--resume: cannot resume from {str(last)!r}: it is not a checkpoint written by `rln-design train`" in text

@@ -1,7 +1,10 @@
-"""``rln-design train``: train an RLN / RLN-t / FLN on an HDF5 strain dataset.
+"""``rln-design train``: train an RLN / RLN-t / FLN or a pcg-net on an HDF5 strain dataset.
 
 Options map one-to-one onto :class:`rln_design.train.TrainConfig` fields (model fields:
-``--model`` -> ``model.kind``, ``--n-iter``, ``--history``, ``--width``).
+``--model`` -> ``model.kind``, ``--n-iter``, ``--history``, ``--width``). A pcg-net
+(:class:`rln_design.models.KrylovConfig`) takes ``--n-iter`` PCG steps and a corrector of
+``--width`` channels; its contrast and Poisson ratio are those of the first ``--data`` file
+(``--history`` does not apply).
 """
 
 from __future__ import annotations
@@ -46,14 +49,15 @@ def _check_data_file(ctx, param, paths):
               help="HDF5 dataset from `rln-design generate` (repeat to concatenate files).")
 @click.option("--out", default="runs/rln", show_default=True, type=click.Path(file_okay=False),
               help="Output directory: config.json, last.pt, best.pt, metrics.jsonl, learning_curve.png.")
-@click.option("--model", type=click.Choice(["rln", "rln-t", "fln"]), default="rln",
-              show_default=True, help="RLN: N distinct nets; RLN-t: one tied net; FLN: N = 1.")
+@click.option("--model", type=click.Choice(["rln", "rln-t", "fln", "pcg-net"]), default="rln",
+              show_default=True, help="RLN: N distinct nets; RLN-t: one tied net; FLN: N = 1; "
+                                      "pcg-net: N exact PCG steps + a learned periodic correction.")
 @click.option("--n-iter", default=5, show_default=True, callback=positive,
-              help="Iterations N of the recurrent model.")
+              help="Iterations N of the recurrent model (PCG steps of a pcg-net).")
 @click.option("--history", default=2, show_default=True, type=click.IntRange(min=0),
               help="Earlier iterates k fed to each step besides the latest.")
 @click.option("--width", default=16, show_default=True, callback=positive,
-              help="Channels of the proximal V-Net at full resolution.")
+              help="Channels of the proximal V-Net at full resolution (of the pcg-net corrector).")
 @click.option("--epochs", default=60, show_default=True, callback=positive)
 @click.option("--batch-size", default=32, show_default=True, callback=positive,
               help="Samples per step and process.")
@@ -111,7 +115,6 @@ def train(ctx, **options):
     continue with `rln-design train --out OUT --resume`. Under `torchrun --nproc_per_node K` the
     run is data parallel (only rank 0 writes).
     """
-    from rln_design.models.recurrent import ModelConfig
     from rln_design.train import NonFiniteLoss, TrainConfig, load_run_checkpoint, train_model
 
     overwrite = options.pop("overwrite")
@@ -122,13 +125,13 @@ def train(ctx, **options):
         if overwrite:
             raise click.UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
         try:
-            saved = load_run_checkpoint(last)["config"]
+            saved = load_run_checkpoint(last).provenance.config
         except ValueError as err:
             raise click.UsageError(f"--resume: {err}") from None
         for name in list(options):
             if ctx.get_parameter_source(name) == ParameterSource.DEFAULT and name != "resume":
                 if name in _MODEL_OPTIONS:
-                    options[name] = saved["model"][_MODEL_OPTIONS[name]]
+                    options[name] = saved["model"].get(_MODEL_OPTIONS[name], options[name])
                 elif name in saved:
                     value = saved[name]
                     options[name] = tuple(value) if name in ("data", "val_data") else value
@@ -136,9 +139,9 @@ def train(ctx, **options):
         raise click.UsageError("Missing option '--data' (an HDF5 file from `rln-design generate`).")
 
     stale = [] if options["resume"] else _earlier_run(options["out"], overwrite, options["init_from"])
-    model = ModelConfig(**{field: options.pop(name) for name, field in _MODEL_OPTIONS.items()})
+    model = {field: options.pop(name) for name, field in _MODEL_OPTIONS.items()}
     try:
-        config = TrainConfig(model=model, **options)
+        config = TrainConfig(model=_model_config(model, options["data"][0]), **options)
         for path in stale:  # --overwrite: no file of the earlier run survives next to the new one
             path.unlink(missing_ok=True)
         summary = train_model(config)
@@ -153,6 +156,25 @@ def train(ctx, **options):
         f"{summary['best_val_mase']:.3f} % at epoch {summary['best_epoch']}; "
         f"weights in {summary['out']}/best.pt"
     )
+
+
+def _model_config(fields: dict, data: str):
+    """The model configuration of the options: an RLN-family :class:`ModelConfig`, or for
+    ``pcg-net`` a :class:`KrylovConfig` of the data file's contrast and Poisson ratio."""
+    from rln_design.models import KrylovConfig, ModelConfig
+
+    if fields["kind"] != "pcg-net":
+        return ModelConfig(**fields)
+    from rln_design.data import open_for_reading
+    from rln_design.physics import DEFAULT_NU
+
+    with open_for_reading(data) as f:
+        attrs = dict(f.attrs)
+    if "contrast" not in attrs:
+        raise ValueError(f"{data!r} records no contrast (attribute 'contrast'): a pcg-net needs the "
+                         "data's physics; make the file with `rln-design generate`")
+    return KrylovConfig(kind="pcg-net", n_iter=fields["n_iter"], width=fields["width"],
+                        contrast=float(attrs["contrast"]), nu=float(attrs.get("nu", DEFAULT_NU)))
 
 
 def _earlier_run(out, overwrite: bool, init_from) -> list[Path]:

@@ -15,7 +15,7 @@ from rln_design.models.recurrent import KINDS as RLN_KINDS
 from rln_design.models.recurrent import RLN, ModelConfig, RLNCell
 
 __all__ = ["ProximalNet", "Corrector", "RLN", "RLNCell", "ModelConfig", "KrylovConfig", "KrylovNet",
-           "MODEL_KINDS", "FULL_TENSOR_KINDS", "build_model"]
+           "MODEL_KINDS", "FULL_TENSOR_KINDS", "build_model", "config_from_dict"]
 
 #: every model kind a checkpoint may name
 MODEL_KINDS = RLN_KINDS + KRYLOV_KINDS
@@ -23,18 +23,29 @@ MODEL_KINDS = RLN_KINDS + KRYLOV_KINDS
 FULL_TENSOR_KINDS = KRYLOV_KINDS
 
 
-def build_model(model_config: dict) -> nn.Module:
-    """An untrained model of the kind and constructor arguments saved in ``model_config``.
+def config_from_dict(model_config: dict) -> ModelConfig | KrylovConfig:
+    """The configuration record of a saved ``model_config`` dict (:class:`ModelConfig` for the RLN
+    kinds, :class:`KrylovConfig` for the Krylov kinds; a missing kind is ``"rln"``).
 
     Raises:
         ValueError: unknown kind (the message lists :data:`MODEL_KINDS`) or invalid arguments.
     """
     kind = model_config.get("kind", "rln")
     if kind in RLN_KINDS:
-        return RLN(ModelConfig(**model_config))
+        return ModelConfig(**model_config)
     if kind in KRYLOV_KINDS:
         config = dict(model_config)
         if "load" in config:
             config["load"] = tuple(config["load"])
-        return KrylovNet(KrylovConfig(**config))
+        return KrylovConfig(**config)
     raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
+
+
+def build_model(model_config: dict | ModelConfig | KrylovConfig) -> nn.Module:
+    """An untrained model of the kind and constructor arguments saved in ``model_config``.
+
+    Raises:
+        ValueError: unknown kind (the message lists :data:`MODEL_KINDS`) or invalid arguments.
+    """
+    config = config_from_dict(model_config) if isinstance(model_config, dict) else model_config
+    return RLN(config) if isinstance(config, ModelConfig) else KrylovNet(config)
