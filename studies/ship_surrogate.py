@@ -4,11 +4,12 @@
         --stage runs/cr10-31 --stage runs/cr10-31x --stage runs/cr10-31y \
         --test-data data/cr10_31.h5 --selection runs/cr10-select.json --ensemble 4
 
-Reads ``RUN/best.pt`` (weights, resolved config, training data attributes), ``RUN/metrics.jsonl``
+Reads ``RUN/best.pt`` (a :class:`rln_design.checkpoint.Checkpoint`: weights, physics, the resolved
+config in its provenance, training data attributes), ``RUN/metrics.jsonl``
 (the per-epoch log written by ``rln-design train``) and ``RUN/evaluation.json`` (the JSON report of
 ``rln-design evaluate`` on the test split; with ``--ensemble K`` it needs a row of that
 symmetry-ensemble size, and a plain-network row if there is one is recorded beside it), and writes
-``surrogates/NAME/model.pt`` (weights only, no optimizer state; loads with
+``surrogates/NAME/model.pt`` (the same checkpoint schema without the training state; loads with
 ``torch.load(weights_only=True)``) and ``surrogates/NAME/card.md``. ``--selection`` (repeatable)
 adds the validation comparisons that chose between candidate weights (``rln-design evaluate
 --out`` or ``--json`` reports). Every number in the card is read from those files; nothing is
@@ -26,11 +27,12 @@ import h5py
 
 from rln_design import __version__
 from rln_design._atomic import atomic_path
+from rln_design.checkpoint import Checkpoint, load_checkpoint
 from rln_design.data import SPLIT_CODES, split_design_points
 from rln_design.evaluate import format_table
 from rln_design.surrogate import Surrogate
 from rln_design.symmetry import check_ensemble_size, symmetry_transforms
-from rln_design.train import load_checkpoint, read_metrics
+from rln_design.train import read_metrics
 from _machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +43,7 @@ PAPER = {10.0: {"RLN": "1.21 +- 0.37", "RLN-t": "1.81 +- 0.58", "FLN": "4.98 +- 
 def _dataset_line(path: str, attrs: dict | None = None) -> str:
     """One card line for a dataset: read from the file, or, when the file is not on this machine
     (a GPU stage generates its data there), from the attributes the checkpoint recorded of it
-    (``data_attrs``): the split counts follow from the config (``split_design_points``)."""
+    (its ``data`` summary): the split counts follow from the config (``split_design_points``)."""
     if Path(path).is_file() or attrs is None:
         with h5py.File(path, "r") as f:
             config = json.loads(f.attrs["config"])
@@ -62,10 +64,9 @@ def _dataset_line(path: str, attrs: dict | None = None) -> str:
             f"train/validation/test = {splits['train']}/{splits['validation']}/{splits['test']}{where}")
 
 
-def _nu(ckpt: dict) -> str:
-    """Poisson ratio of the training data as its files record it (the generator's default if not)."""
-    values = {float(a["nu"]) for a in (ckpt.get("data_attrs") or {}).values() if isinstance(a, dict) and "nu" in a}
-    return ", ".join(f"{v:g}" for v in sorted(values)) if values else "0.3"
+def _file_attrs(ckpt: Checkpoint, path: str) -> dict | None:
+    """The attributes the checkpoint recorded of the training/validation file ``path``."""
+    return ckpt.data.get("files", {}).get(path)
 
 
 def _history_table(history: list[dict]) -> list[str]:
@@ -93,7 +94,7 @@ def transfer_check(stages: list[tuple[str, dict]], n: int = 48, seed: int = 0) -
     from rln_design.evaluate import evaluate_model
 
     files = list(dict.fromkeys(
-        p for _, c in stages for p in (*c["config"]["data"], *c["config"].get("val_data", ()))
+        p for _, c in stages for p in (*c.provenance.config["data"], *c.provenance.config.get("val_data", ()))
     ))
     rows = []
     for path in files:
@@ -223,13 +224,13 @@ def _selection_section(selections: list[dict], shipped: Path) -> list[str]:
     return lines
 
 
-def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_data: str,
-              earlier: list[tuple[dict, list[dict]]] = (), transfer: list[tuple] | None = None,
+def make_card(name: str, ckpt: Checkpoint, history: list[dict], report: dict, test_data: str,
+              earlier: list[tuple[Checkpoint, list[dict]]] = (), transfer: list[tuple] | None = None,
               ablation: Path | None = None, ensemble: int = 1, selections: list[dict] = (),
               shipped: Path | None = None, previous: str | None = None) -> str:
-    config = ckpt["config"]
-    model = ckpt["model_config"]
-    contrast = float(ckpt.get("contrast") or report.get("contrast"))
+    config = ckpt.provenance.config
+    model = ckpt.model_config
+    contrast = float(ckpt.physics.contrast if ckpt.physics else report.get("contrast"))
     stages = [*earlier, (ckpt, history)]
     hours = sum(row.get("time_s", 0.0) for _, h in stages for row in h) / 3600.0
     offset, previous_data, previous_training = 0, [], []
@@ -242,8 +243,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
     paper = PAPER.get(contrast, {})
     on_gpu = str(config.get("device")).startswith("cuda")
     threads = f", torch threads {config.get('threads')}"
-    if ckpt.get("hardware"):  # recorded by rln-design train (the last stage's machine)
-        hardware = ckpt["hardware"] + ("" if on_gpu else threads)
+    if ckpt.provenance.hardware:  # recorded by rln-design train (the last stage's machine)
+        hardware = ckpt.provenance.hardware + ("" if on_gpu else threads)
     else:  # checkpoints from before it was recorded: the machine writing the card
         hardware = f"{cpu_summary()}, CPU only{threads}"
     lines = [
@@ -252,20 +253,20 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
         f"Recurrent Localization Network (Kelly & Kalidindi): kind `{model['kind']}`, N = {model['n_iter']} "
         f"iterations, history k = {model['history']}, width {model['width']} "
         f"(132,801 parameters per proximal net at width 16). Predicts eps_xx / imposed eps_xx for "
-        f"two-phase structures (1 = stiff, E_stiff = {contrast:g} E_soft, nu = {_nu(ckpt)}) under eps_xx "
-        f"along x (array axis 0 of a structure). Package version {ckpt.get('version')}"
-        f"{', code revision ' + ckpt['revision'] if ckpt.get('revision') else ''}.",
+        f"two-phase structures (1 = stiff, E_stiff = {contrast:g} E_soft, nu = {ckpt.physics.nu:g}) under eps_xx "
+        f"along x (array axis 0 of a structure). Package version {ckpt.provenance.version}"
+        f"{', code revision ' + ckpt.provenance.revision if ckpt.provenance.revision else ''}.",
         "",
         "## Data",
         "",
         *previous_data,
-        *[f"- training, stage {k} ({c['config'].get('max_train_samples') or 'all'} of its training "
-          f"split): {_dataset_line(p, (c.get('data_attrs') or {}).get(p))}"
-          for k, (c, _) in enumerate(stages, offset + 1) for p in c["config"]["data"]],
-        *[f"- validation, stage {k} (best-epoch selection, {c['config'].get('max_val_samples') or 'all'} "
-          f"structures of its validation split): {_dataset_line(p, (c.get('data_attrs') or {}).get(p))}"
+        *[f"- training, stage {k} ({c.provenance.config.get('max_train_samples') or 'all'} of its "
+          f"training split): {_dataset_line(p, _file_attrs(c, p))}"
+          for k, (c, _) in enumerate(stages, offset + 1) for p in c.provenance.config["data"]],
+        *[f"- validation, stage {k} (best-epoch selection, {c.provenance.config.get('max_val_samples') or 'all'} "
+          f"structures of its validation split): {_dataset_line(p, _file_attrs(c, p))}"
           for k, (c, _) in enumerate(stages, offset + 1)
-          for p in (c["config"].get("val_data") or c["config"]["data"])],
+          for p in (c.provenance.config.get("val_data") or c.provenance.config["data"])],
         f"- test: {_dataset_line(test_data)}",
         "",
         "## Training",
@@ -278,7 +279,8 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
            f"{', channels_last_3d' if config.get('channels_last') else ''}"
            + (f" (stages 1-{offset}: see their sections below)" if offset else "")),
         f"- wall time: {hours:.2f} h of training in {offset + len(stages)} stage(s); selected weights: "
-        f"epoch {ckpt['best_epoch']} of the last stage (validation MASE {ckpt['best_val_mase']:.2f} %)",
+        f"epoch {ckpt.training['best_epoch']} of the last stage (validation MASE "
+        f"{ckpt.training['best_val_mase']:.2f} %)",
         "",
     ]
     if previous_training:
@@ -290,7 +292,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
             *previous_training,
         ]
     for k, (stage_ckpt, stage_history) in enumerate(stages, start=offset + 1):
-        stage_config = stage_ckpt["config"]
+        stage_config = stage_ckpt.provenance.config
         planned = stage_config["epochs"]
         lines += [
             f"### Stage {k}: {', '.join(stage_config['data'])}"
@@ -299,7 +301,7 @@ def make_card(name: str, ckpt: dict, history: list[dict], report: dict, test_dat
             f"{len(stage_history)} of {planned} planned epochs ran"
             + ("" if len(stage_history) >= planned else " (stopped early for the time budget; the "
                "best completed epoch was kept)")
-            + f"; best validation epoch {stage_ckpt['best_epoch']}. Resolved configuration:",
+            + f"; best validation epoch {stage_ckpt.training['best_epoch']}. Resolved configuration:",
             "",
             "```json",
             json.dumps(stage_config),
@@ -459,8 +461,8 @@ def main(argv=None):
                "test_mase_std": ours["mase"]["std"],
                "test_statistics": ours["statistics"],
                "test_ensemble": args.ensemble,
-               "best_val_mase": ckpt["best_val_mase"], "best_epoch": ckpt["best_epoch"],
-               "training_grid": list(ckpt["grid"]), "test_data": args.test_data}
+               "best_val_mase": ckpt.training["best_val_mase"], "best_epoch": ckpt.training["best_epoch"],
+               "training_grid": list(ckpt.physics.grid), "test_data": args.test_data}
     if plain:
         metrics.update(plain_test_mase_mean=plain["mase"]["mean"], plain_test_mase_std=plain["mase"]["std"],
                        plain_test_statistics=plain["statistics"])
@@ -469,7 +471,8 @@ def main(argv=None):
             metrics.update({f"{prefix}mase_mean": row["mase"]["mean"],
                             f"{prefix}mase_std": row["mase"]["std"],
                             f"{prefix}statistics": row["statistics"]})
-    surrogate.metadata.update(grid=tuple(test_grid), metrics=metrics)  # grid: where it was measured
+    surrogate.metrics = metrics
+    surrogate.physics = surrogate.physics.replace(grid=tuple(test_grid))  # where it was measured
     labels = [f"stage {k}" for k in range(1, len(earlier) + 2)]
     transfer = (transfer_check(list(zip(labels, [c for c, _ in earlier] + [ckpt])))
                 if earlier else None)

@@ -2,8 +2,8 @@
 
 Reads ``studies/surrogate_v2_study.json`` (written by ``python studies/surrogate_v2_study.py
 report``), takes the chosen number of PCG steps N and the measured test figures of ``pcg<N>`` for a
-contrast, and writes ``surrogates/<name>/model.pt`` (weights-only safe: the model's constructor
-arguments, its one buffer, the metrics) and ``card.md``. Every number in the card comes from the
+contrast, and writes ``surrogates/<name>/model.pt`` (a :class:`rln_design.checkpoint.Checkpoint`:
+the model's constructor arguments, its one buffer, physics, provenance, the metrics) and ``card.md``. Every number in the card comes from the
 study record; nothing is typed in by hand.
 
 Usage::
@@ -15,10 +15,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
+from rln_design.checkpoint import Checkpoint
 from rln_design.models.krylov import KrylovConfig, KrylovNet
+from rln_design.physics import DEFAULT_GRID, Physics
+from rln_design.provenance import Provenance
 from rln_design.surrogate import Surrogate
 
 STUDY = Path("studies/surrogate_v2_study.json")
@@ -102,6 +106,13 @@ def _dataset_config(path: str) -> dict | None:
         return json.loads(f.attrs["config"])
 
 
+def _physics(contrast: float, dataset: dict | None) -> Physics:
+    """The problem of the selection/test data (its recorded config; the defaults without it)."""
+    known = {k: dataset[k] for k in ("e_soft", "nu", "imposed_strain") if dataset and k in dataset}
+    grid = (dataset["size"],) * 3 if dataset and "size" in dataset else DEFAULT_GRID
+    return Physics(contrast, grid=grid, **known)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--contrast", type=int, choices=(10, 50), required=True)
@@ -111,14 +122,15 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     record = json.loads(Path(args.study).read_text())
     n, metrics = metrics_of(record, args.contrast)
-    model = KrylovNet(KrylovConfig(kind="pcg", n_iter=n, contrast=float(args.contrast)))
-    metadata = {"contrast": float(args.contrast), "metrics": metrics, "grid": None,
-                "data": {"selection_and_test": DATA[args.contrast][0],
-                         "config": _dataset_config(DATA[args.contrast][0])},
-                "train_config": {"training": "none", "selection": "smallest N beating the paper's "
-                                 "RLN on 128 validation structures"}}
-    surrogate = Surrogate(model, metadata)
-    path = surrogate.save(Path(args.out) / args.name,
+    config = KrylovConfig(kind="pcg", n_iter=n, contrast=float(args.contrast))
+    dataset = _dataset_config(DATA[args.contrast][0])
+    ckpt = Checkpoint(
+        kind="pcg", model_config=dataclasses.asdict(config), state_dict=KrylovNet(config).state_dict(),
+        physics=_physics(float(args.contrast), dataset), metrics=metrics,
+        provenance=Provenance.capture({"training": "none", "selection": "smallest N beating the "
+                                       "paper's RLN on 128 validation structures", "study": args.study}),
+        data={"selection_and_test": DATA[args.contrast][0], "config": dataset})
+    path = Surrogate.from_checkpoint(ckpt).save(Path(args.out) / args.name,
                           card=card_text(args.name, args.contrast, n, metrics, record))
     print(f"wrote {path} (pcg, N = {n}, test MASE {metrics['test_mase_mean']:.2f} %)")
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from rln_design.checkpoint import load_checkpoint
 from rln_design.cli.evaluate import evaluate as evaluate_cli
 from rln_design.data import DatasetConfig, generate_dataset
 from rln_design.models.recurrent import ModelConfig
@@ -202,6 +203,6 @@ def test_card_describes_data_files_that_are_not_on_this_machine(tmp_path):
     card = (tmp_path / "shipped" / "tiny" / "card.md").read_text()
     assert f"{from_file} (file not on this machine: described from the attributes recorded in the checkpoint)" in card
     assert "train/validation/test = 6/4/2" in from_file  # 6 design points: 3/2/1 x 2 realizations
-    ckpt = torch.load(run / "best.pt", weights_only=True)
-    assert ckpt["hardware"].endswith("logical CPUs, 1 process")
-    assert f"- hardware: {ckpt['hardware']}, torch threads 1" in card
+    hardware = load_checkpoint(run / "best.pt").provenance.hardware
+    assert hardware.endswith("logical CPUs, 1 process")
+    assert f"- hardware: {hardware}, torch threads 1" in card

@@ -606,3 +606,59 @@ def test_cli_truncated_or_foreign_data_file_is_one_line(data, tmp_path):
     assert f"{tmp_path / 'cut.h5'} is truncated (an interrupted copy or write?): it cannot be read" in text
     text = _one_line_error(_cli(["--data", str(tmp_path / "text.h5"), "--out", str(tmp_path / "run")]))
     assert f"{tmp_path / 'text.h5'} is not an HDF5 file" in text
+
+
+# ------------------------------------------------------------------ pcg-net (issue 31)
+
+
+def _pcg_net(**kw):
+    from rln_design.models import KrylovConfig
+
+    return KrylovConfig(kind="pcg-net", n_iter=2, contrast=10.0, width=4, depth=1, **kw)
+
+
+def test_pcg_net_trains_resumes_exactly_and_loads_as_a_surrogate(data, tmp_path):
+    from rln_design import Surrogate
+
+    config = dict(model=_pcg_net(), loss="mae", augment=True, schedule="step")
+    full = train_model(_config(data, tmp_path / "full", epochs=3, **config))
+    losses = [row["train_loss"] for row in full["history"]]
+    assert losses[-1] < losses[0]
+    # the PCG part has no weights: only the corrector trains, and it moved from its zero start
+    trained = _weights(tmp_path / "full")
+    assert set(trained) >= {"corrector.out.conv.weight"} and trained["corrector.out.conv.weight"].abs().sum() > 0
+
+    def interrupt(epoch, step):
+        if (epoch, step) == (1, 1):
+            signal.raise_signal(signal.SIGINT)
+
+    part = tmp_path / "part"
+    assert train_model(_config(data, part, epochs=3, **config), on_step=interrupt)["interrupted"]
+    train_model(_config(data, part, epochs=3, resume=True, **config))
+    _assert_same_weights(trained, _weights(part), atol=1e-6)
+
+    surrogate = Surrogate.load(tmp_path / "full" / "best.pt")
+    assert surrogate.kind == "pcg-net" and surrogate.physics.contrast == 10.0
+    m = torch.from_numpy((np.random.default_rng(5).random((2, 6, 6, 6)) < 0.5).astype(np.uint8))
+    assert surrogate.strain(m).shape == (2, 6, 6, 6, 6)
+    assert not torch.equal(surrogate.predict(m), Surrogate(surrogate.model.__class__(_pcg_net()),
+                                                            {"contrast": 10.0}).predict(m))
+
+
+def test_pcg_net_of_another_contrast_than_the_data_is_refused(data, tmp_path):
+    with pytest.raises(ValueError, match="the model's contrast 50 differs from the training data's 10"):
+        train_model(_config(data, tmp_path, model=_pcg_net().__class__(kind="pcg-net", contrast=50.0)))
+    with pytest.raises(ValueError, match="model kind 'pcg' has no trainable weights"):
+        _config(data, tmp_path, model=_pcg_net().__class__(kind="pcg", contrast=10.0))
+
+
+def test_cli_trains_a_pcg_net_with_the_data_s_physics(data, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", data, "--out", str(out), "--model", "pcg-net", "--n-iter", "2", "--width", "4",
+            "--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress"]
+    result = _cli(args)
+    assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt.kind == "pcg-net" and ckpt.model_config["contrast"] == 10.0 and ckpt.model_config["n_iter"] == 2
+    result = _cli(["--out", str(out), "--resume", "--no-progress"])  # finished: options from the checkpoint
+    assert result.exit_code == 0, result.output
