@@ -16,7 +16,8 @@ from pathlib import Path
 
 from rln_design import __version__
 from rln_design._atomic import write_text_atomic
-from rln_design.train import load_checkpoint, read_metrics
+from rln_design.checkpoint import load_checkpoint
+from rln_design.train import read_metrics
 from _machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ ARMS = {
 def _stage(run: Path) -> dict:
     """Data, sample-steps, wall seconds and best validation MASE of one training run."""
     history = read_metrics(run)
-    config = load_checkpoint(run / "best.pt")["config"]
+    config = load_checkpoint(run / "best.pt").provenance.config
     samples = config["max_train_samples"] * len(history)
     return {
         "data": ", ".join(Path(p).name for p in config["data"]),

@@ -21,11 +21,12 @@ normalization layers, so the average needs no statistics pass:
 
     theta_avg = (1 / M) sum_{m=1..M} theta_m
 
-The output is a training checkpoint that ``Surrogate.load`` and ``rln-design evaluate`` read: the
-last checkpoint's entries with the averaged ``model`` and ``averaged_from`` (the sources); without
-``optimizer`` (resuming from an average is not meaningful) and without the last checkpoint's
-validation record (``best_val_mase``, ``best_epoch``, ``history``), which does not describe the
-average: score it with ``rln-design evaluate``.
+The output is a :class:`rln_design.checkpoint.Checkpoint` that ``Surrogate.load`` and
+``rln-design evaluate`` read: the last checkpoint's kind, physics and data summary with the averaged
+weights; its provenance records the sources (``config["averaged_from"]``) and the last one's run
+configuration (``config["last_config"]``). It has no training state (resuming from an average is
+not meaningful) and no metrics (the last checkpoint's validation record does not describe the
+average: score it with ``rln-design evaluate``).
 """
 
 from __future__ import annotations
@@ -35,40 +36,39 @@ from pathlib import Path
 
 import torch
 
-from rln_design._atomic import atomic_path
+from rln_design.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from rln_design.provenance import Provenance
 
 
-def average_checkpoints(paths: list[str | Path]) -> dict:
-    """The last checkpoint of ``paths`` with ``model`` replaced by the uniform weight average.
+def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
+    """The last checkpoint of ``paths`` with its weights replaced by the uniform weight average.
 
     Args:
         paths: training checkpoints (``best.pt``) of one model configuration; at least one.
 
     Returns:
-        Checkpoint dict; floating-point tensors averaged in float64 and cast back, the last
-        checkpoint's validation record and optimizer state dropped.
+        Checkpoint; floating-point tensors averaged in float64 and cast back, no training state
+        and no metrics.
 
     Raises:
         ValueError: no paths, or checkpoints of different model configurations / parameter sets.
     """
     if not paths:
         raise ValueError("average_checkpoints needs at least one checkpoint")
-    checkpoints = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-    first = checkpoints[0]
+    checkpoints = [load_checkpoint(p) for p in paths]
+    first, last = checkpoints[0], checkpoints[-1]
     for path, ckpt in zip(paths[1:], checkpoints[1:]):
-        if ckpt["model_config"] != first["model_config"] or set(ckpt["model"]) != set(first["model"]):
-            raise ValueError(f"{path}: model configuration {ckpt['model_config']} differs from "
-                             f"{paths[0]}'s {first['model_config']}; only one architecture can be averaged")
-    average = dict(checkpoints[-1])
-    for key in ("optimizer", "best_val_mase", "best_epoch", "history"):
-        average.pop(key, None)
-    average["model"] = {
-        key: (torch.stack([c["model"][key].double() for c in checkpoints]).mean(0).to(value.dtype)
+        if ckpt.model_config != first.model_config or set(ckpt.state_dict) != set(first.state_dict):
+            raise ValueError(f"{path}: model configuration {ckpt.model_config} differs from "
+                             f"{paths[0]}'s {first.model_config}; only one architecture can be averaged")
+    weights = {
+        key: (torch.stack([c.state_dict[key].double() for c in checkpoints]).mean(0).to(value.dtype)
               if value.is_floating_point() else value)
-        for key, value in checkpoints[-1]["model"].items()
+        for key, value in last.state_dict.items()
     }
-    average["averaged_from"] = [str(p) for p in paths]
-    return average
+    provenance = Provenance.capture({"averaged_from": [str(p) for p in paths],
+                                     "last_config": last.provenance.config})
+    return last.replace(state_dict=weights, training=None, metrics={}, provenance=provenance)
 
 
 def main(argv=None):
@@ -81,8 +81,7 @@ def main(argv=None):
         average = average_checkpoints(args.checkpoint)
     except (ValueError, FileNotFoundError, KeyError) as err:
         parser.error(str(err))
-    with atomic_path(args.out) as tmp:  # creates the folder
-        torch.save(average, tmp)
+    save_checkpoint(average, args.out)  # atomic; creates the folder
     print(f"wrote {args.out}: average of {len(args.checkpoint)} checkpoints")
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from rln_design.checkpoint import as_checkpoint
+
 ROOT = Path(__file__).resolve().parent.parent
 _STAGE = re.compile(r"^- training, stage (\d+)", re.MULTILINE)
 
@@ -49,20 +51,20 @@ def history(name: str) -> list[dict]:
     rows, previous = [], None
     for line in filter(None, log):
         commit, date = line.split()
-        checkpoint = torch.load(io.BytesIO(_git("show", f"{commit}:surrogates/{name}/model.pt")),
-                                map_location="cpu", weights_only=True)
-        if checkpoint.get("model_config", {}).get("kind") not in ("rln", "rln-t", "fln"):
+        checkpoint = as_checkpoint(torch.load(io.BytesIO(_git("show", f"{commit}:surrogates/{name}/model.pt")),
+                                              map_location="cpu", weights_only=True))
+        if checkpoint.kind not in ("rln", "rln-t", "fln"):
             continue
         try:
             card = _git("show", f"{commit}:surrogates/{name}/card.md").decode()
         except subprocess.CalledProcessError:  # not found at that commit
             card = ""
         stages = [int(s) for s in _STAGE.findall(card)]
-        metrics = checkpoint["metrics"]
+        metrics = checkpoint.metrics
         ensemble = int(metrics.get("test_ensemble", 1))
         plain = "plain_test_mase_mean" in metrics or ensemble == 1
         prefix = "plain_" if "plain_test_mase_mean" in metrics else ""
-        weights = _weights_hash(checkpoint["model"])
+        weights = _weights_hash(checkpoint.state_dict)
         rows.append({
             "commit": commit, "date": date, "stage": max(stages) if stages else None,
             "new_weights": weights != previous,

@@ -4,8 +4,11 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+from dataclasses import asdict
 
+from rln_design.checkpoint import Checkpoint, save_checkpoint
+from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.provenance import Provenance
 from _studies import load_study
 
 
@@ -13,7 +16,9 @@ def fake_run(run: Path, data: str, samples: int, epochs: list[tuple[float, float
     run.mkdir(parents=True)
     config = {"data": [data], "max_train_samples": samples, "seed": 0, "augment": True,
               "init_from": init_from}
-    torch.save({"config": config}, run / "best.pt")
+    model = ModelConfig(kind="rln", n_iter=1, width=2)
+    save_checkpoint(Checkpoint(kind="rln", model_config=asdict(model), state_dict=RLN(model).state_dict(),
+                               physics=None, provenance=Provenance(version="0", config=config)), run / "best.pt")
     (run / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": i + 1, "val_mase": v, "time_s": t}) + "\n" for i, (v, t) in enumerate(epochs)))
 

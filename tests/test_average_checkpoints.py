@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from rln_design.checkpoint import load_checkpoint
 from rln_design.models.recurrent import RLN, ModelConfig
 from rln_design.surrogate import Surrogate
 from _studies import load_study
@@ -25,12 +26,12 @@ def test_average_is_the_mean_of_the_weights_and_loads_as_a_surrogate(tmp_path):
     out = tmp_path / "avg" / "best.pt"
     study.main(["--checkpoint", str(tmp_path / "0.pt"), "--checkpoint", str(tmp_path / "1.pt"),
                 "--checkpoint", str(tmp_path / "2.pt"), "--out", str(out)])
-    average = torch.load(out, weights_only=True)
-    assert average["contrast"] == 10.0 and average["grid"] == [6, 6, 6]  # the last one's entries
-    assert "optimizer" not in average and "best_val_mase" not in average  # not the average's
-    assert average["averaged_from"] == [str(tmp_path / f"{k}.pt") for k in range(3)]
+    average = load_checkpoint(out)
+    assert average.physics.contrast == 10.0 and average.physics.grid == (6, 6, 6)  # the last one's
+    assert average.training is None and average.metrics == {}  # not the average's
+    assert average.provenance.config["averaged_from"] == [str(tmp_path / f"{k}.pt") for k in range(3)]
     differing = 0
-    for name, value in average["model"].items():
+    for name, value in average.state_dict.items():
         expected = sum(m.state_dict()[name].double() for m in models) / 3
         torch.testing.assert_close(value, expected.float())
         if not torch.equal(models[0].state_dict()[name], models[-1].state_dict()[name]):
@@ -40,7 +41,7 @@ def test_average_is_the_mean_of_the_weights_and_loads_as_a_surrogate(tmp_path):
     # a surrogate built from the average predicts with the averaged weights
     surrogate = Surrogate.load(out)
     reference = RLN(models[0].config)
-    reference.load_state_dict(average["model"])
+    reference.load_state_dict(average.state_dict)
     structure = np.random.default_rng(0).integers(0, 2, (6, 6, 6)).astype(np.uint8)
     with torch.no_grad():
         expected = reference(torch.from_numpy(structure)[None]).numpy()[0]
