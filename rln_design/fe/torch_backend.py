@@ -136,6 +136,11 @@ def _expand(v: torch.Tensor) -> torch.Tensor:
     return v[:, None, None, None, None]  # (batch,) -> (batch, 1, 1, 1, 1)
 
 
+def _frozen(step: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
+    """Per-sample step size with 0 for the samples that stopped (all step when ``active`` is None)."""
+    return step if active is None else torch.where(active, step, 0.0)
+
+
 def pcg(problem: TorchProblem, rhs: torch.Tensor, steps: int, rtol: float | None = None) -> PCGResult:
     """Preconditioned conjugate gradients on ``K u = rhs`` from ``u = 0``, per sample of a batch.
 
@@ -161,29 +166,35 @@ def pcg(problem: TorchProblem, rhs: torch.Tensor, steps: int, rtol: float | None
         :class:`PCGResult` (``u``, residual ``r``, iterations per sample).
     """
     stopping = rtol is not None
-    rhs_norm = batch_dot(rhs, rhs).sqrt()
-    safe_norm = torch.where(rhs_norm > 0, rhs_norm, torch.ones_like(rhs_norm))
-    active = rhs_norm > 0 if stopping else torch.ones_like(rhs_norm, dtype=torch.bool)
     iterations = torch.zeros(rhs.shape[0], dtype=torch.int64, device=rhs.device)
     u, r = torch.zeros_like(rhs), rhs
-    if stopping and not bool(active.any()):
-        return PCGResult(u, r, iterations)
+    active = None  # every sample steps: no masks, no host syncs
+    if stopping:
+        rhs_norm = batch_dot(rhs, rhs).sqrt()
+        safe_norm = torch.where(rhs_norm > 0, rhs_norm, torch.ones_like(rhs_norm))
+        active = rhs_norm > 0
+        if not bool(active.any()):
+            return PCGResult(u, r, iterations)
     z = problem.precondition(r)
     p = z
     rz = batch_dot(r, z)
     for step in range(steps):
         kp = problem.stiffness(p)
-        alpha = _expand(torch.where(active, safe_ratio(rz, batch_dot(p, kp)), 0.0))
+        alpha = _expand(_frozen(safe_ratio(rz, batch_dot(p, kp)), active))
         u = u + alpha * p
         r = r - alpha * kp
-        iterations = iterations + active.to(torch.int64)
         if stopping:
+            iterations += active.to(torch.int64)
             active = active & (batch_dot(r, r).sqrt() / safe_norm > rtol)
-        if step == steps - 1 or (stopping and not bool(active.any())):
+            if not bool(active.any()):
+                break
+        else:
+            iterations += 1
+        if step == steps - 1:
             break  # the next direction is not needed
         z = problem.precondition(r)
         rz_new = batch_dot(r, z)
-        p = z + _expand(torch.where(active, safe_ratio(rz_new, rz), 0.0)) * p
+        p = z + _expand(_frozen(safe_ratio(rz_new, rz), active)) * p
         rz = rz_new
     return PCGResult(u, r, iterations)
 
