@@ -37,11 +37,11 @@ def test_converged_iterate_is_the_fe_solution_all_six_components(shape):
 def test_n_steps_are_the_energy_optimal_element_of_the_krylov_space():
     """Independent check of the recurrence: N PCG steps give the Galerkin solution of K u = -f on
     span{P r, (P K) P r, ..., (P K)^(N-1) P r}, built here explicitly with the numpy FE operators."""
-    from rln_design.fe.solver import _NumpyProblem
+    from rln_design.fe.numpy_backend import NumpyProblem
 
     structure = _structures(1, (6, 7, 8), seed=1)[0]
     contrast = 50.0
-    problem = _NumpyProblem(structure.numpy(), 1.0 + (contrast - 1.0) * structure.numpy(), 0.3)
+    problem = NumpyProblem(structure.numpy(), 1.0 + (contrast - 1.0) * structure.numpy(), 0.3)
     rhs = -problem.macro_load(np.array([1.0, 0, 0, 0, 0, 0]))
     basis = [problem.precondition(rhs)]
     for n in (1, 2, 3, 4):

@@ -13,62 +13,33 @@ displacements of every voxel, multiply by the 24x24 unit-modulus element matrix,
 voxel modulus, scatter-add). The preconditioner is the exact inverse of the stiffness of a
 homogeneous reference medium, which is circulant on the periodic grid: a 3x3 block per Fourier mode,
 applied with real FFTs. PCG iterations are then bounded independently of the grid size and grow
-like sqrt(contrast). Two backends share these steps: numpy (CPU, fastest there: one BLAS thread) and
-torch (batched; for CUDA tensors).
+like sqrt(contrast).
+
+Modules: this one is the public entry point (input checks, :class:`FEResult`, backend dispatch).
+The operator pieces both backends share (element data, reference symbol, load round-off rule,
+convergence checks, :class:`ConvergenceError`) live in :mod:`rln_design.fe.operator`; the backends
+are :mod:`rln_design.fe.numpy_backend` (CPU, fastest there: one BLAS thread) and
+:mod:`rln_design.fe.torch_backend` (batched; CUDA tensors). Neither backend imports this module; the
+torch backend is imported inside :func:`solve_fe` only when a torch input asks for it, so
+``import rln_design`` does not pay for torch here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import scipy.fft
 
 from rln_design.fe import element
 from rln_design.fe.limits import contrast_problem, rtol_problem
+from rln_design.fe.numpy_backend import NumpyProblem as _NumpyProblem  # noqa: F401  (old name)
+from rln_design.fe.numpy_backend import solve_numpy as _solve_numpy
+from rln_design.fe.operator import (ROUNDOFF, ConvergenceError,  # noqa: F401  (re-exported)
+                                    check_converged, reference_inverse_symbol)
 
 DEFAULT_E_SOFT = 120.0
 DEFAULT_NU = 0.3
 DEFAULT_EPS_XX = 1e-3
-SLAB_ELEMENTS = 8192  # voxels per slab of the matrix-free product (fits the L2 cache)
-ROUNDOFF = 1e-13  # relative size below which an assembled load is cancellation noise
-
-
-class ConvergenceError(RuntimeError):
-    """PCG did not reach the requested relative residual within ``maxiter`` iterations, or its
-    residual or field is not finite (NaN or inf are never returned as a result).
-
-    Attributes:
-        residual: the final true relative residual (``nan``/``inf`` when it is not finite).
-        rtol: the requested relative residual.
-    """
-
-    def __init__(self, message: str, *, residual: float = float("nan"), rtol: float = float("nan")):
-        super().__init__(message)
-        self.residual, self.rtol = float(residual), float(rtol)
-
-
-def check_converged(residual: float, rtol: float, iterations: int, maxiter: int, where: str = "") -> None:
-    """Raise :class:`ConvergenceError` unless ``residual <= rtol`` (a NaN residual is not converged).
-
-    Args:
-        residual: true relative residual ``||K u~ + f|| / ||f||``.
-        rtol: requested relative residual.
-        iterations: PCG iterations done.
-        maxiter: PCG iteration limit.
-        where: e.g. ``" for batch item 3"``, placed after the residual.
-    """
-    if residual <= rtol:
-        return
-    if not np.isfinite(residual):
-        raise ConvergenceError(
-            f"PCG diverged: the relative residual{where} is {residual} after {iterations} iterations "
-            "(the problem is beyond float64: check the contrast and moduli)", residual=residual, rtol=rtol)
-    raise ConvergenceError(
-        f"PCG did not converge: relative residual {residual:.3e} > rtol {rtol:g}{where} after "
-        f"{iterations} iterations (maxiter {maxiter})",
-        residual=residual, rtol=rtol)
 
 
 @dataclass
@@ -166,222 +137,6 @@ def _imposed_strain(strain) -> np.ndarray:
             f"(xx, yy, zz, yz, xz, xy); got {np.asarray(strain).tolist()}"
         )
     return arr
-
-
-# ----------------------------------------------------------------------------- shared pieces
-
-
-@lru_cache(maxsize=8)
-def _element_data(nu: float):
-    """Unit-modulus element matrix K0 (24, 24), centre B (6, 24), D0 (6, 6)."""
-    return (
-        element.element_stiffness(nu),
-        element.centre_strain_displacement(),
-        element.isotropic_stiffness(1.0, nu),
-    )
-
-
-@lru_cache(maxsize=8)
-def reference_inverse_symbol(grid: tuple[int, int, int], nu: float) -> np.ndarray:
-    """Inverse Fourier symbol of the homogeneous unit-modulus stiffness, ``(3, 3, nx, ny, nz//2+1)``.
-
-    For a displacement mode ``u_n = u^ exp(i theta . n)`` the assembled homogeneous stiffness gives
-    ``(K u)_n = K^(theta) u^ exp(i theta . n)`` with
-
-        K^_ij(theta) = sum_ab conj(p_a) K0[3a+i, 3b+j] p_b,   p_a = exp(i theta . o_a),
-
-    ``o_a`` the corner offset of local node ``a``. The zero mode (rigid translation) is mapped to 0,
-    which keeps the mean fluctuation at 0.
-    """
-    k0 = _element_data(nu)[0].reshape(8, 3, 8, 3)
-    nx, ny, nz = grid
-    thetas = np.meshgrid(
-        2 * np.pi * np.fft.fftfreq(nx),
-        2 * np.pi * np.fft.fftfreq(ny),
-        2 * np.pi * np.fft.rfftfreq(nz),
-        indexing="ij",
-    )
-    phase = np.exp(1j * sum(element.CORNERS[:, d, None, None, None] * thetas[d] for d in range(3)))
-    # K^_ij = sum_ab conj(p_a) K0_aibj p_b
-    symbol = np.einsum("axyz,aibj,bxyz->xyzij", phase.conj(), k0, phase, optimize=True)
-    symbol[0, 0, 0] = np.eye(3)
-    inverse = np.linalg.inv(symbol)
-    inverse[0, 0, 0] = 0.0
-    return np.ascontiguousarray(np.moveaxis(inverse, (3, 4), (0, 1)))
-
-
-# ----------------------------------------------------------------------------- numpy backend
-
-
-class _NumpyProblem:
-    """One structure on the CPU: matrix-free K, FFT preconditioner, element strains."""
-
-    def __init__(self, structure: np.ndarray, moduli: np.ndarray, nu: float, fft_dtype=np.float64):
-        self.grid = structure.shape
-        self.n = structure.size
-        self.k0, self.b_centre, self.d0 = _element_data(nu)
-        self.moduli = moduli.reshape(-1)  # (N,) voxel moduli E_e
-        self.e_ref = float(np.sqrt(moduli.min() * moduli.max()))
-        self.fft_dtype = np.dtype(fft_dtype)
-        symbol = reference_inverse_symbol(tuple(self.grid), nu) / self.e_ref
-        self.inverse_symbol = symbol.astype(np.result_type(self.fft_dtype, np.complex64))
-        nx, ny, nz = self.grid
-        self._corners = np.empty((8, 3, nx, ny, nz))  # gathered corner displacements
-        self._padded = np.empty((3, nx + 1, ny + 1, nz + 1))
-        self._u_padded = np.empty((3, nx + 1, ny + 1, nz + 1))
-        # x-slabs of ~SLAB_ELEMENTS voxels keep gather -> K0 product -> scatter in cache
-        # (63^3: 1.6x faster K u than one pass over the whole grid, 31^3: 1.3x; measured)
-        self.slab = max(1, round(SLAB_ELEMENTS / (ny * nz)))
-        self._moduli_planes = self.moduli.reshape(nx, ny * nz)
-
-    def gather(self, u: np.ndarray) -> np.ndarray:
-        """Corner displacements of every voxel ``(24, N)`` from nodal ``u`` ``(3, x, y, z)``."""
-        nx, ny, nz = self.grid
-        padded = np.pad(u, ((0, 0), (0, 1), (0, 1), (0, 1)), mode="wrap")
-        for a, (ox, oy, oz) in enumerate(element.CORNERS):
-            self._corners[a] = padded[:, ox : ox + nx, oy : oy + ny, oz : oz + nz]
-        return self._corners.reshape(24, self.n)
-
-    def scatter(self, forces: np.ndarray) -> np.ndarray:
-        """Assemble element forces ``(24, N)`` into nodal forces ``(3, x, y, z)`` (periodic)."""
-        nx, ny, nz = self.grid
-        padded = self._padded
-        padded.fill(0.0)
-        forces = forces.reshape(8, 3, nx, ny, nz)
-        for a, (ox, oy, oz) in enumerate(element.CORNERS):
-            padded[:, ox : ox + nx, oy : oy + ny, oz : oz + nz] += forces[a]
-        return self._fold(padded)
-
-    def stiffness(self, u: np.ndarray) -> np.ndarray:
-        """``K u`` = sum_e E_e K0 u_e, assembled; ``u`` and the result are ``(3, x, y, z)``.
-
-        Same operation as ``scatter(moduli * (K0 @ gather(u)))``, done slab by slab along x.
-        """
-        nx, ny, nz = self.grid
-        up, fp = self._u_padded, self._padded
-        up[:, :nx, :ny, :nz] = u  # periodic images of the first node planes
-        up[:, nx, :ny, :nz] = u[:, 0]
-        up[:, :, ny, :nz] = up[:, :, 0, :nz]
-        up[:, :, :, nz] = up[:, :, :, 0]
-        fp.fill(0.0)
-        for x0 in range(0, nx, self.slab):
-            x1 = min(nx, x0 + self.slab)
-            corners = np.empty((8, 3, x1 - x0, ny, nz))
-            for a, (ox, oy, oz) in enumerate(element.CORNERS):
-                corners[a] = up[:, x0 + ox : x1 + ox, oy : oy + ny, oz : oz + nz]
-            forces = self.k0 @ corners.reshape(24, -1)  # f_e = K0 u_e, (24, slab elements)
-            forces *= self._moduli_planes[x0:x1].reshape(-1)  # E_e f_e
-            forces = forces.reshape(8, 3, x1 - x0, ny, nz)
-            for a, (ox, oy, oz) in enumerate(element.CORNERS):
-                fp[:, x0 + ox : x1 + ox, oy : oy + ny, oz : oz + nz] += forces[a]
-        return self._fold(fp)
-
-    def _fold(self, padded: np.ndarray) -> np.ndarray:
-        """Add the periodic images (last node planes) onto the first planes; ``(3, x, y, z)``."""
-        nx, ny, nz = self.grid
-        padded[:, 0] += padded[:, nx]
-        padded[:, :, 0] += padded[:, :, ny]
-        padded[:, :, :, 0] += padded[:, :, :, nz]
-        return padded[:, :nx, :ny, :nz].copy()
-
-    def macro_load(self, gamma_bar: np.ndarray) -> np.ndarray:
-        """Nodal force ``f`` of the uniform strain: ``f = sum_e E_e int B^T D0 gamma_bar``.
-
-        An assembled load below round-off of the element loads (a homogeneous medium, where they
-        cancel exactly in exact arithmetic) is returned as exactly 0.
-        """
-        # int B^T D0 gamma dV = B_c^T D0 gamma: the Gauss average of B is B at the centre (cube)
-        f0 = self.b_centre.T @ self.d0 @ gamma_bar  # (24,)
-        load = self.scatter(f0[:, None] * self.moduli[None, :])
-        if np.linalg.norm(load) <= ROUNDOFF * np.linalg.norm(f0) * np.linalg.norm(self.moduli):
-            load[:] = 0.0
-        return load
-
-    def precondition(self, r: np.ndarray) -> np.ndarray:
-        """``z = K_ref^-1 r`` with the homogeneous reference stiffness, by real FFTs."""
-        r_hat = scipy.fft.rfftn(r.astype(self.fft_dtype, copy=False), axes=(1, 2, 3), workers=1)
-        z_hat = np.einsum("ijxyz,jxyz->ixyz", self.inverse_symbol, r_hat)  # z^_i = Kinv_ij r^_j
-        z = scipy.fft.irfftn(z_hat, s=self.grid, axes=(1, 2, 3), workers=1, overwrite_x=True)
-        return z.astype(np.float64, copy=False)
-
-    def strain(self, u: np.ndarray, gamma_bar: np.ndarray) -> np.ndarray:
-        """Engineering strain at voxel centres ``(6, x, y, z)``: gamma = gamma_bar + B_c u_e."""
-        gamma = self.b_centre @ self.gather(u)  # (6, N)
-        gamma += gamma_bar[:, None]
-        return gamma.reshape(6, *self.grid)
-
-
-def _pcg_numpy(problem: _NumpyProblem, rhs: np.ndarray, rtol: float, maxiter: int, x0=None):
-    """Preconditioned CG on ``K x = rhs`` from ``x0`` (default 0); returns (x, iterations, relative
-    residual estimate). The stopping rule ``||r|| <= rtol ||rhs||`` does not depend on ``x0``."""
-    x = np.zeros_like(rhs) if x0 is None else np.array(x0, dtype=rhs.dtype, copy=True)
-    rhs_norm = np.linalg.norm(rhs)
-    if rhs_norm == 0.0:  # homogeneous medium: the uniform strain is already the solution
-        return np.zeros_like(rhs), 0, 0.0
-    r = rhs.copy() if x0 is None else rhs - problem.stiffness(x)
-    if np.linalg.norm(r) <= rtol * rhs_norm:  # the initial guess already meets the tolerance
-        return x, 0, np.linalg.norm(r) / rhs_norm
-    z = problem.precondition(r)
-    p = z.copy()
-    rz = np.vdot(r, z)
-    for iteration in range(1, maxiter + 1):
-        ap = problem.stiffness(p)
-        alpha = rz / np.vdot(p, ap)
-        x += alpha * p
-        r -= alpha * ap
-        relative = np.linalg.norm(r) / rhs_norm
-        if relative <= rtol or not np.isfinite(relative):  # converged, or diverged to NaN / inf
-            return x, iteration, relative
-        z = problem.precondition(r)
-        rz_new = np.vdot(r, z)
-        p *= rz_new / rz
-        p += z
-        rz = rz_new
-    return x, maxiter, relative
-
-
-def _solve_numpy(structures, moduli_of, nu, imposed, rtol, maxiter, initial=None):
-    from threadpoolctl import threadpool_limits
-
-    gamma_bar = element.engineering(imposed)
-    batch = structures.reshape(-1, *structures.shape[-3:])
-    strains, stresses, iters, residuals = [], [], [], []
-    # one BLAS thread: the skinny 24x24 @ 24xN product is 10-20x slower multi-threaded here
-    with threadpool_limits(limits=1, user_api="blas"):
-        for index, structure in enumerate(batch):
-            moduli = moduli_of(structure)
-            # float32 FFTs in the preconditioner: same PCG iterates as float64 down to rtol 1e-10
-            # on our tests (it only approximates K^-1; the true residual is checked in float64)
-            problem = _NumpyProblem(structure, moduli, nu, fft_dtype=np.float32)
-            rhs = -problem.macro_load(gamma_bar)
-            x0 = None if initial is None else initial[index]
-            u, iterations, _ = _pcg_numpy(problem, rhs, rtol, maxiter, x0)
-            rhs_norm = np.linalg.norm(rhs)
-            true_residual = (
-                np.linalg.norm(problem.stiffness(u) - rhs) / rhs_norm if rhs_norm > 0 else 0.0
-            )
-            check_converged(true_residual, rtol, iterations, maxiter)
-            gamma = problem.strain(u, gamma_bar)
-            if not np.isfinite(gamma).all():
-                raise ConvergenceError(f"the strain field is not finite after {iterations} PCG iterations "
-                                       "(the problem is beyond float64: check the contrast and moduli)",
-                                       residual=true_residual, rtol=rtol)
-            sigma = np.einsum("pq,qxyz->pxyz", problem.d0, gamma) * moduli  # sigma = E D0 gamma
-            strains.append(_to_tensor_components(gamma))
-            stresses.append(sigma)
-            iters.append(iterations)
-            residuals.append(true_residual)
-    strain = np.stack(strains)
-    stress = np.stack(stresses)
-    if structures.ndim == 3:
-        return strain[0], stress[0], stress[0].mean(axis=(1, 2, 3)), iters[0], residuals[0]
-    return strain, stress, stress.mean(axis=(2, 3, 4)), np.array(iters), np.array(residuals)
-
-
-def _to_tensor_components(gamma):
-    strain = gamma.copy() if isinstance(gamma, np.ndarray) else gamma.clone()
-    strain[..., 3:, :, :, :] *= 0.5
-    return strain
 
 
 # ----------------------------------------------------------------------------- public API

@@ -1,20 +1,29 @@
 """Batched torch backend of the periodic voxel FE solver (for CUDA tensors; also runs on CPU).
 
-Same discretisation and algorithm as the numpy backend in :mod:`rln_design.fe.solver`: matrix-free
-hex8 stiffness, homogeneous-reference FFT preconditioner, conjugate gradients, but over a batch
-``(batch, 3, x, y, z)`` at once with per-sample step lengths, so one launch sequence serves many
-structures. Samples that have converged are frozen (zero step) while the others continue.
+Implements the operator of :mod:`rln_design.fe.operator` (matrix-free hex8 stiffness,
+homogeneous-reference FFT preconditioner) for a batch `(batch, 3, x, y, z)` at once, differentiable
+in the voxel moduli, and the one batched PCG recurrence (:func:`pcg`) that serves both the FE solve
+(:func:`solve_torch`, to a tolerance) and the Krylov surrogate
+(:class:`rln_design.models.krylov.KrylovNet`, a fixed number of differentiable steps). Per-sample
+step lengths let one launch sequence serve many structures; converged samples are frozen (zero
+step) while the others continue. The numpy backend (:mod:`rln_design.fe.numpy_backend`) implements
+the same operator for one structure on the CPU.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from rln_design.fe import element
-from rln_design.fe.solver import (ROUNDOFF, ConvergenceError, _element_data, check_converged,
-                                  reference_inverse_symbol)
+from rln_design.fe.operator import (ConvergenceError, check_converged, check_strain_finite,
+                                    element_data, load_is_roundoff, reference_inverse_symbol,
+                                    reference_modulus, to_tensor_components, voxel_stress)
+
+__all__ = ["TorchProblem", "PCGResult", "pcg", "batch_dot", "safe_ratio", "solve_torch",
+           "ConvergenceError"]
 
 _CORNERS = [tuple(int(v) for v in c) for c in element.CORNERS]
 
@@ -33,12 +42,12 @@ class TorchProblem:
         self.grid = tuple(structures.shape[-3:])
         self.batch = structures.shape[0]
         device = structures.device
-        k0, b_centre, d0 = _element_data(nu)
+        k0, b_centre, d0 = element_data(nu)
         self.k0 = torch.as_tensor(k0, dtype=dtype, device=device)
         self.b_centre = torch.as_tensor(b_centre, dtype=dtype, device=device)
         self.d0 = torch.as_tensor(d0, dtype=dtype, device=device)
         self.moduli = e_soft * (1.0 + (contrast - 1.0) * structures.to(dtype))  # (B, x, y, z)
-        self.e_ref = float(np.sqrt(e_soft * e_soft * contrast))
+        self.e_ref = reference_modulus(e_soft, e_soft * contrast)
         complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
         symbol = reference_inverse_symbol(self.grid, nu) / self.e_ref
         self.inverse_symbol = torch.as_tensor(symbol, device=device).to(complex_dtype)
@@ -78,10 +87,9 @@ class TorchProblem:
         """Nodal load ``f = sum_e G_e^T E_e int B^T D0 gamma_bar`` ``(B, 3, x, y, z)``."""
         f0 = self.b_centre.T @ self.d0 @ gamma_bar  # (24,) int B^T D0 gamma dV
         load = self.scatter(f0[None, :, None, None, None] * self.moduli[:, None])
-        # cancellation noise of a homogeneous medium -> exactly 0 (as in the numpy backend)
-        noise = ROUNDOFF * f0.norm() * self.moduli.flatten(1).norm(dim=1)
-        keep = load.flatten(1).norm(dim=1) > noise
-        return load * keep[:, None, None, None, None]
+        # cancellation noise of a homogeneous medium -> exactly 0
+        noise = load_is_roundoff(load.flatten(1).norm(dim=1), f0.norm(), self.moduli.flatten(1).norm(dim=1))
+        return load * ~noise[:, None, None, None, None]
 
     def precondition(self, r):
         """``P r``: the exact inverse of the homogeneous reference stiffness (modulus ``e_ref``)."""
@@ -102,8 +110,114 @@ def batch_dot(a, b):
     return (a * b).flatten(1).sum(dim=1)
 
 
+def safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` with 0 where ``den == 0`` (a zero load: nothing to step), without NaN in
+    either branch of the ``where`` (so gradients stay finite)."""
+    zero = den == 0
+    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
+
+
+@dataclass
+class PCGResult:
+    """What :func:`pcg` leaves.
+
+    Attributes:
+        u: the iterate `(batch, 3, x, y, z)`.
+        residual: the recursively updated residual ``r = rhs - K u`` `(batch, 3, x, y, z)`.
+        iterations: steps taken per sample `(batch,)` int64.
+    """
+
+    u: torch.Tensor
+    residual: torch.Tensor
+    iterations: torch.Tensor
+
+
+def _expand(v: torch.Tensor) -> torch.Tensor:
+    return v[:, None, None, None, None]  # (batch,) -> (batch, 1, 1, 1, 1)
+
+
+def _frozen(step: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
+    """Per-sample step size with 0 for the samples that stopped (all step when ``active`` is None)."""
+    return step if active is None else torch.where(active, step, 0.0)
+
+
+def pcg(problem: TorchProblem, rhs: torch.Tensor, steps: int, rtol: float | None = None) -> PCGResult:
+    """Preconditioned conjugate gradients on ``K u = rhs`` from ``u = 0``, per sample of a batch.
+
+    With ``r_0 = rhs``, ``p_0 = z_0 = P r_0``, each step is
+
+        alpha = (r.z) / (p.Kp),  u += alpha p,  r -= alpha Kp,  z = P r,
+        beta = (r.z)_new / (r.z),  p = z + beta p,
+
+    so after ``n`` steps ``u`` is the energy-norm-best element of the Krylov space
+    ``span{P r_0, (P K) P r_0, ..., (P K)^(n-1) P r_0}``. The updates are out of place, so the
+    result is differentiable in the moduli of ``problem`` (and in ``rhs``); a zero ``p.Kp`` or
+    ``r.z`` (zero load) gives a zero step, not NaN. Runs in the dtype of ``rhs``: call it with
+    autocast disabled.
+
+    Args:
+        problem: the batch of operators (``stiffness``, ``precondition``).
+        rhs: `(batch, 3, x, y, z)`.
+        steps: at most this many steps (exactly this many when ``rtol`` is None).
+        rtol: stop a sample once ``||r|| / ||rhs|| <= rtol`` (it then takes zero steps; samples
+            with ``rhs = 0`` take none), and the loop once all have stopped. None: no test.
+
+    Returns:
+        :class:`PCGResult` (``u``, residual ``r``, iterations per sample).
+    """
+    stopping = rtol is not None
+    iterations = torch.zeros(rhs.shape[0], dtype=torch.int64, device=rhs.device)
+    u, r = torch.zeros_like(rhs), rhs
+    active = None  # every sample steps: no masks, no host syncs
+    if stopping:
+        rhs_norm = batch_dot(rhs, rhs).sqrt()
+        safe_norm = torch.where(rhs_norm > 0, rhs_norm, torch.ones_like(rhs_norm))
+        active = rhs_norm > 0
+        if not bool(active.any()):
+            return PCGResult(u, r, iterations)
+    z = problem.precondition(r)
+    p = z
+    rz = batch_dot(r, z)
+    for step in range(steps):
+        kp = problem.stiffness(p)
+        alpha = _expand(_frozen(safe_ratio(rz, batch_dot(p, kp)), active))
+        u = u + alpha * p
+        r = r - alpha * kp
+        if stopping:
+            iterations += active.to(torch.int64)
+            active = active & (batch_dot(r, r).sqrt() / safe_norm > rtol)
+            if not bool(active.any()):
+                break
+        else:
+            iterations += 1
+        if step == steps - 1:
+            break  # the next direction is not needed
+        z = problem.precondition(r)
+        rz_new = batch_dot(r, z)
+        p = z + _expand(_frozen(safe_ratio(rz_new, rz), active)) * p
+        rz = rz_new
+    return PCGResult(u, r, iterations)
+
+
 def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device, dtype):
-    """Batched PCG; returns (strain, stress, stress_mean, iterations, residual) as tensors."""
+    """Solve ``K u~ = -f`` for a batch to ``rtol`` with :func:`pcg` (validated input, no autograd).
+
+    Args:
+        structures: `(x, y, z)` or `(batch, x, y, z)` tensor (or array) of {0, 1}.
+        contrast, e_soft, nu: the two-phase isotropic material.
+        imposed: imposed strain, tensor components `(6,)` numpy.
+        rtol, maxiter: PCG stopping rule and limit.
+        device, dtype: where and in which float dtype to solve (default: the input's, float64).
+
+    Returns:
+        ``(strain, stress, stress_mean, iterations, residual)`` as in
+        :func:`rln_design.fe.numpy_backend.solve_numpy`, tensors (Python scalars for the
+        iterations and residual of a single structure).
+
+    Raises:
+        ConvergenceError: a sample's true residual is above ``rtol`` or not finite, or a strain
+            field is not finite.
+    """
     dtype = dtype or torch.float64
     structures = torch.as_tensor(structures, device=device)
     single = structures.ndim == 3
@@ -112,42 +226,20 @@ def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device
         problem = TorchProblem(batch, float(contrast), float(e_soft), float(nu), dtype)
         gamma_bar = torch.as_tensor(element.engineering(imposed), dtype=dtype, device=batch.device)
         rhs = -problem.macro_load(gamma_bar)
+        solution = pcg(problem, rhs, maxiter, rtol)
+        x, iterations = solution.u, solution.iterations
         rhs_norm = batch_dot(rhs, rhs).sqrt()
         safe_norm = torch.where(rhs_norm > 0, rhs_norm, torch.ones_like(rhs_norm))
-        x = torch.zeros_like(rhs)
-        r = rhs.clone()
-        z = problem.precondition(r)
-        p = z.clone()
-        rz = batch_dot(r, z)
-        iterations = torch.zeros(len(batch), dtype=torch.int64, device=batch.device)
-        active = rhs_norm > 0
-        for _ in range(maxiter):
-            if not bool(active.any()):
-                break
-            ap = problem.stiffness(p)
-            pap = batch_dot(p, ap)
-            alpha = torch.where(active, rz / torch.where(active, pap, 1.0), 0.0)
-            x += alpha[:, None, None, None, None] * p
-            r -= alpha[:, None, None, None, None] * ap
-            iterations += active.to(torch.int64)
-            active = active & (batch_dot(r, r).sqrt() / safe_norm > rtol)
-            z = problem.precondition(r)
-            rz_new = batch_dot(r, z)
-            beta = torch.where(active, rz_new / torch.where(active, rz, 1.0), 0.0)
-            p = z + beta[:, None, None, None, None] * p
-            rz = rz_new
         true_residual = problem.stiffness(x) - rhs  # K u~ + f, recomputed rather than recursive
         residual = batch_dot(true_residual, true_residual).sqrt() / safe_norm
         worst = int(torch.argmax(torch.nan_to_num(residual, nan=float("inf"))))  # NaN: not converged
         check_converged(float(residual[worst]), rtol, int(iterations[worst]), maxiter,
                         f" for batch item {worst}")
         gamma = problem.strain(x, gamma_bar)
-        if not bool(torch.isfinite(gamma).all()):
-            raise ConvergenceError("the strain field is not finite (the problem is beyond float64: "
-                                   "check the contrast and moduli)", rtol=rtol)
-        stress = torch.einsum("pq,bqxyz->bpxyz", problem.d0, gamma) * problem.moduli[:, None]
-        strain = gamma.clone()
-        strain[:, 3:] *= 0.5
+        check_strain_finite(bool(torch.isfinite(gamma).all()), int(iterations.max()),
+                            float(residual.max()), rtol)
+        stress = voxel_stress(problem.d0, gamma, problem.moduli)
+        strain = to_tensor_components(gamma)
         stress_mean = stress.mean(dim=(2, 3, 4))
     if single:
         return strain[0], stress[0], stress_mean[0], int(iterations[0]), float(residual[0])

@@ -8,7 +8,8 @@ conjugate gradient method (PCG) on the very hex8 system that the FE solver solve
     K(m) u~ = -f(m, eps_bar),   K(m) = sum_e E_e(m) K0,   E_e(m) = E_soft (1 + (c - 1) m_e),
 
 preconditioned by the exact Green operator of a homogeneous reference medium (FFT, one 3x3 block per
-Fourier mode; :func:`rln_design.fe.solver.reference_inverse_symbol`). After N steps the prediction is
+Fourier mode; :func:`rln_design.fe.operator.reference_inverse_symbol`), run a fixed N times with the
+FE solver's own batched PCG, :func:`rln_design.fe.torch_backend.pcg`. After N steps the prediction is
 
     u~_N in span{P r_0, (P K) P r_0, ..., (P K)^{N-1} P r_0}   (the energy-norm-optimal element),
     eps_N = eps_bar + B_c u~_N   (element-centre strain: compatible, <eps_N> = eps_bar exactly).
@@ -41,7 +42,8 @@ import torch
 from torch import nn
 
 from rln_design.fe import element
-from rln_design.fe.torch_backend import TorchProblem, batch_dot
+from rln_design.fe.operator import to_tensor_components
+from rln_design.fe.torch_backend import TorchProblem, pcg
 from rln_design.models.corrector import Corrector
 
 __all__ = ["KrylovConfig", "KrylovNet", "KrylovState", "KRYLOV_KINDS"]
@@ -93,13 +95,6 @@ class KrylovConfig:
         object.__setattr__(self, "n_iter", int(self.n_iter))
 
 
-def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den`` with 0 where ``den == 0`` (a zero load: the field is the uniform eps_bar),
-    without NaN in either branch (so gradients stay finite)."""
-    zero = den == 0
-    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
-
-
 class KrylovNet(nn.Module):
     """N steps of the FE solver's PCG as a strain predictor (see the module docstring).
 
@@ -132,7 +127,8 @@ class KrylovNet(nn.Module):
     def pcg(self, structures: torch.Tensor) -> "KrylovState":
         """N PCG steps from ``u~ = 0`` on `(batch, x, y, z)` structures (autocast off: fp32/fp64).
 
-        The recurrence is PCG's: ``r_0 = -f``, ``p_0 = z_0 = P r_0``, then for i = 0 .. N-1
+        The recurrence is the FE solver's, :func:`rln_design.fe.torch_backend.pcg` on
+        ``K u~ = -f``: ``r_0 = -f``, ``p_0 = z_0 = P r_0``, then for i = 0 .. N-1
         ``alpha = (r.z)/(p.Kp)``, ``u += alpha p``, ``r -= alpha Kp``, ``z = P r``,
         ``beta = (r.z)_new/(r.z)``, ``p = z + beta p`` (the last ``z``, ``p`` are not needed).
         """
@@ -141,29 +137,14 @@ class KrylovNet(nn.Module):
         with torch.autocast(structures.device.type, enabled=False):
             phase = structures.to(device=self.gamma_bar.device, dtype=self.gamma_bar.dtype)
             problem = TorchProblem(phase, self.config.contrast, 1.0, self.config.nu, phase.dtype)
-            r = -problem.macro_load(self.gamma_bar)
-            u = torch.zeros_like(r)
-            z = problem.precondition(r)
-            p = z
-            rz = batch_dot(r, z)
-            for i in range(self.config.n_iter):
-                kp = problem.stiffness(p)
-                alpha = _ratio(rz, batch_dot(p, kp))[:, None, None, None, None]
-                u = u + alpha * p
-                r = r - alpha * kp
-                if i == self.config.n_iter - 1:
-                    break
-                z = problem.precondition(r)
-                rz_new = batch_dot(r, z)
-                p = z + _ratio(rz_new, rz)[:, None, None, None, None] * p
-                rz = rz_new
-        return KrylovState(phase, u, r, problem)
+            steps = pcg(problem, -problem.macro_load(self.gamma_bar), self.config.n_iter)
+        return KrylovState(phase, steps.u, steps.residual, problem)
 
     def features(self, state: "KrylovState") -> torch.Tensor:
         """Corrector input `(batch, 10, x, y, z)`: phase, strain (tensor comps.), residual / E_ref."""
         problem = state.problem
         with torch.autocast(state.u.device.type, enabled=False):
-            strain = _tensor_components(problem.strain(state.u, self.gamma_bar))
+            strain = to_tensor_components(problem.strain(state.u, self.gamma_bar))
             return torch.cat([state.phase[:, None], strain, state.residual / problem.e_ref], dim=1)
 
     def displacement(self, structures: torch.Tensor) -> tuple[torch.Tensor, TorchProblem]:
@@ -183,7 +164,7 @@ class KrylovNet(nn.Module):
         (xx, yy, zz, yz, xz, xy), divided by the imposed eps_xx; ``<eps_xx> = 1`` exactly."""
         u, problem = self.displacement(structures)
         with torch.autocast(u.device.type, enabled=False):
-            return _tensor_components(problem.strain(u, self.gamma_bar))
+            return to_tensor_components(problem.strain(u, self.gamma_bar))
 
     def forward(self, structures: torch.Tensor) -> torch.Tensor:
         """Normalized ``eps_xx / <eps_xx>`` `(batch, x, y, z)` (the RLN's output, mean 1 per sample).
@@ -204,7 +185,3 @@ class KrylovState:
     residual: torch.Tensor
     problem: TorchProblem
 
-
-def _tensor_components(gamma: torch.Tensor) -> torch.Tensor:
-    """Engineering Voigt strain `(batch, 6, ...)` -> tensor components (shears halved)."""
-    return torch.cat([gamma[:, :3], 0.5 * gamma[:, 3:]], dim=1)
