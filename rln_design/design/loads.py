@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["LoadCase", "NORMAL_LOADS", "DEFAULT_LOADS", "LoadError", "parse_load", "parse_loads",
-           "swap_axes", "swap_tensor", "VOIGT_PAIRS"]
+           "swap_axes", "swap_tensor", "statistic_key", "split_key", "VOIGT_PAIRS"]
 
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # tensor components, Voigt order
 AXES = "xyz"
@@ -175,3 +175,15 @@ def swap_tensor(tensor, axis: int):
     if axis == 0:
         return tensor
     return swap_axes(tensor[:, _swapped_components(axis)], axis, first=2)
+
+
+def statistic_key(name: str, case: str, loads) -> str:
+    """Key of statistic ``name`` under load case ``case`` in a run with ``loads``: ``name@case``,
+    or the plain ``name`` when the run has a single load case (as before load cases existed)."""
+    return name if len(loads) == 1 else f"{name}@{case}"
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """``"peak_strain@y"`` -> ``("peak_strain", "y")``; ``"peak_strain"`` -> ``("peak_strain", None)``."""
+    name, at, case = key.partition("@")
+    return name, (case if at else None)
