@@ -4,7 +4,20 @@ Every statistic is a function ``fn(structures, strain) -> (batch,)`` of
 
 * ``structures``: `(batch, x, y, z)` phase indicator, 1 = stiff, 0 = soft (uint8 or a relaxed float
   field in [0, 1] from the differentiable generator);
-* ``strain``: `(batch, x, y, z)` eps_xx / imposed eps_xx (mean 1), load along ``x``.
+* ``strain``: `(batch, x, y, z)` the normal strain along the load over the imposed one (mean 1):
+  ``eps_xx / eps_bar_xx`` under the x load, ``eps_yy / eps_bar_yy`` under y
+  (:mod:`rln_design.design.loads`: the reference component of a load case).
+
+Statistics that need the full strain tensor (``needs == "tensor"``) are functions
+``fn(structures, tensor, physics)`` of
+
+* ``tensor``: `(batch, 6, x, y, z)` strain tensor components (xx, yy, zz, yz, xz, xy) over the
+  magnitude of the load case's imposed reference strain ``|eps_ref|``;
+* ``physics``: the :class:`~rln_design.physics.Physics` of the problem (contrast and ``nu`` give the
+  phases' Hooke law, stresses are over ``E_soft |eps_ref|``).
+
+The effective normal stiffnesses (``needs == "stiffness"``) are read from
+``stiffness = {"x": (batch,), ...}``: ``stiffness_a = C*_aaaa / E_soft`` (:func:`normal_stiffness`).
 
 Both may be numpy arrays or torch tensors; the result has the same kind (torch results keep the
 autograd graph). Statistics of the hard maximum and of percentiles have a *smooth* variant
@@ -38,7 +51,16 @@ __all__ = [
     "correlation_length",
     "smooth_max",
     "soft_quantile",
+    "strain_matrix",
+    "von_mises_strain",
+    "max_principal",
+    "hooke_stress",
+    "von_mises_stress",
+    "normal_stiffness",
+    "NEEDS",
 ]
+
+NEEDS = ("structure", "strain", "tensor", "stiffness")
 
 
 def _is_torch(a) -> bool:
@@ -313,28 +335,218 @@ def _corr_length(axis):
     return fn
 
 
+# ----------------------------------------------------------------------------- full strain tensor
+def _lib(a):
+    if _is_torch(a):
+        import torch
+
+        return torch
+    return np
+
+
+def strain_matrix(tensor):
+    """Strain tensor components `(batch, 6, x, y, z)` -> symmetric matrices `(batch, x, y, z, 3, 3)`."""
+    xx, yy, zz, yz, xz, xy = (tensor[:, i] for i in range(6))
+    lib = _lib(tensor)
+    rows = [lib.stack([xx, xy, xz], -1), lib.stack([xy, yy, yz], -1), lib.stack([xz, yz, zz], -1)]
+    return lib.stack(rows, -2)
+
+
+def _deviator_norm2(tensor):
+    """``e':e'`` of the deviator ``e' = e - tr(e) I / 3`` of `(batch, 6, x, y, z)` components."""
+    trace = tensor[:, 0] + tensor[:, 1] + tensor[:, 2]
+    normal = sum((tensor[:, i] - trace / 3) ** 2 for i in range(3))
+    shear = sum(tensor[:, i] ** 2 for i in range(3, 6))
+    return normal + 2 * shear  # e'_ij e'_ij: each off-diagonal component counts twice
+
+
+def von_mises_strain(tensor):
+    """Von Mises equivalent strain ``eps_eq = sqrt(2/3 e':e')`` `(batch, x, y, z)`.
+
+    ``e'`` is the deviator of the strain; ``eps_eq = |eps_xx|`` for an isochoric uniaxial strain
+    ``diag(1, -1/2, -1/2) eps_xx``.
+    """
+    value = 2.0 / 3.0 * _deviator_norm2(tensor)
+    if _is_torch(tensor):
+        return value.clamp_min(1e-30).sqrt()  # finite gradient at a zero deviator
+    return np.sqrt(np.asarray(value, dtype=np.float64))
+
+
+def max_principal(tensor):
+    """Largest eigenvalue of each voxel's strain (or stress) tensor `(batch, 6, x, y, z)` -> `(batch, x, y, z)`."""
+    matrices = strain_matrix(tensor)
+    if _is_torch(tensor):
+        import torch
+
+        return torch.linalg.eigvalsh(matrices)[..., -1]
+    return np.linalg.eigvalsh(np.asarray(matrices, dtype=np.float64))[..., -1]
+
+
+def hooke_stress(structures, tensor, contrast: float, nu: float):
+    """Stress of each phase's Hooke law over ``E_soft``: `(batch, 6, x, y, z)` tensor components.
+
+    ``sigma / E_soft = e(m) / (1 + nu) [eps + nu / (1 - 2 nu) tr(eps) I]`` with the modulus ratio
+    ``e(m) = 1 + (contrast - 1) m`` (1 in the soft phase, ``contrast`` in the stiff one; linear in
+    a relaxed phase field ``m`` in [0, 1]).
+    """
+    m = _as_float(structures, tensor)
+    modulus = (1 + (contrast - 1) * m) / (1 + nu)  # (batch, x, y, z)
+    trace = (tensor[:, 0] + tensor[:, 1] + tensor[:, 2]) * (nu / (1 - 2 * nu))
+    lib = _lib(tensor)
+    parts = [modulus * (tensor[:, i] + (trace if i < 3 else 0)) for i in range(6)]
+    return lib.stack(parts, 1)
+
+
+def von_mises_stress(stress):
+    """Von Mises stress ``sqrt(3/2 s:s)`` (``s`` the deviatoric stress) of `(batch, 6, x, y, z)`."""
+    value = 1.5 * _deviator_norm2(stress)
+    if _is_torch(stress):
+        return value.clamp_min(1e-30).sqrt()
+    return np.sqrt(np.asarray(value, dtype=np.float64))
+
+
+def _tensor_stat(field_of, reduce: str):
+    """``(fn, smooth_fn)`` of a full-tensor statistic: peak or p99 of the scalar field ``field_of``."""
+    def field(structures, tensor, physics):
+        return field_of(structures, tensor, physics)
+
+    if reduce == "peak":
+        def fn(structures, tensor, physics):
+            return _peak(None, field(structures, tensor, physics))
+
+        def smooth(structures, tensor, physics, temperature):
+            return smooth_max(field(structures, tensor, physics), temperature)
+    else:
+        def fn(structures, tensor, physics):
+            return _hard_quantile(field(structures, tensor, physics), 0.99)
+
+        def smooth(structures, tensor, physics, temperature):
+            return soft_quantile(field(structures, tensor, physics), 0.99, temperature)
+    return fn, smooth
+
+
+def _vm_strain(structures, tensor, physics):
+    return von_mises_strain(tensor)
+
+
+def _principal_strain(structures, tensor, physics):
+    return max_principal(tensor)
+
+
+def _stress(structures, tensor, physics):
+    if physics is None:
+        raise ValueError("stress statistics need the physics (contrast, nu) of the problem")
+    return hooke_stress(structures, tensor, physics.contrast, physics.nu)
+
+
+def _vm_stress(structures, tensor, physics):
+    return von_mises_stress(_stress(structures, tensor, physics))
+
+
+def _principal_stress(structures, tensor, physics):
+    return max_principal(_stress(structures, tensor, physics))
+
+
+# ----------------------------------------------------------------------------- effective stiffness
+def normal_stiffness(stress_mean, strain_bar, e_soft: float, axis: int):
+    """Effective normal stiffness ``<sigma_aa> / (E_soft eps_bar_aa)`` under a normal load along ``a``.
+
+    With ``eps_bar = eps_bar_aa e_a (x) e_a`` (every other macroscopic strain component 0) it is
+    ``C*_aaaa / E_soft``: 1 / (1 - 2 nu) * (1 - nu) / (1 + nu) for the soft phase alone.
+
+    Args:
+        stress_mean: volume-average stress `(batch, 6)` (tensor components, Voigt order).
+        strain_bar: the imposed macroscopic strain (6 tensor components); only component ``a``
+            may be nonzero.
+        e_soft: soft-phase modulus.
+        axis: 0, 1 or 2.
+
+    Returns:
+        `(batch,)` in units of ``E_soft``.
+    """
+    strain_bar = np.asarray(strain_bar, dtype=np.float64)
+    others = np.delete(strain_bar, axis)
+    if strain_bar[axis] == 0 or np.any(others != 0):
+        raise ValueError(f"the normal stiffness along axis {axis} needs a load of eps_{'xyz'[axis] * 2} "
+                         f"alone, got {strain_bar.tolist()}")
+    return stress_mean[:, axis] / (e_soft * strain_bar[axis])
+
+
+def _stiffness(axis: str):
+    def fn(stiffness):
+        return stiffness[axis]
+
+    return fn
+
+
+def _anisotropy(stiffness):
+    values = [stiffness[a] for a in "xyz"]
+    lib = _lib(values[0])
+    stacked = lib.stack(values, 0)
+    if lib is np:
+        return stacked.max(0) / stacked.min(0)
+    return stacked.amax(0) / stacked.amin(0)
+
+
 @dataclass(frozen=True)
 class Statistic:
     """A named scalar statistic of (structure, strain) per sample.
 
     Attributes:
         name: registry key, used in targets (``peak_strain<1.5``) and reports.
-        fn: ``fn(structures, strain) -> (batch,)`` (numpy or torch).
+        fn: by :attr:`needs`: ``fn(structures, strain)`` (``structure``, ``strain``),
+            ``fn(structures, tensor, physics)`` (``tensor``) or ``fn(stiffness)`` (``stiffness``);
+            returns `(batch,)` (numpy or torch).
         doc: one-line meaning, shown in error messages and ``--help``.
-        smooth_fn: differentiable variant ``smooth_fn(structures, strain, temperature)`` for
+        smooth_fn: differentiable variant (``fn``'s arguments, then ``temperature``) for
             statistics whose hard form has no useful gradient (max, percentiles); ``None`` means
             ``fn`` itself is smooth enough.
-        needs_strain: False for statistics of the structure alone (volume fraction, two-point).
+        needs: what it is computed from: ``structure`` (the phase field alone), ``strain`` (the
+            normal strain along the load), ``tensor`` (the full strain tensor: FE or a
+            full-tensor surrogate) or ``stiffness`` (effective stiffness of the normal loads).
+        axes: the normal load cases a stiffness statistic needs (``("x",)`` for ``stiffness_x``).
     """
 
     name: str
     fn: Callable
     doc: str
     smooth_fn: Callable | None = None
-    needs_strain: bool = True
+    needs: str = "strain"
+    axes: tuple = ()
 
-    def __call__(self, structures, strain=None, *, smooth: bool = False, temperature: float = 0.05):
+    def __post_init__(self):
+        if self.needs not in NEEDS:
+            raise ValueError(f"needs={self.needs!r} must be one of {', '.join(NEEDS)}")
+
+    @property
+    def needs_strain(self) -> bool:
+        """False for statistics of the structure alone (volume fraction, two-point)."""
+        return self.needs != "structure"
+
+    @property
+    def per_case(self) -> bool:
+        """True for statistics of a load case's field (strain, tensor): one value per load case."""
+        return self.needs in ("strain", "tensor")
+
+    def __call__(self, structures, strain=None, *, smooth: bool = False, temperature: float = 0.05,
+                 tensor=None, physics=None, stiffness=None):
         """Evaluate on `(batch, x, y, z)` arrays; ``smooth`` selects the smooth variant."""
+        if self.needs == "stiffness":
+            missing = [a for a in self.axes if stiffness is None or a not in stiffness]
+            if missing:
+                raise ValueError(f"statistic {self.name!r} needs the effective stiffness under the "
+                                 f"normal load case(s) {', '.join(missing)}")
+            return self.fn(stiffness)
+        if self.needs == "tensor":
+            if tensor is None:
+                raise ValueError(f"statistic {self.name!r} needs the full strain tensor (FE or a "
+                                 "full-tensor surrogate)")
+            if tensor.ndim != 5 or tensor.shape[1] != 6:
+                raise ValueError(f"the strain tensor must be (batch, 6, x, y, z); got {tuple(tensor.shape)}")
+            _check(structures, tensor[:, 0])
+            if smooth and self.smooth_fn is not None:
+                return self.smooth_fn(structures, tensor, physics, temperature)
+            return self.fn(structures, tensor, physics)
         if self.needs_strain and strain is None:
             raise ValueError(f"statistic {self.name!r} needs the strain field")
         _check(structures, strain)
@@ -346,23 +558,44 @@ class Statistic:
 def _registry() -> dict[str, Statistic]:
     p99, p99_s = _quantile_stat(0.99)
     p999, p999_s = _quantile_stat(0.999)
+    load = "over the imposed one (eps_xx / eps_bar_xx under the x load)"
+    tensor = "strain / |eps_ref|"
+    stress = "stress from the phase's Hooke law / (E_soft |eps_ref|)"
     stats = [
-        Statistic("peak_strain", _peak, "maximum of eps_xx / eps_bar over the voxels", _peak_smooth),
-        Statistic("p99_strain", p99, "99th percentile of eps_xx / eps_bar over the voxels", p99_s),
-        Statistic("p999_strain", p999, "99.9th percentile of eps_xx / eps_bar over the voxels", p999_s),
-        Statistic("mean_strain", _mean, "mean of eps_xx / eps_bar (1 for an exact solution)"),
-        Statistic("std_strain", _std, "standard deviation of eps_xx / eps_bar over the voxels"),
-        Statistic("soft_mean_strain", _phase_mean(0), "mean eps_xx / eps_bar in the soft phase (0)"),
-        Statistic("stiff_mean_strain", _phase_mean(1), "mean eps_xx / eps_bar in the stiff phase (1)"),
-        Statistic("volume_fraction", _volume_fraction, "stiff-phase volume fraction", needs_strain=False),
+        Statistic("peak_strain", _peak, f"maximum of the normal strain along the load {load}", _peak_smooth),
+        Statistic("p99_strain", p99, f"99th percentile of the normal strain along the load {load}", p99_s),
+        Statistic("p999_strain", p999, f"99.9th percentile of the normal strain along the load {load}", p999_s),
+        Statistic("mean_strain", _mean, f"mean of the normal strain along the load {load} (1 for an "
+                                        "exact solution)"),
+        Statistic("std_strain", _std, f"standard deviation of the normal strain along the load {load}"),
+        Statistic("soft_mean_strain", _phase_mean(0), "mean normal strain along the load in the soft "
+                                                      "phase (0), over the imposed one"),
+        Statistic("stiff_mean_strain", _phase_mean(1), "mean normal strain along the load in the stiff "
+                                                       "phase (1), over the imposed one"),
+        Statistic("volume_fraction", _volume_fraction, "stiff-phase volume fraction", needs="structure"),
         Statistic("corr_length_x", _corr_length(0),
-                  "two-point correlation length of the stiff phase along x (load), voxels",
-                  needs_strain=False),
+                  "two-point correlation length of the stiff phase along x, voxels", needs="structure"),
         Statistic("corr_length_y", _corr_length(1),
-                  "two-point correlation length of the stiff phase along y, voxels", needs_strain=False),
+                  "two-point correlation length of the stiff phase along y, voxels", needs="structure"),
         Statistic("corr_length_z", _corr_length(2),
-                  "two-point correlation length of the stiff phase along z, voxels", needs_strain=False),
+                  "two-point correlation length of the stiff phase along z, voxels", needs="structure"),
     ]
+    for name, field, what in (("von_mises_strain", _vm_strain, f"von Mises equivalent strain sqrt(2/3 e':e'), {tensor}"),
+                              ("principal_strain", _principal_strain, f"maximum principal strain, {tensor}"),
+                              ("von_mises_stress", _vm_stress, f"von Mises stress sqrt(3/2 s:s), {stress}"),
+                              ("principal_stress", _principal_stress, f"maximum principal stress, {stress}")):
+        for reduce, label in (("peak", "maximum"), ("p99", "99th percentile")):
+            fn, smooth = _tensor_stat(field, reduce)
+            stats.append(Statistic(f"{reduce}_{name}", fn, f"{label} over the voxels of the {what}",
+                                   smooth, needs="tensor"))
+    for axis in "xyz":
+        stats.append(Statistic(f"stiffness_{axis}", _stiffness(axis),
+                               f"effective normal stiffness C*_{axis * 4} / E_soft = <sigma_{axis * 2}> / "
+                               f"(E_soft eps_bar_{axis * 2}) under the {axis} load",
+                               needs="stiffness", axes=(axis,)))
+    stats.append(Statistic("stiffness_anisotropy", _anisotropy,
+                           "max / min of stiffness_x, stiffness_y, stiffness_z (>= 1; needs the x, y and "
+                           "z loads)", needs="stiffness", axes=("x", "y", "z")))
     return {s.name: s for s in stats}
 
 
@@ -385,7 +618,7 @@ def _lookup(name: str) -> Statistic:
 
 
 def compute_statistic(name: str, structures, strain=None, *, smooth: bool = False,
-                      temperature: float = 0.05):
+                      temperature: float = 0.05, tensor=None, physics=None, stiffness=None):
     """Compute one registered statistic.
 
     Args:
@@ -395,18 +628,23 @@ def compute_statistic(name: str, structures, strain=None, *, smooth: bool = Fals
             statistics of the structure alone.
         smooth: use the smooth (differentiable) variant where there is one.
         temperature: temperature of the smooth variant, strain units.
+        tensor: `(batch, 6, x, y, z)` strain tensor / |eps_ref| (statistics that need it).
+        physics: :class:`~rln_design.physics.Physics` (stress statistics: contrast, nu).
+        stiffness: ``{"x": (batch,), ...}`` effective normal stiffness (stiffness statistics).
 
     Returns:
         `(batch,)`.
 
     Raises:
         KeyError: unknown name (message lists valid names and the closest match).
+        ValueError: a field the statistic needs is missing (the message names it).
     """
-    return _lookup(name)(structures, strain, smooth=smooth, temperature=temperature)
+    return _lookup(name)(structures, strain, smooth=smooth, temperature=temperature, tensor=tensor,
+                         physics=physics, stiffness=stiffness)
 
 
 def compute_statistics(names, structures, strain=None, *, smooth: bool = False,
-                       temperature: float = 0.05) -> dict:
+                       temperature: float = 0.05, **fields) -> dict:
     """Compute several statistics: ``{name: (batch,)}`` (see :func:`compute_statistic`)."""
-    return {n: compute_statistic(n, structures, strain, smooth=smooth, temperature=temperature)
+    return {n: compute_statistic(n, structures, strain, smooth=smooth, temperature=temperature, **fields)
             for n in names}

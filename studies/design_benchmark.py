@@ -106,11 +106,11 @@ def counting_evaluators():
             super().__init__(*args, **kwargs)
             self.solves, self.seconds = 0, 0.0
 
-        def _strain(self, structures):
+        def _solve(self, structures, case):
             t0 = time.perf_counter()
-            out = super()._strain(structures)
+            out = super()._solve(structures, case)
             self.seconds += time.perf_counter() - t0
-            self.solves += len(structures)
+            self.solves += len(structures)  # one solve per structure and load case
             return out
 
     class CountingSurrogate(SurrogateEvaluator):
@@ -141,7 +141,7 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
     budgets = dict(budgets)
     if strategy == "surrogate-gradient":  # verify as many designs as the Bayesian loops
         budgets["restarts"] = max(budgets.get("restarts", 2), budgets.get("top_k", 3))
-    config = OptimizeConfig(targets=preset.targets, bounds=tuple(b.format(grid=grid) for b in preset.bounds),
+    config = OptimizeConfig.from_options(targets=preset.targets, bounds=tuple(b.format(grid=grid) for b in preset.bounds),
                             surrogate=surrogate_name, seed=seed, grid=shape, contrast=CONTRAST, plots=False,
                             surrogate_precision=surrogate.precision,
                             **STRATEGIES[strategy], **budgets)
@@ -331,7 +331,7 @@ def parse_args(argv=None):
 
 def parse_overrides(texts) -> dict:
     """``["lr=0.15", "raw_samples=0"]`` -> ``{"lr": 0.15, "raw_samples": 0}``, typed like the defaults."""
-    defaults = asdict(_default_config())
+    defaults = _default_config().options()
     out = {}
     for text in texts:
         name, sep, value = text.partition("=")
@@ -372,7 +372,7 @@ def main(argv=None) -> dict:
                       "precision": surrogate.precision,
                       "metrics": surrogate.accuracy},
         "grid": args.grid, "contrast": CONTRAST, "seeds": args.seeds, "quick": args.quick,
-        "budgets": {k: v for k, v in asdict(_default_config()).items() if k in _BUDGET_FIELDS} | budgets,
+        "budgets": {k: v for k, v in _default_config().options().items() if k in _BUDGET_FIELDS} | budgets,
         "presets": {k: asdict(PRESETS[k]) for k in args.targets},
         "strategies": {k: STRATEGIES[k] for k in args.strategies},
         "scratch": str(args.scratch), "json": str(json_path),

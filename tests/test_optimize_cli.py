@@ -284,10 +284,25 @@ def test_config_names_a_bad_ensemble():
 def test_config_names_a_bad_gradient_setting():
     from rln_design.design.run import OptimizeConfig
 
-    with pytest.raises(ValueError, match=r"lr=-0.1 must be > 0"):
-        OptimizeConfig(targets=("peak_strain<1.5",), lr=-0.1)
-    with pytest.raises(ValueError, match=r"raw_samples=-2 must be >= 0"):
-        OptimizeConfig(targets=("peak_strain<1.5",), raw_samples=-2)
+    with pytest.raises(ValueError, match=r"gradient: lr=-0.1 must be > 0"):
+        OptimizeConfig.from_options(targets=("peak_strain<1.5",), lr=-0.1)
+    with pytest.raises(ValueError, match=r"gradient: raw_samples=-2 must be >= 0"):
+        OptimizeConfig.from_options(targets=("peak_strain<1.5",), raw_samples=-2)
+    with pytest.raises(TypeError, match=r"unknown design option\(s\) \['n_inti'\]"):
+        OptimizeConfig.from_options(targets=("peak_strain<1.5",), n_inti=3)
+
+
+def test_config_is_composed_of_the_loop_configs():
+    from rln_design.design.bayes import BayesConfig
+    from rln_design.design.run import OptimizeConfig, VerificationConfig
+
+    config = OptimizeConfig.from_options(targets=("peak_strain<1.5",), n_init=5, iterations=2, top_k=1, seed=3,
+                                         realizations=3)
+    assert config.bayes == BayesConfig(n_init=5, n_iter=2, seed=3)
+    assert config.verification == VerificationConfig(top_k=1)
+    assert config.gradient.n_realizations == 2 and config.gradient.seed == 3  # resolved: min(2, K), the run seed
+    assert config.options()["iterations"] == 2 and config.replace(q=4).bayes.q == 4
+    assert OptimizeConfig.from_options(**config.options()) == config
 
 
 def test_cli_defaults_are_the_config_defaults():
@@ -297,7 +312,10 @@ def test_cli_defaults_are_the_config_defaults():
     from rln_design.cli.optimize import optimize as command
     from rln_design.design.run import OptimizeConfig
 
+    from rln_design.design.run import LOOP_OPTIONS
+
     fields = {f.name: f.default for f in dataclasses.fields(OptimizeConfig)}
+    fields.update({name: getattr(fields[component], field) for name, (component, field) in LOOP_OPTIONS.items()})
     alias = {"ensemble": "surrogate_ensemble", "precision": "surrogate_precision"}
     checked = []
     for param in command.params:
@@ -331,7 +349,7 @@ def _tiny_surrogate(files):
 
     torch.manual_seed(0)
     return Surrogate(RLN(ModelConfig(kind="rln", n_iter=2, width=2)),
-                     {"contrast": 10.0, "grid": (6, 6, 6), "data": {"files": files}})
+                     {"contrast": 10.0, "grid": (6, 6, 6), "data": files})  # {path: attrs}, as training writes
 
 
 def test_fe_verification_solves_the_physics_the_surrogate_was_trained_on(monkeypatch):
@@ -355,11 +373,7 @@ def test_fe_verification_solves_the_physics_the_surrogate_was_trained_on(monkeyp
     assert report["fe"]["nu"] == 0.25 and list(report["fe"]["imposed_strain"]) == list(strain)
     assert not report["warnings"]
 
-    calls.clear()
-    mixed = {"a.h5": {"nu": 0.25, "imposed_strain": list(strain)}, "b.h5": {"nu": 0.3, "imposed_strain": list(strain)}}
-    report = optimize(surrogate=_tiny_surrogate(mixed), **run)
-    assert set(calls) == {(0.3, None)} and report["fe"]["nu"] == 0.3
-    assert any("disagree on nu / imposed strain" in w for w in report["warnings"])
+    assert report["fe"]["physics"]["nu"] == 0.25 and report["fe"]["physics"]["contrast"] == 10.0
 
 
 def test_best_design_figure_cuts_through_the_fe_strain_peak(tmp_path, monkeypatch):

@@ -52,7 +52,7 @@ def test_numpy_and_torch_agree(dtype):
     e = 1 + 0.3 * rng.standard_normal((3, 5, 5, 5))
     st, et = torch.as_tensor(s), torch.as_tensor(e, dtype=dtype)
     atol = 1e-5 if dtype == torch.float32 else 1e-10
-    for name in STATISTICS:
+    for name in [n for n, stat in STATISTICS.items() if stat.needs in ("structure", "strain")]:
         a = compute_statistic(name, s, e)
         b = compute_statistic(name, st, et)
         assert isinstance(b, torch.Tensor), name
@@ -128,3 +128,110 @@ def test_unknown_statistic_message():
         compute_statistic("peak_strian", None, np.ones((1, 2, 2, 2)))
     with pytest.raises(ValueError, match="same shape"):
         compute_statistic("soft_mean_strain", np.ones((1, 2, 2, 2)), np.ones((1, 2, 2, 3)))
+
+
+# ----------------------------------------------------------------------------- full-tensor statistics
+def _random_tensor(seed=0, shape=(2, 4, 4, 4)):
+    rng = np.random.default_rng(seed)
+    structures = (rng.random(shape) < 0.4).astype(np.uint8)
+    tensor = rng.standard_normal((shape[0], 6, *shape[1:]))
+    return structures, tensor
+
+
+def test_principal_strain_matches_eigvalsh_voxel_by_voxel():
+    from rln_design.stats import max_principal
+
+    _, tensor = _random_tensor()
+    got = max_principal(tensor)
+    for b, i, j, k in [(0, 0, 0, 0), (1, 3, 2, 1), (0, 2, 3, 3)]:
+        xx, yy, zz, yz, xz, xy = tensor[b, :, i, j, k]
+        matrix = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+        assert got[b, i, j, k] == pytest.approx(np.linalg.eigvalsh(matrix).max(), abs=1e-12)
+
+
+def test_tensor_statistics_by_hand():
+    """Pure shear eps_xy = g: principal strain g, von Mises strain 2 g / sqrt(3); a uniaxial
+    isochoric strain diag(1, -1/2, -1/2): von Mises 1, principal 1; Hooke stress of a soft voxel."""
+    from rln_design.physics import Physics
+
+    shape = (1, 2, 2, 2)
+    structures = np.zeros(shape, dtype=np.uint8)
+    shear = np.zeros((1, 6, 2, 2, 2))
+    shear[:, 5] = 0.25
+    assert compute_statistic("peak_principal_strain", structures, tensor=shear)[0] == pytest.approx(0.25)
+    assert compute_statistic("peak_von_mises_strain", structures, tensor=shear)[0] == pytest.approx(0.5 / np.sqrt(3))
+    uni = np.zeros((1, 6, 2, 2, 2))
+    uni[:, 0], uni[:, 1], uni[:, 2] = 1.0, -0.5, -0.5
+    assert compute_statistic("p99_von_mises_strain", structures, tensor=uni)[0] == pytest.approx(1.0)
+    assert compute_statistic("peak_principal_strain", structures, tensor=uni)[0] == pytest.approx(1.0)
+    # uniaxial strain eps_xx = 1 in a soft voxel: sigma_xx / E = (1 - nu) / ((1 + nu)(1 - 2 nu)),
+    # sigma_yy = nu / ((1 + nu)(1 - 2 nu)); von Mises = |sigma_xx - sigma_yy| = 1 / (1 + nu)
+    physics = Physics(10.0, nu=0.25)
+    axial = np.zeros((1, 6, 2, 2, 2))
+    axial[:, 0] = 1.0
+    nu = 0.25
+    assert compute_statistic("peak_principal_stress", structures, tensor=axial, physics=physics)[0] == \
+        pytest.approx((1 - nu) / ((1 + nu) * (1 - 2 * nu)))
+    assert compute_statistic("peak_von_mises_stress", structures, tensor=axial, physics=physics)[0] == \
+        pytest.approx(1 / (1 + nu))
+    stiff = np.ones(shape, dtype=np.uint8)  # the stiff phase: contrast times that
+    assert compute_statistic("peak_von_mises_stress", stiff, tensor=axial, physics=physics)[0] == \
+        pytest.approx(10 / (1 + nu))
+
+
+def test_von_mises_stress_is_three_shear_moduli_times_von_mises_strain():
+    """sigma_vm = 3 G eps_eq, G / E_soft = e(m) / (2 (1 + nu)), in every voxel of a random field."""
+    from rln_design.stats import hooke_stress, von_mises_strain, von_mises_stress
+
+    structures, tensor = _random_tensor(1)
+    contrast, nu = 7.0, 0.3
+    stress = hooke_stress(structures, tensor, contrast, nu)
+    shear_modulus = (1 + (contrast - 1) * structures) / (2 * (1 + nu))
+    np.testing.assert_allclose(von_mises_stress(stress), 3 * shear_modulus * von_mises_strain(tensor),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tensor_statistics_numpy_and_torch_agree(dtype):
+    from rln_design.physics import Physics
+
+    structures, tensor = _random_tensor(2)
+    physics = Physics(5.0)
+    st, tt = torch.as_tensor(structures), torch.as_tensor(tensor, dtype=dtype)
+    atol = 1e-4 if dtype == torch.float32 else 1e-10
+    names = [n for n, stat in STATISTICS.items() if stat.needs == "tensor"]
+    assert len(names) == 8
+    for name in names:
+        a = compute_statistic(name, structures, tensor=tensor, physics=physics)
+        b = compute_statistic(name, st, tensor=tt, physics=physics)
+        np.testing.assert_allclose(b.double().numpy(), a, atol=atol, rtol=1e-5, err_msg=name)
+        if not name.startswith("peak_"):  # a soft p99 of 64 voxels is not their interpolated p99
+            continue
+        hard = compute_statistic(name, st, tensor=tt, physics=physics)
+        smooth = compute_statistic(name, st, tensor=tt, physics=physics, smooth=True, temperature=1e-3)
+        np.testing.assert_allclose(smooth.double().numpy(), hard.double().numpy(), atol=0.05, err_msg=name)
+    t = tt.clone().requires_grad_(True)
+    compute_statistic("peak_von_mises_stress", st, tensor=t, physics=physics, smooth=True).sum().backward()
+    assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+
+
+def test_missing_fields_are_named():
+    structures, tensor = _random_tensor()
+    with pytest.raises(ValueError, match="full strain tensor"):
+        compute_statistic("peak_von_mises_strain", structures, tensor[:, 0])
+    with pytest.raises(ValueError, match="physics"):
+        compute_statistic("peak_von_mises_stress", structures, tensor=tensor)
+    with pytest.raises(ValueError, match="normal load case.*y, z"):
+        compute_statistic("stiffness_anisotropy", structures, stiffness={"x": np.ones(2)})
+
+
+def test_stiffness_statistics():
+    from rln_design.stats import normal_stiffness
+
+    stiffness = {"x": np.array([2.0, 1.0]), "y": np.array([1.0, 1.0]), "z": np.array([4.0, 1.0])}
+    assert compute_statistic("stiffness_y", None, stiffness=stiffness).tolist() == [1.0, 1.0]
+    np.testing.assert_allclose(compute_statistic("stiffness_anisotropy", None, stiffness=stiffness), [4.0, 1.0])
+    stress_mean = np.array([[0.0, 3.0, 1.0, 0, 0, 0]])
+    assert normal_stiffness(stress_mean, (0, 2e-3, 0, 0, 0, 0), 100.0, 1)[0] == pytest.approx(3.0 / 0.2)
+    with pytest.raises(ValueError, match="eps_yy alone"):
+        normal_stiffness(stress_mean, (1e-3, 2e-3, 0, 0, 0, 0), 100.0, 1)

@@ -1,4 +1,5 @@
-"""``rln-design optimize``: inverse design of (gx, gy, gz, vf) for strain targets, FE-verified."""
+"""``rln-design optimize``: inverse design of (gx, gy, gz, vf) for strain and stiffness targets under
+one or more load cases, FE-verified."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ _DEFAULT_BOX = " ".join(f"{n}={lo:g}:{hi:g}" for n, (lo, hi) in
 
 EXIT_NOT_CONFIRMED = 3  # the run worked, but FE confirms no design meets every target
 
-_STAT_HELP = ("statistics of eps_xx / imposed strain: peak_strain, p99_strain, p999_strain, mean_strain, "
-              "std_strain, soft_mean_strain, stiff_mean_strain, volume_fraction, corr_length_x/y/z")
+_STAT_HELP = ("Statistics of the normal strain along the load over the imposed one: peak_strain, p99_strain, "
+              "p999_strain, mean_strain, std_strain, soft_mean_strain, stiff_mean_strain; of the full "
+              "strain tensor (FE or a full-tensor surrogate): peak_/p99_ von_mises_strain, principal_strain, "
+              "von_mises_stress, principal_stress; of the structure: volume_fraction, corr_length_x/y/z; "
+              "effective stiffness: stiffness_x/y/z (C*_aaaa / E_soft under load a), stiffness_anisotropy. "
+              "STAT applies to every --load (worst case); STAT@CASE to one, e.g. 'peak_strain@y<1.5'.")
 
 
 def _check_targets(ctx, param, value):
@@ -42,6 +47,16 @@ def _check_stat(ctx, param, value):
     except TargetError as err:
         raise click.BadParameter(str(err), ctx=ctx, param=param) from None
     return value
+
+
+def _check_loads(ctx, param, value):
+    from rln_design.design.loads import LoadError, parse_loads
+
+    try:
+        parse_loads(value)
+    except LoadError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+    return tuple(value) or ("x",)
 
 
 def _check_bounds(ctx, param, value):
@@ -89,8 +104,15 @@ def _figures_of(report: Path) -> list:
 @click.option("--target", "targets", multiple=True, callback=_check_targets, metavar="EXPR",
               help="Target 'STATISTIC OP VALUE', e.g. 'peak_strain<1.5' (repeatable; OP <, <=, >, >=). "
                    + _STAT_HELP)
-@click.option("--minimize", callback=_check_stat, metavar="STAT", help="Statistic to minimize (optional).")
-@click.option("--maximize", callback=_check_stat, metavar="STAT", help="Statistic to maximize (optional).")
+@click.option("--minimize", callback=_check_stat, metavar="STAT", help="Statistic to minimize (optional; "
+              "STAT or STAT@CASE).")
+@click.option("--maximize", callback=_check_stat, metavar="STAT", help="Statistic to maximize (optional), "
+              "e.g. stiffness_x.")
+@click.option("--load", "loads", multiple=True, callback=_check_loads, metavar="CASE",
+              help="Load case (repeatable; default x): x, y or z (normal strain along that axis; the "
+                   "surrogate serves y and z by permuting axes) or NAME=exx,eyy,ezz,eyz,exz,exy (any "
+                   "imposed strain, tensor components; --evaluator fe only). Targets apply to every case "
+                   "unless they name one (STAT@NAME).")
 @deprecated_alias("--bounds", "--box", "bounds", multiple=True, callback=_check_bounds, metavar="NAME=LO:HI")
 @click.option("--box", "bounds", multiple=True, callback=combined(_check_bounds), metavar="NAME=LO:HI",
               help="Search box: bounds on a design variable, e.g. 'gx=1:31' (repeatable; gx, gy, gz in "
@@ -140,18 +162,19 @@ def _figures_of(report: Path) -> list:
               "figures) instead of refusing.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @click.option("--quiet", "-q", "quiet", is_flag=True, help="No progress output.")
-def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, ensemble, precision,
+def optimize(targets, minimize, maximize, loads, bounds, method, evaluator, surrogate, ensemble, precision,
              realizations, seed,
              n_init,
              iterations, q, restarts, steps, lr, raw_samples, gradient_realizations, top_k, fresh, fe_rounds,
              kappa, grid,
              contrast, out, overwrite, no_plots, quiet):
-    """Find microstructure parameters (gx, gy, gz, vf) that meet strain TARGETS.
+    """Find microstructure parameters (gx, gy, gz, vf) that meet strain and stiffness TARGETS.
 
     Loops run on the surrogate (or FE); the top designs are re-solved with FE on the same and on
-    fresh realizations, and a design meets a target only if FE confirms it.
+    fresh realizations under every load case, and a design meets a target only if FE confirms it.
 
-    Example: rln-design optimize --target "peak_strain<1.5" --target "volume_fraction>=0.4"
+    Examples: rln-design optimize --target "peak_strain<1.5" --target "volume_fraction>=0.4";
+    rln-design optimize --maximize stiffness_x --target "peak_strain<1.5" --load x --load y --load z
     """
     if not targets and not (minimize or maximize):
         raise click.UsageError("give at least one --target (e.g. --target 'peak_strain<1.5') or an objective "
@@ -167,7 +190,8 @@ def optimize(targets, minimize, maximize, bounds, method, evaluator, surrogate, 
     from rln_design.design.report import summary_text
 
     try:
-        config = OptimizeConfig(targets=targets, minimize=minimize, maximize=maximize, bounds=bounds,
+        config = OptimizeConfig.from_options(
+                                targets=targets, minimize=minimize, maximize=maximize, loads=loads, bounds=bounds,
                                 method=method, evaluator=evaluator, surrogate=surrogate,
                                 surrogate_ensemble=ensemble, surrogate_precision=precision,
                                 realizations=realizations, seed=seed, n_init=n_init, iterations=iterations,

@@ -1,11 +1,17 @@
 """Evaluators: design points + realization seeds -> statistics of the realizations.
 
 An :class:`Evaluator` maps ``params`` `(n, 4)` (rows ``(gx, gy, gz, vf)``) and ``seeds`` `(n, K)`
-to ``{statistic: (n, K) float64}``, one value per realization. Implementations:
+to ``{key: (n, K) float64}``, one value per realization. A key is a statistic name, or
+``name@case`` for a statistic under one of the evaluator's load cases
+(:mod:`rln_design.design.loads`); a plain name of a load-case statistic means the first load case
+(``x`` by default). Implementations:
 
 * :class:`SurrogateEvaluator` -- structures from ``generate_batch``, strain from a
-  :class:`~rln_design.surrogate.Surrogate` (fast; the loops' default);
-* :class:`FEEvaluator` -- strain from the hex8 FE solver ``solve_fe`` (the truth; verification);
+  :class:`~rln_design.surrogate.Surrogate` (fast; the loops' default). The normal loads ``y`` and
+  ``z`` by permuting the axes of the structure (exact, both phases isotropic); the full tensor from
+  a full-tensor surrogate (``Surrogate.strain``); stiffness from a homogenization model;
+* :class:`FEEvaluator` -- fields from the hex8 FE solver ``solve_fe``, one solve per load case
+  (the truth; verification): every statistic, every load case;
 * :class:`FunctionEvaluator` -- any function of (params, seed), for synthetic test problems.
 
 A :class:`DifferentiableEvaluator` also offers ``evaluate_torch``: the same statistics as torch
@@ -15,12 +21,14 @@ and the smooth statistics of :mod:`rln_design.stats`); the gradient loop needs i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from rln_design.design.loads import DEFAULT_LOADS, LoadCase, parse_loads, split_key, swap_axes, swap_tensor
 from rln_design.microstructure import DEFAULT_SHAPE, generate_batch, generate_torch, noise
-from rln_design.stats import STATISTICS, compute_statistic
+from rln_design.stats import STATISTICS, compute_statistic, normal_stiffness
 
 __all__ = [
     "Evaluator",
@@ -28,6 +36,7 @@ __all__ = [
     "SurrogateEvaluator",
     "FEEvaluator",
     "FunctionEvaluator",
+    "CaseFields",
     "noise_batch",
 ]
 
@@ -50,10 +59,11 @@ class DifferentiableEvaluator(Evaluator, Protocol):
 
 
 def _names(names) -> list[str]:
-    names = list(STATISTICS) if names is None else list(names)
+    """Requested keys (default: every statistic of the first load case); unknown names raise."""
+    names = [n for n, s in STATISTICS.items() if s.needs in ("structure", "strain")] if names is None else list(names)
     for n in names:
-        if n not in STATISTICS:
-            compute_statistic(n, None, None)  # raises the KeyError with suggestions
+        if split_key(n)[0] not in STATISTICS:
+            compute_statistic(split_key(n)[0], None, None)  # raises the KeyError with suggestions
     return names
 
 
@@ -89,76 +99,227 @@ def noise_batch(seeds, shape):
     return np.stack([noise(tuple(shape), int(s)) for s in np.asarray(seeds).ravel()])
 
 
+@dataclass
+class CaseFields:
+    """What one load case gives the statistics of a batch of structures.
+
+    Attributes:
+        strain: `(batch, x, y, z)` reference component over the imposed one, ``eps_c / eps_ref``.
+        tensor: `(batch, 6, x, y, z)` strain tensor components over ``|eps_ref|``, or None.
+        stiffness: `(batch,)` effective normal stiffness ``C*_aaaa / E_soft`` (normal loads), or None.
+    """
+
+    strain: object = None
+    tensor: object = None
+    stiffness: object = None
+
+
+@dataclass(frozen=True)
+class _Request:
+    """Which fields of which load case the requested keys need."""
+
+    keys: dict  # key -> (statistic, LoadCase or None)
+    strain: frozenset  # case names needing the strain field
+    tensor: frozenset  # case names needing the full tensor
+    stiffness: frozenset  # case names (x, y, z) needing the stiffness
+
+    @property
+    def cases(self) -> frozenset:
+        return self.strain | self.tensor | self.stiffness
+
+
 class _FieldEvaluator:
-    """Shared code: generate structures, get strain fields in chunks, reduce to statistics."""
+    """Shared code: generate structures, get each load case's fields in chunks, reduce to statistics.
+
+    Args:
+        shape: grid of the structures.
+        batch_size: structures per field computation.
+        loads: the load cases (:class:`~rln_design.design.loads.LoadCase` or their texts ``x``,
+            ``y``, ``z``, ``NAME=...``; default ``x``).
+        physics: :class:`~rln_design.physics.Physics` (contrast, nu for the stress statistics).
+    """
 
     name = "fields"
 
-    def __init__(self, shape, batch_size: int):
+    def __init__(self, shape, batch_size: int, loads=DEFAULT_LOADS, physics=None):
         self.shape = tuple(int(s) for s in shape)
         self.batch_size = int(batch_size)
+        self.loads = parse_loads(loads)
+        self.physics = physics
         self.calls = 0  # number of structures evaluated (cost accounting)
 
-    def _strain(self, structures: np.ndarray) -> np.ndarray:  # (b, x, y, z) -> (b, x, y, z)
+    # subclasses: fields of one load case for a chunk of structures (b, x, y, z)
+    def _case_fields(self, structures, case: LoadCase, *, tensor: bool, stiffness: bool) -> CaseFields:
         raise NotImplementedError
 
+    def _case(self, name: str | None) -> LoadCase:
+        if name is None:
+            return self.loads[0]
+        for case in self.loads:
+            if case.name == name:
+                return case
+        raise ValueError(f"load case {name!r} is not among this evaluator's load cases "
+                         f"({', '.join(c.name for c in self.loads)})")
+
+    def _request(self, names) -> _Request:
+        keys, strain, tensor, stiffness = {}, set(), set(), set()
+        for key in names:
+            statistic, case_name = split_key(key)
+            stat = STATISTICS[statistic]
+            case = self._case(case_name) if stat.per_case else None
+            if case_name is not None and not stat.per_case:
+                raise ValueError(f"{key!r}: {statistic} is not a statistic of one load case")
+            if stat.needs == "strain":
+                strain.add(case.name)
+            elif stat.needs == "tensor":
+                tensor.add(case.name)
+            elif stat.needs == "stiffness":
+                for axis in stat.axes:
+                    if axis not in [c.name for c in self.loads]:
+                        raise ValueError(f"{key!r} needs the normal load case {axis!r}, which is not among "
+                                         f"this evaluator's load cases "
+                                         f"({', '.join(c.name for c in self.loads)}): add --load {axis}")
+                    stiffness.add(axis)
+            keys[key] = (statistic, case)
+        return _Request(keys, frozenset(strain), frozenset(tensor), frozenset(stiffness))
+
+    def _fields(self, structures, request: _Request) -> dict:
+        """``{case name: CaseFields}`` of `(m, x, y, z)` structures, computed in chunks."""
+        out = {}
+        for case in self.loads:
+            if case.name not in request.cases:
+                continue
+            parts = [self._case_fields(structures[i:i + self.batch_size], case,
+                                       tensor=case.name in request.tensor,
+                                       stiffness=case.name in request.stiffness)
+                     for i in range(0, len(structures), self.batch_size)]
+            out[case.name] = CaseFields(*[None if parts[0].__dict__[f] is None else
+                                          np.concatenate([np.asarray(p.__dict__[f]) for p in parts])
+                                          for f in ("strain", "tensor", "stiffness")])
+        return out
+
     def fields(self, params, seeds):
-        """Structures and strain fields `(n, K, x, y, z)` (uint8, float32)."""
+        """Structures and the first load case's strain fields `(n, K, x, y, z)` (uint8, float32)."""
         p, s = _check(params, seeds)
         n, k = s.shape
-        flat_p = np.repeat(p, k, axis=0)  # (n K, 4), point-major
-        structures = generate_batch(flat_p, s.reshape(-1), shape=self.shape)
-        strain = np.concatenate([
-            np.asarray(self._strain(structures[i:i + self.batch_size]), dtype=np.float32)
-            for i in range(0, len(structures), self.batch_size)
-        ])
+        structures = generate_batch(np.repeat(p, k, axis=0), s.reshape(-1), shape=self.shape)
+        case = self.loads[0]
+        request = _Request({}, frozenset([case.name]), frozenset(), frozenset())
+        strain = self._fields(structures, request)[case.name].strain.astype(np.float32)
         self.calls += len(structures)
         return structures.reshape(n, k, *self.shape), strain.reshape(n, k, *self.shape)
 
     def evaluate(self, params, seeds, names=None) -> dict[str, np.ndarray]:
-        """Statistics `(n, K)` of the K realizations (seeds `(n, K)`) of each design point."""
+        """Statistics `(n, K)` of the K realizations (seeds `(n, K)`) of each design point.
+
+        Args:
+            params: `(n, 4)` design points.
+            seeds: `(n, K)` (or `(K,)` common) realization seeds.
+            names: keys ``statistic`` or ``statistic@case`` (default: the strain and structure
+                statistics of the first load case).
+        """
         names = _names(names)
+        request = self._request(names)
         p, s = _check(params, seeds)
         n, k = s.shape
-        need_strain = any(STATISTICS[m].needs_strain for m in names)
-        if need_strain:
-            structures, strain = self.fields(p, s)
-        else:
-            structures = generate_batch(np.repeat(p, k, axis=0), s.reshape(-1), shape=self.shape)
-            strain = None
-        st = structures.reshape(n * k, *self.shape)
-        ep = None if strain is None else strain.reshape(n * k, *self.shape)
-        return {m: np.asarray(compute_statistic(m, st, ep), dtype=np.float64).reshape(n, k) for m in names}
+        structures = generate_batch(np.repeat(p, k, axis=0), s.reshape(-1), shape=self.shape)
+        fields = self._fields(structures, request)
+        if request.cases:
+            self.calls += len(structures)
+        stiffness = {c: f.stiffness for c, f in fields.items() if f.stiffness is not None}
+        out = {}
+        for key, (statistic, case) in request.keys.items():
+            f = fields.get(case.name) if case is not None else None
+            value = compute_statistic(statistic, structures, None if f is None else f.strain,
+                                      tensor=None if f is None else f.tensor, physics=self.physics,
+                                      stiffness=stiffness)
+            out[key] = np.asarray(value, dtype=np.float64).reshape(n, k)
+        return out
+
+
+def _no_surrogate_for(case: LoadCase) -> ValueError:
+    return ValueError(f"no surrogate exists for load case {str(case)!r} (a strain other than a normal "
+                      "load along x, y or z): use --evaluator fe")
 
 
 class SurrogateEvaluator(_FieldEvaluator):
-    """Statistics of surrogate-predicted strain fields (fast, differentiable).
+    """Statistics of surrogate-predicted fields (fast, differentiable).
+
+    The surrogate predicts the x load; the normal loads along y and z are its predictions for the
+    structure with axes 0 and ``a`` swapped, swapped back (:func:`~rln_design.design.loads.swap_tensor`).
 
     Args:
         surrogate: object with ``predict(structures)`` for numpy and torch `(batch, x, y, z)`
-            returning eps_xx / imposed eps_xx (a :class:`~rln_design.surrogate.Surrogate`).
+            returning eps_xx / imposed eps_xx (a :class:`~rln_design.surrogate.Surrogate`); for
+            full-tensor statistics also ``full_tensor`` (True) and ``strain(structures)`` ->
+            `(batch, 6, x, y, z)`.
         shape: grid of the structures (default: ``surrogate.grid`` or 31^3).
         batch_size: structures per ``predict`` call.
+        loads: the load cases (normal loads only: x, y, z).
+        physics: :class:`~rln_design.physics.Physics` (default ``surrogate.physics``).
+        stiffness_model: object with ``predict(structures uint8 (n, x, y, z)) -> (n,)`` giving
+            ``C*_xxxx / E_soft`` under the x load (a ``rln_design.homogenization.HomogenizationModel``);
+            None: loaded on first use from ``homogenization``.
+        homogenization: name or path for ``HomogenizationModel.load`` (e.g. ``"cr10"``).
     """
 
     name = "surrogate"
 
-    def __init__(self, surrogate, shape=None, batch_size: int = 4):
+    def __init__(self, surrogate, shape=None, batch_size: int = 4, loads=DEFAULT_LOADS, physics=None,
+                 stiffness_model=None, homogenization=None):
         grid = getattr(surrogate, "grid", None)
         if shape is None:
             shape = grid if grid is not None else DEFAULT_SHAPE
             if isinstance(shape, int):
                 shape = (shape,) * 3
-        super().__init__(shape, batch_size)
+        super().__init__(shape, batch_size, loads, physics or getattr(surrogate, "physics", None))
+        for case in self.loads:
+            if case.axis is None:
+                raise _no_surrogate_for(case)
         self.surrogate = surrogate
+        self.stiffness_model = stiffness_model
+        self.homogenization = homogenization
 
-    def _strain(self, structures):
+    def _check_tensor(self):
+        if not getattr(self.surrogate, "full_tensor", False):
+            kind = getattr(self.surrogate, "kind", type(self.surrogate).__name__)
+            raise ValueError(f"full-tensor statistics need the full strain tensor, and surrogate of kind "
+                             f"{kind!r} predicts eps_xx only: use --evaluator fe, or a full-tensor "
+                             "surrogate (kind pcg or pcg-net: cr10, cr50)")
+
+    def _stiffness_model(self):
+        if self.stiffness_model is None:
+            try:
+                from rln_design.homogenization import HomogenizationModel
+            except ImportError:
+                raise ValueError("stiffness statistics with the surrogate evaluator need a homogenization "
+                                 "model (rln_design.homogenization), which this installation lacks: use "
+                                 "--evaluator fe") from None
+            if self.homogenization is None:
+                raise ValueError("stiffness statistics with the surrogate evaluator need a homogenization "
+                                 "model; none was named: use --evaluator fe")
+            try:
+                self.stiffness_model = HomogenizationModel.load(self.homogenization)
+            except (FileNotFoundError, OSError) as err:
+                raise ValueError(f"no homogenization model for {str(self.homogenization)!r} ({err}): use "
+                                 "--evaluator fe") from None
+        return self.stiffness_model
+
+    def _case_fields(self, structures, case, *, tensor: bool, stiffness: bool) -> CaseFields:
         import torch
 
+        axis = case.axis
+        swapped = np.ascontiguousarray(swap_axes(structures, axis))
+        out = CaseFields()
         with torch.no_grad():
-            out = self.surrogate.predict(structures)
-        if type(out).__module__.startswith("torch"):
-            out = out.detach().cpu().numpy()
+            if tensor:
+                self._check_tensor()
+                full = swap_tensor(_numpy(self.surrogate.strain(swapped)), axis)
+                out.tensor, out.strain = full, full[:, axis]
+            else:
+                out.strain = swap_axes(_numpy(self.surrogate.predict(swapped)), axis)
+        if stiffness:
+            out.stiffness = np.asarray(self._stiffness_model().predict(swapped.astype(np.uint8)), dtype=np.float64)
         return out
 
     def evaluate_torch(self, params, seeds, names, *, temperature: float = 0.05,
@@ -168,14 +329,21 @@ class SurrogateEvaluator(_FieldEvaluator):
         Args:
             params: torch `(n, 4)`.
             seeds: `(K,)` realizations shared by all n points (fixed noise).
-            names: statistics to compute (smooth variants where registered).
+            names: keys to compute (smooth variants where registered).
             temperature: temperature of the smooth statistics (strain units).
             generator_temperature: sigmoid temperature of ``generate_torch`` (field std units).
             mode: ``generate_torch`` mode (``"sigmoid"`` or ``"straight_through"``).
+
+        Raises:
+            ValueError: a stiffness statistic (the homogenization model is not differentiable).
         """
         import torch
 
         names = _names(names)
+        request = self._request(names)
+        if request.stiffness:
+            raise ValueError("stiffness statistics have no differentiable surrogate (the homogenization "
+                             "model is not): use --method bayes")
         n = params.shape[0]
         key = (tuple(int(x) for x in np.asarray(seeds).ravel()), params.dtype)
         if getattr(self, "_noise_key", None) != key:  # fixed noise: build once per loop
@@ -185,68 +353,137 @@ class SurrogateEvaluator(_FieldEvaluator):
         k = u.shape[0]
         p = params.repeat_interleave(k, dim=0)  # (n K, 4), point-major
         structures = generate_torch(p, u.repeat(n, 1, 1, 1), temperature=generator_temperature, mode=mode)
-        need_strain = any(STATISTICS[m].needs_strain for m in names)
-        strain = None
-        if need_strain:
-            dtype = _module_dtype(self.surrogate) or structures.dtype
-            strain = self.surrogate.predict(structures.to(dtype)).to(params.dtype)
+        dtype = _module_dtype(self.surrogate) or structures.dtype
+        fields = {}
+        for case in self.loads:
+            if case.name not in request.cases:
+                continue
+            swapped = swap_axes(structures, case.axis).to(dtype)
+            if case.name in request.tensor:
+                self._check_tensor()
+                full = swap_tensor(self.surrogate.strain(swapped).to(params.dtype), case.axis)
+                fields[case.name] = CaseFields(full[:, case.axis], full)
+            else:
+                fields[case.name] = CaseFields(swap_axes(self.surrogate.predict(swapped), case.axis).to(params.dtype))
         self.calls += n * k
-        return {m: compute_statistic(m, structures, strain, smooth=True, temperature=temperature).reshape(n, k)
-                for m in names}
+        out = {}
+        for key_, (statistic, case) in request.keys.items():
+            f = fields.get(case.name) if case is not None else None
+            out[key_] = compute_statistic(statistic, structures, None if f is None else f.strain,
+                                          tensor=None if f is None else f.tensor, physics=self.physics,
+                                          smooth=True, temperature=temperature).reshape(n, k)
+        return out
+
+
+def _numpy(out):
+    if type(out).__module__.startswith("torch"):
+        out = out.detach().cpu().numpy()
+    return np.asarray(out)
 
 
 class FEEvaluator(_FieldEvaluator):
-    """Statistics of hex8 FE strain fields (``solve_fe``): the evidence a design meets a target.
+    """Statistics of hex8 FE fields (``solve_fe``, one solve per load case): the evidence a design
+    meets a target. Every statistic under every load case.
 
     Args:
-        contrast: E_hard / E_soft (match the surrogate's contrast).
-        shape: grid of the structures.
+        physics: :class:`~rln_design.physics.Physics` (contrast, e_soft, nu; its imposed strain is
+            replaced by each load case's); None: from ``contrast`` and ``nu``.
+        shape: grid of the structures (default 31^3).
         rtol: PCG tolerance.
         batch_size: structures per ``solve_fe`` call.
-        nu: Poisson ratio of both phases (match the surrogate's training data).
-        strain: imposed macroscopic strain, 6 components (xx, yy, zz, yz, xz, xy); None = eps_xx
-            = 1e-3 only. Statistics are of eps_xx / imposed eps_xx, so its scale does not matter.
+        loads: the load cases (default: ``x``; or the single case ``strain`` gives, below).
+        contrast, nu: the physics when ``physics`` is None (old keywords; match the surrogate's).
+        strain: old keyword: one imposed macroscopic strain, 6 components (xx, yy, zz, yz, xz, xy):
+            the case ``x`` if it is a pure eps_xx, else a custom case ``imposed``.
     """
 
     name = "fe"
 
     def __init__(self, contrast: float = 10.0, shape=None, rtol: float = 1e-6, batch_size: int = 4,
-                 nu: float | None = None, strain=None):
-        from rln_design.fe.solver import DEFAULT_NU
+                 nu: float | None = None, strain=None, *, physics=None, loads=None):
+        from rln_design.physics import DEFAULT_NU, Physics
 
-        super().__init__(shape or DEFAULT_SHAPE, batch_size)
-        self.contrast = float(contrast)
+        if physics is None:
+            physics = Physics(float(contrast), nu=DEFAULT_NU if nu is None else float(nu))
+        if loads is None:
+            loads = DEFAULT_LOADS if strain is None else (_case_of(strain),)
+        super().__init__(shape or DEFAULT_SHAPE, batch_size, loads, physics)
         self.rtol = float(rtol)
-        self.nu = DEFAULT_NU if nu is None else float(nu)
-        self.strain = None if strain is None else tuple(float(v) for v in strain)
 
-    def _solve(self, structures):
+    @property
+    def contrast(self) -> float:
+        return self.physics.contrast
+
+    @property
+    def nu(self) -> float:
+        return self.physics.nu
+
+    @property
+    def strain(self) -> tuple:
+        """The first load case's imposed strain (old attribute)."""
+        return self.loads[0].strain
+
+    def _solve(self, structures, case: LoadCase):
+        """``FEResult`` of `(b, x, y, z)` structures under ``case`` (override to count solves)."""
         from rln_design.fe.solver import solve_fe
 
-        return solve_fe(structures, contrast=self.contrast, nu=self.nu, strain=self.strain,
-                        rtol=self.rtol).eps_xx_normalized()
+        return solve_fe(structures, contrast=self.physics.contrast, e_soft=self.physics.e_soft,
+                        nu=self.physics.nu, strain=case.strain, rtol=self.rtol)
 
-    def _strain(self, structures):
+    def _case_fields(self, structures, case, *, tensor: bool, stiffness: bool) -> CaseFields:
         import warnings
 
         from rln_design.fe.solver import ConvergenceError
 
         structures = np.asarray(structures)
         try:
-            return self._solve(structures)
+            results = [self._solve(structures, case)]
         except ConvergenceError:
             # one bad structure must not sink the batch: solve one by one, NaN where FE fails
-            out = np.full(structures.shape, np.nan, dtype=np.float32)
-            for i, st in enumerate(structures):
+            results = []
+            for st in structures:
                 try:
-                    out[i] = self._solve(st)
+                    results.append(self._solve(st[None], case))
                 except ConvergenceError as err:
                     warnings.warn(f"FE did not converge for a structure ({err}); its statistics are NaN")
-            return out
+                    results.append(None)
+        return _fe_fields(results, structures.shape, case, self.physics.e_soft, tensor, stiffness)
+
+
+def _case_of(strain) -> LoadCase:
+    from rln_design.design.loads import NORMAL_LOADS
+
+    strain = tuple(float(v) for v in np.ravel(strain))
+    if strain[0] != 0 and not any(strain[1:]):
+        return NORMAL_LOADS["x"] if strain == NORMAL_LOADS["x"].strain else LoadCase("imposed", strain)
+    return LoadCase("imposed", strain)
+
+
+def _fe_fields(results, shape, case: LoadCase, e_soft: float, tensor: bool, stiffness: bool) -> CaseFields:
+    """CaseFields from FE results (one for the batch, or one per structure with None for failures)."""
+    b = shape[0]
+    strain_field = np.full((b, 6, *shape[1:]), np.nan)
+    stress_mean = np.full((b, 6), np.nan)
+    row = 0
+    for r in results:
+        m = b if len(results) == 1 else 1  # one batch result, or one result per structure
+        if r is not None:
+            strain_field[row:row + m] = np.asarray(r.strain).reshape(m, 6, *shape[1:])
+            stress_mean[row:row + m] = np.asarray(r.stress_mean).reshape(m, 6)
+        row += m
+    ref = case.reference
+    out = CaseFields(strain=(strain_field[:, case.component] / ref).astype(np.float32))
+    if tensor:
+        out.tensor = strain_field / abs(ref)
+    if stiffness:
+        out.stiffness = normal_stiffness(stress_mean, case.strain, e_soft, case.axis)
+    return out
 
 
 class FunctionEvaluator:
     """Evaluator from plain functions, for synthetic problems with a known optimum.
+
+    A statistic the function returns under its plain name serves every load case (``name@case``).
 
     Args:
         fn: ``fn(params (m, 4), seeds (m,)) -> {name: (m,)}`` numpy.
@@ -265,7 +502,7 @@ class FunctionEvaluator:
         out = self.fn(np.repeat(p, k, axis=0), s.reshape(-1))
         self.calls += n * k
         names = list(out) if names is None else list(names)
-        return {m: np.asarray(out[m], dtype=np.float64).reshape(n, k) for m in names}
+        return {m: np.asarray(_lookup(out, m), dtype=np.float64).reshape(n, k) for m in names}
 
     def evaluate_torch(self, params, seeds, names, *, temperature: float = 0.05,
                        generator_temperature: float = 0.05, mode: str = "sigmoid") -> dict:
@@ -275,4 +512,9 @@ class FunctionEvaluator:
         n, k = params.shape[0], len(seeds)
         out = self.torch_fn(params.repeat_interleave(k, dim=0), np.tile(seeds, n))
         self.calls += n * k
-        return {m: out[m].reshape(n, k) for m in names}
+        return {m: _lookup(out, m).reshape(n, k) for m in names}
+
+
+def _lookup(out: dict, key: str):
+    """``out[key]``; a function's plain ``name`` stands for ``name@case`` under every load case."""
+    return out[key] if key in out else out[split_key(key)[0]]

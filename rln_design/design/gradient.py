@@ -59,8 +59,13 @@ class GradientConfig:
     raw_samples: int = 0
 
     def __post_init__(self):
-        if self.restarts < 1 or self.steps < 1:
-            raise ValueError("restarts and steps must be >= 1")
+        for name in ("restarts", "steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.n_realizations is not None and int(self.n_realizations) < 1:
+            raise ValueError(f"n_realizations={self.n_realizations} must be >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
         if self.raw_samples < 0:
             raise ValueError(f"raw_samples={self.raw_samples} must be >= 0")
         if self.mode not in ("sigmoid", "straight_through"):

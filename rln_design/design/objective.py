@@ -16,6 +16,10 @@ meet the target when ``m_j >= 0`` under a normal approximation). The loops maxim
 The probability that a realization meets a target is reported both as the fraction of the K
 realizations and as the normal approximation ``Phi(margin(mean) / std)``.
 
+Load cases: a target on a statistic of the load case's field reads the values of every load case
+of the problem (or of the one it names, ``peak_strain@y<1.5``) and takes the worst case per
+realization (:meth:`DesignProblem.values`) before the mean and std above.
+
 *Enforced* targets are met by construction inside the design box (a ``volume_fraction`` target
 becomes a bound on ``vf``: :func:`~rln_design.design.space.bounds_from_targets`). They are
 reported and verified like every target but take no part in the margins above: their margin at
@@ -29,8 +33,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rln_design.design.targets import Objective, Target
+from rln_design.design.loads import DEFAULT_LOADS, LoadCase, statistic_key
+from rln_design.design.targets import Objective, Target, check_load_cases
 from rln_design.microstructure import PARAM_NAMES
+from rln_design.stats import STATISTICS
 
 __all__ = ["DesignProblem", "History"]
 
@@ -46,16 +52,23 @@ class DesignProblem:
         kappa: realization standard deviations of safety in the robust margin.
         enforced: targets (among ``targets``) that the design box guarantees; reported and
             verified, not optimized (see :attr:`scored_targets`).
+        loads: the :class:`~rln_design.design.loads.LoadCase` tuple every design is judged under
+            (default: ``x`` alone).
     """
 
     targets: tuple = ()
     objective: Objective | None = None
     kappa: float = 1.0
     enforced: tuple = ()
+    loads: tuple = DEFAULT_LOADS
 
     def __post_init__(self):
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "enforced", tuple(self.enforced))
+        object.__setattr__(self, "loads", tuple(self.loads))
+        if not self.loads or not all(isinstance(c, LoadCase) for c in self.loads):
+            raise ValueError(f"loads must be a non-empty tuple of LoadCase, got {self.loads!r}")
+        check_load_cases(self.targets, self.objective, self.loads)
         if not self.targets and self.objective is None:
             raise ValueError("a design problem needs at least one target or an objective")
         stray = [str(t) for t in self.enforced if t not in self.targets]
@@ -70,12 +83,46 @@ class DesignProblem:
         """The targets the loops optimize: ``targets`` less the ``enforced`` ones."""
         return tuple(t for t in self.targets if t not in self.enforced)
 
+    def keys_for(self, statistic: str, case: str | None = None) -> list[str]:
+        """Evaluator keys of ``statistic`` under ``case`` (None: every load case of the problem).
+
+        ``name@case`` per case with several load cases, the plain ``name`` with one
+        (:func:`~rln_design.design.loads.statistic_key`); a statistic of no load case (structure,
+        stiffness) is its plain name.
+        """
+        if not STATISTICS[statistic].per_case:
+            return [statistic]
+        cases = [case] if case is not None else [c.name for c in self.loads]
+        return [statistic_key(statistic, c, self.loads) for c in cases]
+
+    def values(self, item, stats: dict):
+        """Values `(n, K)` of a target or objective: the worst of its load cases per realization.
+
+        Args:
+            item: :class:`~rln_design.design.targets.Target` or
+                :class:`~rln_design.design.targets.Objective`.
+            stats: ``{key: (n, K)}`` numpy or torch (keys of :meth:`keys_for`).
+
+        Returns:
+            The maximum over the cases for ``<`` targets and minimized objectives, the minimum for
+            ``>`` targets and maximized objectives (one case: its values).
+        """
+        columns = [stats[k] for k in self.keys_for(item.statistic, item.case)]
+        if len(columns) == 1:
+            return columns[0]
+        if type(columns[0]).__module__.startswith("torch"):
+            import torch
+
+            stacked = torch.stack(columns, 0)
+            return stacked.amax(0) if item.worst == "max" else stacked.amin(0)
+        stacked = np.stack([np.asarray(c, dtype=np.float64) for c in columns], 0)
+        return stacked.max(0) if item.worst == "max" else stacked.min(0)
+
     @property
     def statistic_names(self) -> list[str]:
-        names = [t.statistic for t in self.targets]
-        if self.objective is not None:
-            names.append(self.objective.statistic)
-        return list(dict.fromkeys(names))
+        """The evaluator keys every target and the objective need (see :meth:`keys_for`)."""
+        items = [*self.targets, *([self.objective] if self.objective is not None else [])]
+        return list(dict.fromkeys(k for item in items for k in self.keys_for(item.statistic, item.case)))
 
     @property
     def n_outcomes(self) -> int:
@@ -87,7 +134,7 @@ class DesignProblem:
         """Robust relative margins `(n, n_scored)` of the scored targets, from ``{name: (n, K)}``."""
         cols = []
         for t in self.scored_targets:
-            v = np.asarray(stats[t.statistic], dtype=np.float64)
+            v = np.asarray(self.values(t, stats), dtype=np.float64)
             mean, std = np.nanmean(v, 1), _std(v)
             worse = mean + self.kappa * std if t.upper else mean - self.kappa * std
             cols.append(t.relative_margin(worse))
@@ -98,7 +145,7 @@ class DesignProblem:
         m = self.robust_margins(stats)
         if self.objective is None:
             return m
-        obj = self.objective.sign * np.nanmean(np.asarray(stats[self.objective.statistic], float), 1)
+        obj = self.objective.sign * np.nanmean(np.asarray(self.values(self.objective, stats), float), 1)
         return np.concatenate([obj[:, None], m], 1)
 
     def score_outcomes(self, y: np.ndarray) -> np.ndarray:
@@ -132,7 +179,7 @@ class DesignProblem:
                 row["statistics"][name] = {"mean": float(np.nanmean(v)), "std": float(_std(v[None])[0]),
                                            "values": [float(x) for x in v]}
             for t in self.targets:
-                v = np.asarray(stats[t.statistic], dtype=np.float64)[i]
+                v = np.asarray(self.values(t, stats), dtype=np.float64)[i]
                 mean, std = float(np.nanmean(v)), float(_std(v[None])[0])
                 row["targets"].append({
                     "target": str(t), "mean": mean, "std": std,
@@ -142,8 +189,8 @@ class DesignProblem:
                     "relative_margin": float(t.relative_margin(mean)),
                 })
             if self.objective is not None:
-                v = np.asarray(stats[self.objective.statistic], dtype=np.float64)[i]
-                row["objective"] = {"statistic": self.objective.statistic, "sense": self.objective.sense,
+                v = np.asarray(self.values(self.objective, stats), dtype=np.float64)[i]
+                row["objective"] = {"statistic": self.objective.label, "sense": self.objective.sense,
                                     "mean": float(np.nanmean(v)), "std": float(_std(v[None])[0])}
             out.append(row)
         return out
@@ -159,7 +206,7 @@ class DesignProblem:
 
         margins = []
         for t in self.scored_targets:
-            v = stats[t.statistic]
+            v = self.values(t, stats)
             mean = v.mean(1)
             # sample std (ddof 1), as robust_margins / the report use: the same kappa everywhere
             std = v.std(1, correction=1) if v.shape[1] > 1 else torch.zeros_like(mean)
@@ -169,7 +216,7 @@ class DesignProblem:
         if self.objective is None:
             m = torch.stack(margins, 1)
             return tau * torch.logsumexp(-m / tau, dim=1)
-        loss = -self.objective.sign * stats[self.objective.statistic].mean(1)
+        loss = -self.objective.sign * self.values(self.objective, stats).mean(1)
         for m in margins:
             loss = loss + penalty * tau * torch.nn.functional.softplus(-m / tau)
         return loss
@@ -178,7 +225,7 @@ class DesignProblem:
         return {"targets": [t.to_dict() for t in self.targets],
                 "enforced": [str(t) for t in self.enforced],
                 "objective": None if self.objective is None else self.objective.to_dict(),
-                "kappa": self.kappa}
+                "kappa": self.kappa, "loads": [c.to_dict() for c in self.loads]}
 
 
 def _std(v: np.ndarray) -> np.ndarray:

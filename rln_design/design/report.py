@@ -79,7 +79,9 @@ def plot_best_design(structure, strain, path, *, title: str = "") -> Path:
 
 def _shown(name: str, rel_diff: float, problem: dict) -> bool:
     """Print a surrogate-vs-FE difference? mean_strain (1 by construction) only if it is a target or off."""
-    if name != "mean_strain" or any(t["statistic"] == name for t in problem["targets"]):
+    from rln_design.design.loads import split_key
+
+    if split_key(name)[0] != "mean_strain" or any(t["statistic"] == "mean_strain" for t in problem["targets"]):
         return True
     return not rel_diff < 5e-4  # shows as 0.0 %: the surrogate keeps the mean; NaN is shown
 
@@ -90,7 +92,9 @@ def summary_text(result: dict) -> str:
     problem = result["problem"]
     tgts = ", ".join(t["text"] for t in problem["targets"]) or "-"
     obj = problem["objective"]
-    lines.append(f"targets: {tgts}" + (f"; {obj['sense']} {obj['statistic']}" if obj else ""))
+    label = obj and (obj["statistic"] + (f"@{obj['case']}" if obj.get("case") else ""))
+    loads = ", ".join(str(c["name"]) for c in problem.get("loads", [])) or "x"
+    lines.append(f"targets: {tgts}" + (f"; {obj['sense']} {label}" if obj else "") + f"; load cases: {loads}")
     config = result["config"]
     how = config["evaluator"] + (f", {config['surrogate_precision']}" if config["evaluator"] == "surrogate" else "")
     lines.append(f"evaluations: {result['n_evaluations']} ({how}), "

@@ -92,7 +92,8 @@ def verify_designs(designs, problem: DesignProblem, space: DesignSpace, fe_evalu
     from rln_design._progress import progress_bar
 
     designs = np.atleast_2d(np.asarray(designs, dtype=np.float64))
-    names = list(dict.fromkeys(problem.statistic_names + [s for s in extra_statistics]))
+    extra = [k for s in extra_statistics for k in problem.keys_for(s)]
+    names = list(dict.fromkeys(problem.statistic_names + extra))
     k_fresh = int(n_fresh if n_fresh is not None else space.n_realizations)
     same = space.seeds(1)[0]
     fresh = space.seeds(1, fresh=True)[0]
@@ -109,13 +110,13 @@ def verify_designs(designs, problem: DesignProblem, space: DesignSpace, fe_evalu
         fe_all = {n: np.concatenate([fe_same[n], fe_fresh[n]], 1)[0] for n in names}
         checks = []
         for t in problem.targets:
-            v = fe_all[t.statistic]
+            v = problem.values(t, {n: x[None] for n, x in fe_all.items()})[0]  # worst load case
             mean = float(np.nanmean(v))
             std = float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0
-            loop_mean = float(np.nanmean(loop[t.statistic])) if loop is not None else None
+            loop_mean = float(np.nanmean(problem.values(t, loop))) if loop is not None else None
             checks.append(TargetCheck(
                 target=str(t), fe_mean=mean, fe_std=std,
-                fe_mean_fresh=float(np.nanmean(fe_fresh[t.statistic])) if k_fresh else float("nan"),
+                fe_mean_fresh=float(np.nanmean(problem.values(t, fe_fresh))) if k_fresh else float("nan"),
                 fe_fraction_met=float(np.mean(t.met(v))), fe_probability_normal=_prob(t, mean, std),
                 confirmed=bool(t.met(mean)), fe_relative_margin=float(t.relative_margin(mean)),
                 loop_mean=loop_mean, loop_met=None if loop_mean is None else bool(t.met(loop_mean)),
@@ -133,8 +134,8 @@ def verify_designs(designs, problem: DesignProblem, space: DesignSpace, fe_evalu
             stats[n] = row
         objective = None
         if problem.objective is not None:
-            v = fe_all[problem.objective.statistic]
-            objective = {"statistic": problem.objective.statistic, "sense": problem.objective.sense,
+            v = problem.values(problem.objective, {n: x[None] for n, x in fe_all.items()})[0]
+            objective = {"statistic": problem.objective.label, "sense": problem.objective.sense,
                          "fe_mean": float(np.nanmean(v)), "fe_std": float(np.nanstd(v))}
         # ranks designs (verdict): the enforced targets' margins are ~0 at the box bound by design
         margins = [c.fe_relative_margin for c, t in zip(checks, problem.targets) if t not in problem.enforced]
