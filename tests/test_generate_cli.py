@@ -224,9 +224,9 @@ def test_device_writes_the_same_structures(tmp_path):
 
 
 def test_unreachable_scheduler(tmp_path, monkeypatch):
-    import rln_design.data as data
+    import rln_design.data.generate as generation
 
-    monkeypatch.setattr(data, "DASK_CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(generation, "DASK_CONNECT_TIMEOUT", "1s")
     result = run(*TINY, "--out", str(tmp_path / "d.h5"), "--scheduler", "tcp://127.0.0.1:9")
     assert result.exit_code == 2, result.output
     assert "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:9'" in " ".join(result.output.split())

@@ -31,6 +31,8 @@ def _format(info: dict) -> str:
         ]
     m = info["material"]
     lines += [
+        "fields      strain (eps_xx / imposed)"
+        + (", displacement (full strain tensor)" if info["displacement"] else ""),
         f"material    contrast {m['contrast']:g}, e_soft {m['e_soft']:g}, nu {m['nu']:g}, "
         f"imposed strain {m['imposed_strain']}",
         f"version     {info['version']} (created {info['created']}), seed {info['seed']}",
@@ -57,6 +59,8 @@ def inspect(file, png, index, as_json):
         info = dataset_info(file)  # a .partial being written is read without its lock
     except (KeyError, OSError) as exc:
         raise click.BadParameter(read_problem(file, exc), param_hint="'FILE'") from None
+    except ValueError as exc:  # no physics recorded
+        raise click.BadParameter(str(exc), param_hint="'FILE'") from None
     click.echo(json.dumps(info, indent=2) if as_json else _format(info))
     if png:
         from rln_design.plots import plot_sample_slices

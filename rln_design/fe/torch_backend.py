@@ -103,7 +103,7 @@ def batch_dot(a, b):
 
 
 def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device, dtype):
-    """Batched PCG; returns (strain, stress, stress_mean, iterations, residual) as tensors."""
+    """Batched PCG; returns (strain, stress, stress_mean, iterations, residual, displacement) as tensors."""
     dtype = dtype or torch.float64
     structures = torch.as_tensor(structures, device=device)
     single = structures.ndim == 3
@@ -150,5 +150,5 @@ def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device
         strain[:, 3:] *= 0.5
         stress_mean = stress.mean(dim=(2, 3, 4))
     if single:
-        return strain[0], stress[0], stress_mean[0], int(iterations[0]), float(residual[0])
-    return strain, stress, stress_mean, iterations, residual
+        return strain[0], stress[0], stress_mean[0], int(iterations[0]), float(residual[0]), x[0]
+    return strain, stress, stress_mean, iterations, residual, x
