@@ -22,7 +22,6 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from rln_design._atomic import atomic_path
@@ -338,17 +337,15 @@ def generate_dataset(
         out.parent.mkdir(parents=True, exist_ok=True)
         _create_partial(partial, config, device)
 
-    with h5py.File(partial, "r+") as f:
-        done = f["done"][()]
-        pending = np.flatnonzero(~done)
+    writer = f"torch:{device}" if device is not None else "numpy"
+    with schema.SampleWriter(partial, writer) as file:
+        pending = file.pending()
         if len(pending):
-            params, seeds = f["params"][()], f["seeds"][()]
+            params, seeds = file.design()
             n_workers = workers or os.cpu_count() or 1
             if chunk_size is None:
                 chunk_size = (128 if device is not None
                               else max(1, min(16, math.ceil(len(pending) / (4 * n_workers)))))
-            writer = f"torch:{device}" if device is not None else "numpy"
-            devices = json.loads(f.attrs.get("fe_devices", "[]"))
             solve_kwargs = {"physics": config.physics, "rtol": float(config.rtol)}
             tasks = (
                 {
@@ -377,20 +374,16 @@ def generate_dataset(
                 )
                 try:
                     for result in results:
-                        schema.write_samples(f, result)
-                        if writer not in devices:  # once it has written samples
-                            devices.append(writer)
-                            f.attrs["fe_devices"] = json.dumps(devices)
+                        file.write(result)
                         bar.update(len(result["indices"]))
                         if stop.signum:
                             break
                 finally:
                     results.close()  # a signal or an error: stop the workers now
                     bar.close()
-                    f.flush()
             if stop.signum:
                 raise Interrupted(stop.signum)
-        complete = bool(f["done"][()].all())
+        complete = not len(file.pending())
     if not complete:  # pragma: no cover - _run raises on any failure
         raise RuntimeError(f"{partial} is incomplete after the run")
     with open(partial, "rb+") as fh:  # data on disk before the rename makes it final

@@ -46,7 +46,7 @@ __all__ = [
     "SPLITS", "SPLIT_CODES", "REQUIRED_DATASETS", "open_for_reading", "read_problem", "load_dataset",
     "read_split", "read_splits", "check_values", "missing_datasets", "read_attrs", "physics", "provenance",
     "dataset_info", "read_sample", "read_structure", "read_strain_tensor", "has_displacement",
-    "done_count", "read_config",
+    "done_count", "read_config", "create_file", "SampleWriter",
 ]
 
 SPLITS = ("train", "validation", "test")
@@ -109,35 +109,67 @@ def create_file(path, config: DatasetConfig, *, points: np.ndarray, seeds: np.nd
         })
 
 
-def write_samples(f: h5py.File, result: dict):
-    """Write solved samples into the open file ``f`` and mark them done; a non-finite field is
-    never written.
+class SampleWriter:
+    """A dataset file open for filling in (a context manager): which samples are pending, the
+    design of a sample, and writing solved samples.
 
     Args:
-        f: the dataset file, open for writing.
-        result: ``indices (k,)`` and the per-sample arrays ``structures``, ``strain``, ``iterations``,
-            ``residual``, ``stress_mean`` (and ``displacement`` where the file stores it).
-
-    Raises:
-        ConvergenceError: a strain or displacement field holds NaN or inf (e.g. from a custom solve).
+        path: a file made by :func:`create_file`.
+        fe_device: the solver that writes, recorded once in the ``fe_devices`` attribute (JSON list)
+            when it writes its first samples, e.g. ``"numpy"`` or ``"torch:cuda"``.
     """
-    idx = np.asarray(result["indices"])
-    names = ["structures", "strain", "iterations", "residual", "stress_mean"]
-    if "displacement" in f:
-        names.append("displacement")
-    for name in ("strain", "displacement"):
-        if name not in names:
-            continue
-        finite = np.isfinite(np.asarray(result[name]).reshape(len(idx), -1)).all(axis=1)
-        if not finite.all():
-            from rln_design.fe.solver import ConvergenceError
 
-            raise ConvergenceError(f"sample {int(idx[~finite][0])}: the FE {name} field is not finite "
-                                   "(NaN or inf); it is not saved")
-    for name in names:
-        f[name][idx] = result[name]
-    f["done"][idx] = True  # after the data: a sample marked done is always fully written
-    f.flush()
+    def __init__(self, path, fe_device: str):
+        self.file = h5py.File(path, "r+")
+        self.fe_device = fe_device
+
+    def __enter__(self) -> SampleWriter:
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+        return False
+
+    def pending(self) -> np.ndarray:
+        """Rows not yet done, ``int64``."""
+        return np.flatnonzero(~self.file["done"][()])
+
+    def design(self) -> tuple[np.ndarray, np.ndarray]:
+        """``params float64 (n, 4)`` and ``seeds int64 (n,)`` of every sample."""
+        return self.file["params"][()], self.file["seeds"][()]
+
+    def write(self, result: dict):
+        """Write solved samples and mark them done; a non-finite field is never written.
+
+        Args:
+            result: ``indices (k,)`` and the per-sample arrays ``structures``, ``strain``,
+                ``iterations``, ``residual``, ``stress_mean`` (and ``displacement`` where the file
+                stores it).
+
+        Raises:
+            ConvergenceError: a strain or displacement field holds NaN or inf (e.g. a custom solve).
+        """
+        f = self.file
+        idx = np.asarray(result["indices"])
+        names = ["structures", "strain", "iterations", "residual", "stress_mean"]
+        if "displacement" in f:
+            names.append("displacement")
+        for name in ("strain", "displacement"):
+            if name not in names:
+                continue
+            finite = np.isfinite(np.asarray(result[name]).reshape(len(idx), -1)).all(axis=1)
+            if not finite.all():
+                from rln_design.fe.solver import ConvergenceError
+
+                raise ConvergenceError(f"sample {int(idx[~finite][0])}: the FE {name} field is not finite "
+                                       "(NaN or inf); it is not saved")
+        for name in names:
+            f[name][idx] = result[name]
+        f["done"][idx] = True  # after the data: a sample marked done is always fully written
+        devices = json.loads(f.attrs.get("fe_devices", "[]"))
+        if self.fe_device not in devices:  # once it has written samples
+            f.attrs["fe_devices"] = json.dumps([*devices, self.fe_device])
+        f.flush()
 
 
 def read_config(path) -> tuple[dict, int]:
