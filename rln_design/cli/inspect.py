@@ -49,12 +49,8 @@ def _format(info: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect(file, png, index, as_json):
     """Summarize the dataset FILE (complete or .partial) written by ``rln-design generate``."""
-    import h5py
-
     from rln_design.data import dataset_info, read_problem, read_sample
 
-    if not h5py.is_hdf5(file):
-        raise click.BadParameter(f"{file} is not an HDF5 file", param_hint="'FILE'")
     try:
         info = dataset_info(file)  # a .partial being written is read without its lock
     except (KeyError, OSError) as exc:
