@@ -202,10 +202,8 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
         label to the full :func:`evaluate_model` result, plus ``"_data"``: the evaluated
         ``(structures, strain, file indices within the split)``.
     """
-    import h5py
-
     from rln_design.baselines import MeanFieldBaseline, MKSLocalization
-    from rln_design.data import load_dataset
+    from rln_design.data import load_dataset, read_attrs
     from rln_design.surrogate import Surrogate
 
     structures, strain = load_dataset(data, split)
@@ -213,8 +211,7 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
         raise ValueError(f"{data} has no finished sample in split {split!r}")
     index = _select(len(structures), max_samples, seed)
     structures, strain = structures[index], strain[index]
-    with h5py.File(data, "r") as f:
-        contrast = f.attrs.get("contrast")
+    contrast = read_attrs(data).get("contrast")
     contrast = float(contrast) if contrast is not None else None
     grid = tuple(structures.shape[1:])
     notes = []

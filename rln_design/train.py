@@ -35,7 +35,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import h5py
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -43,7 +42,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomic
 from rln_design.checkpoint import Checkpoint, CheckpointError, decode_attrs, load_checkpoint, save_checkpoint
-from rln_design.data import SPLIT_CODES, _read_rows
+from rln_design.data import SPLIT_CODES, read_split, read_splits
 from rln_design.models import build_model, config_from_dict
 from rln_design.models.krylov import KrylovConfig
 from rln_design.models.recurrent import KINDS as RLN_KINDS
@@ -219,28 +218,10 @@ _DEFAULTS = TrainConfig().to_dict()
 # ----------------------------------------------------------------------------------------- data
 
 
-def _attr_value(value):
-    """h5py attribute -> plain python (str, int, float, list)."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def load_split(
     path: str | os.PathLike, split: str = "train", max_samples: int | None = None, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Load the finished samples (``done == True``) of one split of an HDF5 dataset into memory.
-
-    Args:
-        path: HDF5 file with ``structures`` uint8 `(n, x, y, z)`, ``strain`` float32 `(n, x, y, z)`
-            (eps_xx / imposed eps_xx), ``split`` uint8 `(n,)`, ``done`` bool `(n,)`.
-        split: ``"train"``, ``"validation"`` or ``"test"``.
-        max_samples: keep a random subset of this many samples (seeded by ``seed``, file order kept).
-        seed: seed of the subset.
+    """The finished samples of one split as tensors (:func:`rln_design.data.read_split`).
 
     Returns:
         ``(structures uint8 (n, x, y, z), strain float32 (n, x, y, z), attrs)`` with ``attrs`` the
@@ -248,82 +229,22 @@ def load_split(
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a dataset of this layout, unknown split, or no sample in the split.
+        ValueError: not a dataset of this layout, unknown split, no sample in the split, or
+            non-binary structures / non-finite strains.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"dataset {str(path)!r} does not exist")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{str(path)!r} is not a readable HDF5 file ({err})") from None
-    with f:
-        for name in ("structures", "strain", "split"):
-            if name not in f:
-                raise ValueError(
-                    f"{str(path)!r} has no {name!r} dataset; expected the layout written by "
-                    "`rln-design generate` (structures, strain, split, done)"
-                )
-        structures_ds, strain_ds = f["structures"], f["strain"]
-        if structures_ds.shape != strain_ds.shape or len(structures_ds.shape) != 4:
-            raise ValueError(
-                f"{str(path)!r}: structures {structures_ds.shape} and strain {strain_ds.shape} "
-                "must both be (n, x, y, z)"
-            )
-        keep = f["split"][:] == SPLITS[split]
-        if "done" in f:
-            keep &= f["done"][:].astype(bool)
-        index = np.flatnonzero(keep)
-        if len(index) == 0:
-            raise ValueError(f"{str(path)!r} has no finished sample in split {split!r}")
-        if max_samples is not None and max_samples < len(index):
-            rng = np.random.default_rng(seed)
-            index = np.sort(rng.choice(index, size=max_samples, replace=False))
-        keep = np.zeros(structures_ds.shape[0], bool)
-        keep[index] = True
-        structures = _read_rows(structures_ds, keep)
-        strain = _read_rows(strain_ds, keep)
-        _check_values(path, structures, strain, index)
-        structures = structures.astype(np.uint8, copy=False)
-        strain = strain.astype(np.float32, copy=False)
-        attrs = {key: _attr_value(value) for key, value in f.attrs.items()}
+    structures, strain, attrs = read_split(path, split, max_samples=max_samples, seed=seed)
     return torch.from_numpy(structures), torch.from_numpy(strain), attrs
 
 
-def _check_values(path, structures: np.ndarray, strain: np.ndarray, rows: np.ndarray):
-    """Raise ValueError naming the file and a row if a structure holds a value other than 0 / 1
-    or a strain field is not finite (either would train a model on nonsense, or to NaN)."""
-    if structures.dtype == np.uint8:
-        binary = structures.max(initial=0) <= 1  # fast: no copy
-    else:
-        binary = np.isin(structures, (0, 1)).all()
-    if not binary:
-        bad = np.unique(structures[~np.isin(structures, (0, 1))])[:5].tolist()
-        raise ValueError(f"{str(path)!r}: structures must hold 0 (soft) and 1 (stiff) only; found {bad}")
-    finite = np.isfinite(strain.reshape(len(strain), -1)).all(axis=1)
-    if not finite.all():
-        raise ValueError(f"{str(path)!r}: the strain of {int((~finite).sum())} sample(s) is not finite "
-                         f"(NaN or inf), the first in row {int(rows[~finite][0])}")
-
-
 def _load_data(paths, split, max_samples, seed):
-    """Concatenate one split of several files; check that contrast and grid agree."""
-    parts = [load_split(p, split) for p in paths]
-    contrasts = {part[2].get("contrast") for part in parts}
-    grids = {tuple(part[0].shape[1:]) for part in parts}
-    if len(contrasts) > 1:
-        raise ValueError(f"data files have different contrasts {sorted(map(str, contrasts))}")
-    if len(grids) > 1:
-        raise ValueError(f"data files have different grids {sorted(grids)}")
-    structures = torch.cat([p[0] for p in parts])
-    strain = torch.cat([p[1] for p in parts])
+    """One split of several files as tensors (:func:`rln_design.data.read_splits`), optionally a
+    seeded subset of ``max_samples``."""
+    structures, strain, attrs = read_splits(paths, split)
+    structures, strain = torch.from_numpy(structures), torch.from_numpy(strain)
     if max_samples is not None and max_samples < len(structures):
         g = torch.Generator().manual_seed(seed)
         index = torch.randperm(len(structures), generator=g)[:max_samples].sort().values
         structures, strain = structures[index], strain[index]
-    attrs = {str(p): part[2] for p, part in zip(paths, parts)}
     return structures, strain, attrs
 
 

@@ -170,7 +170,7 @@ for name in "${active[@]}"; do
   rate=$(python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]["samples_per_s"])' \
          $runs/$name-$tag-probe/metrics.jsonl) || { say "$name: probe failed"; tail -20 "$scratch/probe_$name.log"; continue; }
   files=($data/${name}_$size.h5); [[ -f $data/${name}_${size}g.h5 ]] && files+=($data/${name}_${size}g.h5)
-  n_train=$(python3 -c 'import sys, h5py; print(sum(int((h5py.File(p, "r")["split"][()] == 0).sum()) for p in sys.argv[1:]))' \
+  n_train=$(python3 -c 'import sys; from rln_design.data import split_rows; print(sum(len(split_rows(p, "train")) for p in sys.argv[1:]))' \
             "${files[@]}")
   plan=$(python3 -c 'import sys; rate, budget, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 load = n * 0.003 * (int(sys.argv[4]) / 31) ** 3  # reading the HDF5 files: ~2-3.5 ms per 31^3 structure here
@@ -202,10 +202,9 @@ finish() {  # finish NAME
   local name=$1 run=$runs/$1-$tag cap=$(( ($(left) - 15) / 2 ))
   mkdir -p $run
   cp "$scratch/probe_$name.log" "$scratch/train_$name.log" $run/ 2>/dev/null
-  python3 -c 'import json, os, sys, h5py
-print(json.dumps({p: {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in h5py.File(p, "r").attrs.items()}
-                  for p in sys.argv[1:] if os.path.exists(p)}, indent=1))' $data/${name}_${size}g.h5 $data/${name}_$size.h5 \
-    > $run/data_attrs.json
+  python3 -c 'import json, os, sys; from rln_design.data import read_attrs
+print(json.dumps({p: read_attrs(p) for p in sys.argv[1:] if os.path.exists(p)}, indent=1))' \
+    $data/${name}_${size}g.h5 $data/${name}_$size.h5 > $run/data_attrs.json
   pack $name
   if [[ -f $run/best.pt ]] && (( cap < 20 )); then
     say "$name: no time left for the evaluations"

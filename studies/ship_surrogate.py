@@ -23,12 +23,10 @@ import json
 import shutil
 from pathlib import Path
 
-import h5py
-
 from rln_design import __version__
 from rln_design._atomic import atomic_path
 from rln_design.checkpoint import Checkpoint, load_checkpoint
-from rln_design.data import SPLIT_CODES, split_design_points
+from rln_design.data import SPLIT_CODES, done_count, physics, provenance, split_design_points, split_rows
 from rln_design.evaluate import format_table
 from rln_design.surrogate import Surrogate
 from rln_design.symmetry import check_ensemble_size, symmetry_transforms
@@ -45,10 +43,8 @@ def _dataset_line(path: str, attrs: dict | None = None) -> str:
     (a GPU stage generates its data there), from the attributes the checkpoint recorded of it
     (its ``data`` summary): the split counts follow from the config (``split_design_points``)."""
     if Path(path).is_file() or attrs is None:
-        with h5py.File(path, "r") as f:
-            config = json.loads(f.attrs["config"])
-            n, grid = f["structures"].shape[0], f["structures"].shape[1:]
-            splits = {name: int((f["split"][:] == code).sum()) for name, code in SPLIT_CODES.items()}
+        config, (_, n), grid = provenance(path).config, done_count(path), physics(path).grid
+        splits = {name: len(split_rows(path, name)) for name in SPLIT_CODES}  # done samples of each
         where = ""
     else:
         config = attrs["config"]
@@ -452,8 +448,7 @@ def main(argv=None):
     history = read_metrics(run)
     earlier = [(load_checkpoint(Path(d) / "best.pt"), read_metrics(d)) for d in args.stage]
     report = json.loads((run / "evaluation.json").read_text())
-    with h5py.File(args.test_data, "r") as f:
-        test_grid = list(f["structures"].shape[1:])
+    test_grid = list(physics(args.test_data).grid)
     surrogate = Surrogate.from_checkpoint(ckpt, source=f"surrogates/{args.name}")
     ours, plain = surrogate_rows(report, args.ensemble)
     surrogate.ensemble = args.ensemble

@@ -98,12 +98,11 @@ mean strain, differentiable in relaxed structures. The number of steps is the ac
 def _dataset_config(path: str) -> dict | None:
     """The validation/test dataset's recorded config (its parameter ``bounds`` are the box in which
     the accuracy was measured; ``rln-design optimize`` defaults to that box), or None without it."""
-    import h5py
+    from rln_design.data import provenance
 
     if not Path(path).is_file():
         return None
-    with h5py.File(path, "r") as f:
-        return json.loads(f.attrs["config"])
+    return provenance(path).config
 
 
 def _physics(contrast: float, dataset: dict | None) -> Physics:

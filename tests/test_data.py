@@ -1,4 +1,5 @@
-"""Tests of rln_design.data: seeds, split, HDF5 layout, resume, reading API, Dask."""
+"""Tests of rln_design.data generation: seeds, split, HDF5 layout, resume, reading API, Dask
+(the schema's readers of old and new files: tests/test_data_schema.py)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,10 @@ class NaNAfter(InterruptAfter):
 def read_all(path) -> dict:
     with h5py.File(path, "r") as f:
         arrays = {name: f[name][()] for name in f}
-        attrs = {k: v for k, v in f.attrs.items() if k != "created"}
+        # when and where a run started differs between runs (its config and seed do not)
+        attrs = {k: v for k, v in f.attrs.items() if k not in ("created", "provenance")}
+        provenance = json.loads(f.attrs["provenance"])
+        attrs["provenance config and seed"] = (provenance["config"], provenance["seed"])
     return {"arrays": arrays, "attrs": attrs}
 
 

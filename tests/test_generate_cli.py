@@ -84,6 +84,24 @@ def keep_signal_handlers():
         signal.signal(signum, handler)
 
 
+
+def test_store_displacement_option_writes_the_full_tensor_data(tmp_path):
+    from rln_design.cli.inspect import inspect
+    from rln_design.data import has_displacement, read_sample, read_strain_tensor
+
+    out = tmp_path / "d.h5"
+    assert run(*TINY, "--out", str(out)).exit_code == 0
+    assert not has_displacement(out)  # off by default: eps_xx-only files stay as small as before
+    full = tmp_path / "full.h5"
+    result = run(*TINY, "--out", str(full), "--store-displacement")
+    assert result.exit_code == 0, result.output
+    sample = read_sample(full, 1)
+    np.testing.assert_allclose(read_strain_tensor(full, 1), solve_fe(sample["structure"], contrast=10.0).strain,
+                               rtol=0, atol=1e-9)
+    shown = CliRunner().invoke(inspect, [str(full)])
+    assert "fields      strain (eps_xx / imposed), displacement (full strain tensor)" in shown.output
+
+
 def test_ctrl_c_message(tmp_path, monkeypatch, keep_signal_handlers):
     out = tmp_path / "d.h5"
     import rln_design.data as data
@@ -224,9 +242,9 @@ def test_device_writes_the_same_structures(tmp_path):
 
 
 def test_unreachable_scheduler(tmp_path, monkeypatch):
-    import rln_design.data as data
+    import rln_design.data.generate as generation
 
-    monkeypatch.setattr(data, "DASK_CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(generation, "DASK_CONNECT_TIMEOUT", "1s")
     result = run(*TINY, "--out", str(tmp_path / "d.h5"), "--scheduler", "tcp://127.0.0.1:9")
     assert result.exit_code == 2, result.output
     assert "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:9'" in " ".join(result.output.split())

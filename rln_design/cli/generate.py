@@ -58,12 +58,11 @@ def _parse_split(ctx, param, value) -> tuple:
 
 def _report_interrupt(partial):
     """One line on stderr: how many samples the interrupted run saved in ``partial``."""
-    import h5py
+    from rln_design.data import done_count
 
     try:
-        with h5py.File(partial, "r") as f:
-            done, n = int(f["done"][()].sum()), f["done"].shape[0]
-    except OSError:  # interrupted before the partial file existed
+        done, n = done_count(partial)
+    except (OSError, KeyError):  # interrupted before the partial file existed
         click.echo("\nInterrupted before any sample was saved.", err=True)
     else:
         click.echo(f"\nInterrupted: {done}/{n} samples saved in {partial}; re-run the same command to resume.",
@@ -104,10 +103,13 @@ def _report_interrupt(partial):
               help="Solve each chunk as one batch with the torch FE backend on this device (e.g. cuda), "
                    "in this process, instead of worker processes (--chunk-size default 128). Same "
                    "structures; strains equal the CPU solver's to within --rtol.")
+@click.option("--store-displacement", is_flag=True,
+              help="Also store each sample's periodic displacement fluctuation (float32, 3 values per "
+                   "voxel), from which the full strain tensor follows exactly (full-tensor training).")
 @click.option("--overwrite", is_flag=True, help="Replace a complete output / discard a mismatched .partial.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(contrast, count, size, out, realizations, seed, box, linear_widths, rtol, e_soft, nu, split,
-             workers, chunk_size, scheduler, device, overwrite, quiet):
+             workers, chunk_size, scheduler, device, store_displacement, overwrite, quiet):
     """Generate an FE-solved dataset: Latin-hypercube design points x realizations -> HDF5.
 
     Work goes to OUT.partial, flushed after every chunk; Ctrl-C and re-running the same command
@@ -134,6 +136,7 @@ def generate(contrast, count, size, out, realizations, seed, box, linear_widths,
         config = DatasetConfig(
             contrast=contrast, count=count, size=size, realizations=realizations, seed=seed, bounds=box,
             log_widths=not linear_widths, rtol=rtol, e_soft=e_soft, nu=nu, split=split,
+            store_displacement=store_displacement,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

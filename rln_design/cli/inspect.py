@@ -31,6 +31,8 @@ def _format(info: dict) -> str:
         ]
     m = info["material"]
     lines += [
+        "fields      strain (eps_xx / imposed)"
+        + (", displacement (full strain tensor)" if info["displacement"] else ""),
         f"material    contrast {m['contrast']:g}, e_soft {m['e_soft']:g}, nu {m['nu']:g}, "
         f"imposed strain {m['imposed_strain']}",
         f"version     {info['version']} (created {info['created']}), seed {info['seed']}",
@@ -47,16 +49,14 @@ def _format(info: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect(file, png, index, as_json):
     """Summarize the dataset FILE (complete or .partial) written by ``rln-design generate``."""
-    import h5py
-
     from rln_design.data import dataset_info, read_problem, read_sample
 
-    if not h5py.is_hdf5(file):
-        raise click.BadParameter(f"{file} is not an HDF5 file", param_hint="'FILE'")
     try:
         info = dataset_info(file)  # a .partial being written is read without its lock
     except (KeyError, OSError) as exc:
         raise click.BadParameter(read_problem(file, exc), param_hint="'FILE'") from None
+    except ValueError as exc:  # no physics recorded
+        raise click.BadParameter(str(exc), param_hint="'FILE'") from None
     click.echo(json.dumps(info, indent=2) if as_json else _format(info))
     if png:
         from rln_design.plots import plot_sample_slices

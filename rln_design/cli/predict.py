@@ -24,22 +24,20 @@ def _read_h5_sample(h5, index: int):
     A file being written (``.partial``) is read as far as it is saved; an unreadable file,
     another layout or an unsolved sample is a ``click.BadParameter``.
     """
-    from rln_design.data import open_for_reading, read_problem
+    from rln_design.data import read_problem, read_structure
 
     try:
-        with open_for_reading(h5) as f:
-            if "structures" not in f:
-                raise click.BadParameter(f"{h5} has no 'structures' dataset", param_hint="--h5")
-            n = f["structures"].shape[0]
-            if index >= n:
-                raise click.BadParameter(f"index {index} out of range: {h5} has {n} samples",
-                                         param_hint="--index")
-            if "done" in f and not bool(f["done"][index]):
-                raise click.BadParameter(f"sample {index} of {h5} is not generated yet (an unfinished "
-                                         "file: resume `rln-design generate` first)", param_hint="--index")
-            return f["structures"][index], (f["strain"][index] if "strain" in f else None)
-    except OSError as err:
+        sample = read_structure(h5, index)
+    except ValueError as err:  # no structures dataset
+        raise click.BadParameter(str(err), param_hint="--h5") from None
+    except IndexError as err:
+        raise click.BadParameter(str(err), param_hint="--index") from None
+    except (OSError, KeyError) as err:
         raise click.BadParameter(read_problem(h5, err), param_hint="--h5") from None
+    if not sample["done"]:
+        raise click.BadParameter(f"sample {index} of {h5} is not generated yet (an unfinished "
+                                 "file: resume `rln-design generate` first)", param_hint="--index")
+    return sample["structure"], sample["strain"]
 
 
 def _read_npy(path) -> np.ndarray:

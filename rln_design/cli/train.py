@@ -25,14 +25,13 @@ _MODEL_OPTIONS = {"model": "kind", "n_iter": "n_iter", "history": "history", "wi
 
 
 def _check_data_file(ctx, param, paths):
-    from rln_design.data import open_for_reading, read_problem
+    from rln_design.data import REQUIRED_DATASETS, missing_datasets, read_problem
 
     for path in paths:
         if not Path(path).is_file():
             raise click.BadParameter(f"file {path!r} does not exist", ctx=ctx, param=param)
         try:
-            with open_for_reading(path) as f:
-                missing = [n for n in ("structures", "strain", "split") if n not in f]
+            missing = missing_datasets(path, REQUIRED_DATASETS)
         except OSError as err:  # not HDF5, truncated ...
             raise click.BadParameter(read_problem(path, err), ctx=ctx, param=param) from None
         if missing:

@@ -168,9 +168,10 @@ def solve_numpy(structures, moduli_of, nu, imposed, rtol, maxiter, initial=None)
         initial: warm start `(batch, 3, x, y, z)` or None.
 
     Returns:
-        ``(strain, stress, stress_mean, iterations, residual)``: tensor-component strain and stress
-        `(..., 6, x, y, z)`, mean stress `(..., 6)`, PCG iterations and the true relative residual
-        (scalars for one structure, `(batch,)` arrays for a batch).
+        ``(strain, stress, stress_mean, iterations, residual, displacement)``: tensor-component
+        strain and stress `(..., 6, x, y, z)`, mean stress `(..., 6)`, PCG iterations and the true
+        relative residual (scalars for one structure, `(batch,)` arrays for a batch), and the
+        periodic fluctuation displacement `(..., 3, x, y, z)`.
 
     Raises:
         ConvergenceError: the true residual is above ``rtol`` or not finite, or the strain is not.
@@ -179,7 +180,7 @@ def solve_numpy(structures, moduli_of, nu, imposed, rtol, maxiter, initial=None)
 
     gamma_bar = element.engineering(imposed)
     batch = structures.reshape(-1, *structures.shape[-3:])
-    strains, stresses, iters, residuals = [], [], [], []
+    strains, stresses, iters, residuals, displacements = [], [], [], [], []
     # one BLAS thread: the skinny 24x24 @ 24xN product is 10-20x slower multi-threaded here
     with threadpool_limits(limits=1, user_api="blas"):
         for index, structure in enumerate(batch):
@@ -202,10 +203,12 @@ def solve_numpy(structures, moduli_of, nu, imposed, rtol, maxiter, initial=None)
             stresses.append(sigma)
             iters.append(iterations)
             residuals.append(true_residual)
+            displacements.append(u)
     strain = np.stack(strains)
     stress = np.stack(stresses)
+    u = np.stack(displacements)
     if structures.ndim == 3:
-        return strain[0], stress[0], stress[0].mean(axis=(1, 2, 3)), iters[0], residuals[0]
-    return strain, stress, stress.mean(axis=(2, 3, 4)), np.array(iters), np.array(residuals)
+        return strain[0], stress[0], stress[0].mean(axis=(1, 2, 3)), iters[0], residuals[0], u[0]
+    return strain, stress, stress.mean(axis=(2, 3, 4)), np.array(iters), np.array(residuals), u
 
 

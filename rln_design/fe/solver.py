@@ -27,6 +27,7 @@ torch backend is imported inside :func:`solve_fe` only when a torch input asks f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from rln_design.fe.numpy_backend import NumpyProblem as _NumpyProblem  # noqa: F
 from rln_design.fe.numpy_backend import solve_numpy as _solve_numpy
 from rln_design.fe.operator import (ROUNDOFF, ConvergenceError,  # noqa: F401  (re-exported)
                                     check_converged, reference_inverse_symbol)
+
+if TYPE_CHECKING:
+    from rln_design.physics import Physics
 
 DEFAULT_E_SOFT = 120.0
 DEFAULT_NU = 0.3
@@ -56,6 +60,9 @@ class FEResult:
         iterations: PCG iterations (int, or ``(batch,)`` array).
         residual: final true relative residual ``||K u~ + f|| / ||f||`` (float or ``(batch,)``).
         imposed: the imposed macroscopic strain, tensor components ``(6,)``.
+        displacement: periodic fluctuation displacement ``u~`` at the nodes ``(..., 3, x, y, z)``
+            (components x, y, z; node ``(i, j, k)`` is the corner at the origin of voxel
+            ``(i, j, k)``); the element-centre strain is ``eps_bar + B_c u~_e``.
     """
 
     strain: object
@@ -64,6 +71,7 @@ class FEResult:
     iterations: object
     residual: object
     imposed: np.ndarray
+    displacement: object = None
 
     def eps_xx_normalized(self):
         """eps_xx divided by the imposed eps_xx, float32 ``(..., x, y, z)`` (its mean is 1)."""
@@ -145,15 +153,16 @@ def _imposed_strain(strain) -> np.ndarray:
 def solve_fe(
     structures,
     *,
-    contrast: float = 10.0,
-    e_soft: float = DEFAULT_E_SOFT,
-    nu: float = DEFAULT_NU,
+    contrast: float | None = None,
+    e_soft: float | None = None,
+    nu: float | None = None,
     strain=None,
     rtol: float = 1e-6,
     maxiter: int = 1000,
     device=None,
     dtype=None,
     initial=None,
+    physics: Physics | None = None,
 ) -> FEResult:
     """Solve the periodic two-phase elasticity problem on voxel structures.
 
@@ -166,8 +175,9 @@ def solve_fe(
             on the CPU with numpy; torch tensors (or any input with ``device`` given) with the
             batched torch backend on their device.
         contrast: E_hard / E_soft, finite, from 1e-6 to 1e6 (:mod:`rln_design.fe.limits`).
-        e_soft: modulus of phase 0 (phase 1 has ``contrast * e_soft``).
-        nu: Poisson ratio of both phases, in (-1, 0.5).
+            Default 10 (without ``physics``).
+        e_soft: modulus of phase 0 (phase 1 has ``contrast * e_soft``). Default 120.
+        nu: Poisson ratio of both phases, in (-1, 0.5). Default 0.3.
         strain: imposed macroscopic strain ``eps_bar``: symmetric 3x3 tensor or 6 tensor components
             (xx, yy, zz, yz, xz, xy). Default: eps_xx = 1e-3, all others 0.
         rtol: relative residual ``||K u~ + f|| / ||f||`` at which PCG stops, from 1e-13 (float64
@@ -181,13 +191,18 @@ def solve_fe(
             the imposed ``strain``), e.g. ``1e-3 * Surrogate.displacement(structures)`` for the
             default eps_xx = 1e-3. The stopping rule is the same, so the result meets ``rtol``
             either way; a good start saves iterations. Default: 0.
+        physics: the problem as one record (:class:`rln_design.physics.Physics`): supplies
+            ``contrast``, ``e_soft``, ``nu`` and ``strain`` (its grid is not checked: the
+            structures define it). Give either ``physics`` or those arguments; an explicit
+            argument that disagrees with ``physics`` is a ValueError.
 
     Returns:
         :class:`FEResult` (numpy arrays for numpy input, torch tensors for the torch backend).
 
     Raises:
         ValueError: non-binary or wrongly shaped structures, contrast outside [1e-6, 1e6], e_soft
-            <= 0, nu outside (-1, 0.5), a malformed strain, rtol outside [1e-13, 1); NaN or inf.
+            <= 0, nu outside (-1, 0.5), a malformed strain, rtol outside [1e-13, 1); NaN or inf;
+            ``physics`` together with a conflicting contrast, e_soft, nu or strain.
         ConvergenceError: the residual did not reach ``rtol`` within ``maxiter`` iterations, or
             the residual or the strain field is not finite.
 
@@ -196,6 +211,7 @@ def solve_fe(
         >>> result = solve_fe(generate(4, 4, 4, 0.5, shape=(15, 15, 15), seed=0), contrast=10)
         >>> field = result.eps_xx_normalized()   # (15, 15, 15), mean 1
     """
+    contrast, e_soft, nu, strain = _material(physics, contrast, e_soft, nu, strain)
     use_torch = device is not None or type(structures).__module__.startswith("torch")
     if not use_torch:
         structures = np.asarray(structures)
@@ -214,5 +230,27 @@ def solve_fe(
 
         out = _solve_numpy(structures, moduli_of, nu, imposed, rtol, maxiter,
                            _check_initial(initial, structures.shape))
-    strain_field, stress, stress_mean, iterations, residual = out
-    return FEResult(strain_field, stress, stress_mean, iterations, residual, imposed)
+    strain_field, stress, stress_mean, iterations, residual, displacement = out
+    return FEResult(strain_field, stress, stress_mean, iterations, residual, imposed, displacement)
+
+
+def _material(physics, contrast, e_soft, nu, strain):
+    """``(contrast, e_soft, nu, strain)`` from ``physics`` or the explicit arguments (defaults for
+    the ones not given); ValueError naming both when an explicit value contradicts ``physics``."""
+    if physics is None:
+        return (10.0 if contrast is None else contrast, DEFAULT_E_SOFT if e_soft is None else e_soft,
+                DEFAULT_NU if nu is None else nu, strain)
+    from rln_design.physics import Physics
+
+    if not isinstance(physics, Physics):
+        raise ValueError(f"physics must be a rln_design.physics.Physics, got {type(physics).__name__}")
+    given = {"contrast": (contrast, physics.contrast), "e_soft": (e_soft, physics.e_soft),
+             "nu": (nu, physics.nu)}
+    for name, (value, wanted) in given.items():
+        if value is not None and float(value) != wanted:
+            raise ValueError(f"{name}={value!r} conflicts with physics.{name}={wanted!r}: give one of them")
+    imposed = np.asarray(physics.imposed_strain, dtype=float)
+    if strain is not None and not np.array_equal(_imposed_strain(strain), imposed):
+        raise ValueError(f"strain={np.asarray(strain).tolist()} conflicts with physics.imposed_strain="
+                         f"{list(physics.imposed_strain)}: give one of them")
+    return physics.contrast, physics.e_soft, physics.nu, imposed

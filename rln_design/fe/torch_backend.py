@@ -210,7 +210,7 @@ def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device
         device, dtype: where and in which float dtype to solve (default: the input's, float64).
 
     Returns:
-        ``(strain, stress, stress_mean, iterations, residual)`` as in
+        ``(strain, stress, stress_mean, iterations, residual, displacement)`` as in
         :func:`rln_design.fe.numpy_backend.solve_numpy`, tensors (Python scalars for the
         iterations and residual of a single structure).
 
@@ -242,5 +242,5 @@ def solve_torch(structures, contrast, e_soft, nu, imposed, rtol, maxiter, device
         strain = to_tensor_components(gamma)
         stress_mean = stress.mean(dim=(2, 3, 4))
     if single:
-        return strain[0], stress[0], stress_mean[0], int(iterations[0]), float(residual[0])
-    return strain, stress, stress_mean, iterations, residual
+        return strain[0], stress[0], stress_mean[0], int(iterations[0]), float(residual[0]), x[0]
+    return strain, stress, stress_mean, iterations, residual, x
