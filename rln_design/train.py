@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomic
 from rln_design.checkpoint import Checkpoint, CheckpointError, decode_attrs, load_checkpoint, save_checkpoint
 from rln_design.data import SPLIT_CODES, read_split, read_splits
+from rln_design.data import physics as data_physics
 from rln_design.models import build_model, config_from_dict
 from rln_design.models.krylov import KrylovConfig
 from rln_design.models.recurrent import KINDS as RLN_KINDS
@@ -679,7 +680,7 @@ def _start_run(config: TrainConfig) -> _Run:
             f"validation data contrast {sorted(map(str, val_contrasts))} differs from the training "
             f"data contrast {sorted(map(str, train_contrasts))}"
         )
-    physics = _data_physics(next(iter(attrs.values())), tuple(train_m.shape[1:]), config.model)
+    physics = _data_physics(config.data[0], config.model)
     torch.manual_seed(config.seed)  # seeded init; overwritten on resume
     np.random.seed(config.seed)
     model = build_model(config.model).to(device)
@@ -692,14 +693,10 @@ def _start_run(config: TrainConfig) -> _Run:
                 provenance)
 
 
-def _data_physics(attrs: dict, grid: tuple, model_config) -> Physics:
-    """The training data's physics (its attributes, the grid of its arrays); a Krylov model must
-    solve the same problem (contrast, nu)."""
-    known = {k: attrs[k] for k in ("contrast", "e_soft", "nu", "imposed_strain") if k in attrs}
-    if "contrast" not in known:
-        raise ValueError("the training data records no contrast (attribute 'contrast'); make it with "
-                         "`rln-design generate`")
-    physics = Physics.from_dict({**known, "grid": list(grid)})
+def _data_physics(path, model_config) -> Physics:
+    """The training data's physics (:func:`rln_design.data.physics` of its first file); a Krylov
+    model must solve the same problem (contrast, nu)."""
+    physics = data_physics(path)
     if isinstance(model_config, KrylovConfig):
         for name in ("contrast", "nu"):
             if not math.isclose(getattr(model_config, name), getattr(physics, name), rel_tol=1e-9):

@@ -164,16 +164,11 @@ def _model_config(fields: dict, data: str):
 
     if fields["kind"] != "pcg-net":
         return ModelConfig(**fields)
-    from rln_design.data import open_for_reading
-    from rln_design.physics import DEFAULT_NU
+    from rln_design.data import physics
 
-    with open_for_reading(data) as f:
-        attrs = dict(f.attrs)
-    if "contrast" not in attrs:
-        raise ValueError(f"{data!r} records no contrast (attribute 'contrast'): a pcg-net needs the "
-                         "data's physics; make the file with `rln-design generate`")
+    data_physics = physics(data)  # ValueError naming the missing attributes for a file without any
     return KrylovConfig(kind="pcg-net", n_iter=fields["n_iter"], width=fields["width"],
-                        contrast=float(attrs["contrast"]), nu=float(attrs.get("nu", DEFAULT_NU)))
+                        contrast=data_physics.contrast, nu=data_physics.nu)
 
 
 def _earlier_run(out, overwrite: bool, init_from) -> list[Path]:

@@ -295,15 +295,14 @@ def _grid_of(f: h5py.File) -> tuple[int, ...]:
 def _physics_of(f: h5py.File, path) -> Physics:
     if "physics" in f.attrs:
         return Physics.from_dict(json.loads(_plain(f.attrs["physics"])))
-    names = ("contrast", "e_soft", "nu", "imposed_strain")  # the flat attributes of older files
-    missing = [name for name in names if name not in f.attrs]
-    if missing:
-        raise ValueError(f"{path} records no physics: it has neither a 'physics' attribute nor the "
-                         f"attribute(s) {', '.join(missing)} (written by `rln-design generate`)")
-    strain = _plain(f.attrs["imposed_strain"])
-    return Physics(contrast=float(f.attrs["contrast"]), e_soft=float(f.attrs["e_soft"]),
-                   nu=float(f.attrs["nu"]), imposed_strain=json.loads(strain) if isinstance(strain, str) else strain,
-                   grid=_grid_of(f))
+    # older files: flat attributes; the earliest hand-made ones hold only the contrast, and the
+    # material and load they leave out were the defaults then (Physics' defaults)
+    if "contrast" not in f.attrs:
+        raise ValueError(f"{path} records no physics: it has neither a 'physics' nor a 'contrast' "
+                         "attribute (files written by `rln-design generate` have both)")
+    known = {name: _plain(f.attrs[name]) for name in ("contrast", "e_soft", "nu", "imposed_strain")
+             if name in f.attrs}
+    return Physics.from_dict({**known, "grid": list(_grid_of(f))})
 
 
 def physics(path) -> Physics:
