@@ -282,15 +282,15 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
             row["recorded_metrics"] = predictor.accuracy
         rows.append(row)
     details["_data"] = (structures, strain, index)
-    from rln_design._version import __version__, revision
+    from rln_design.provenance import Provenance
 
     config = {"split": split, "baselines": baselines, "mks_ridge": mks_ridge, "batch_size": batch_size,
               "max_samples": max_samples, "seed": seed, "device": str(device),
               "ensembles": sizes, "precisions": precs}
     report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
               "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
-              "excluded": {"non_finite_fe": excluded}, "notes": notes, "config": config, "seed": seed, "version": __version__,
-              "revision": revision()}
+              "excluded": {"non_finite_fe": excluded}, "notes": notes, "config": config, "seed": seed,
+              "provenance": Provenance.capture(config, seed=seed, device=device).to_dict()}
     return report, details
 
 

@@ -172,7 +172,7 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
                   n_confirmed=sum(bool(v["meets_all"]) for v in ver),
                   fe_rounds=(report["bayes"] or {}).get("fe_rounds", 0),
                   n_evaluations=report["n_evaluations"], warnings=report["warnings"],
-                  versions=report["versions"], surrogate_info=report["surrogate"])
+                  provenance=report["provenance"], surrogate_info=report["surrogate"])
     best = verdict.get("best")
     if best is not None:
         v = ver[best]
@@ -271,7 +271,8 @@ def markdown(meta: dict, rows: list[dict], records: list[dict]) -> str:
         f"- CPU: {meta['cpu']}; torch intra-op threads {meta['threads']}",
         f"- load average (1/5/15 min) before {meta['load_before']}, after {meta['load_after']} "
         "(a shared machine makes wall times pessimistic; CPU s is the process's CPU time)",
-        f"- versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}",
+        f"- versions: rln-design {meta['provenance']['version']} ({meta['provenance']['revision']}), python "
+        f"{meta['python']}, {', '.join(f'{k} {v}' for k, v in meta['provenance']['packages'].items())}",
         f"- surrogate: `{s['name']}` from `{s['source']}` ({s['kind']}, contrast {s['contrast']}, "
         f"training grid {s['grid']}, precision {s.get('precision', 'fp32')}, "
         f"recorded metrics {s['metrics'] or 'none'})",
@@ -350,7 +351,8 @@ def main(argv=None) -> dict:
     """Run the benchmark; write the markdown and JSON reports; return the JSON dict."""
     import torch
 
-    from rln_design.design.run import OptimizeConfig, _versions
+    from rln_design.design.run import OptimizeConfig
+    from rln_design.provenance import Provenance
     from rln_design.surrogate import Surrogate
 
     args = parse_args(argv)
@@ -366,7 +368,8 @@ def main(argv=None) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": cpu_summary(), "threads": torch.get_num_threads(),
         "load_before": tuple(round(v, 2) for v in os.getloadavg()),
-        "versions": {"python": platform.python_version(), **_versions()},
+        "provenance": Provenance.capture({"argv": argv}, seed=None).to_dict(),
+        "python": platform.python_version(),
         "surrogate": {"name": args.surrogate, "source": surrogate.metadata.get("source"), "kind": surrogate.kind,
                       "contrast": surrogate.contrast, "grid": surrogate.grid, "ensemble": surrogate.ensemble,
                       "precision": surrogate.precision,

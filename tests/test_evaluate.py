@@ -111,7 +111,7 @@ def test_evaluate_cli_json(tmp_path):
     assert report["n"] == 4 and report["split"] == "test" and report["grid"] == [6, 6, 6]
     from rln_design import __version__
 
-    assert report["version"] == __version__ and report["seed"] == 0
+    assert report["provenance"]["version"] == __version__ and report["seed"] == 0 == report["provenance"]["seed"]
     assert report["config"] == {"split": "test", "baselines": True, "mks_ridge": 1e-6, "batch_size": 3,
                                 "max_samples": None, "seed": 0, "device": "cpu", "ensembles": None,
                                 "precisions": None}

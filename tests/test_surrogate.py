@@ -264,7 +264,7 @@ def test_predict_cli_npy_and_h5(saved, tmp_path, monkeypatch):
     sidecar = json.loads((tmp_path / report["report"]).read_text())  # provenance beside the field
     assert report["report"] == str(Path(report["out"]).with_suffix(".json"))
     assert sidecar["input"] == {"npy": "batch.npy"} and sidecar["surrogate"] == str(directory)
-    assert sidecar["statistics"] == report["statistics"] and "revision" in sidecar and sidecar["version"]
+    assert sidecar["statistics"] == report["statistics"] and "revision" in sidecar["provenance"] and sidecar["provenance"]["version"]
 
     with h5py.File("d.h5", "w") as f:
         f["structures"] = m
@@ -368,7 +368,7 @@ def test_predict_cli_bad_inputs_and_output(saved, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["out"] == "field.npy" and np.load(report["out"]).shape == GRID
-    assert report["version"] and report["source"] == str(directory / "model.pt")
+    assert report["provenance"]["version"] and report["source"] == str(directory / "model.pt")
     assert not list(tmp_path.glob("*.tmp"))
 
 

@@ -69,7 +69,8 @@ def test_unreachable_target_reported_infeasible_with_closest_design(tmp_path):
 
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["verdict"]["status"] == "infeasible" and len(saved["history"]) >= 5
-    assert {"rln_design", "torch", "botorch"} <= set(saved["versions"])
+    assert {"torch", "botorch", "numpy"} <= set(saved["provenance"]["packages"])
+    assert saved["provenance"]["version"] and saved["provenance"]["seed"] == saved["seed"]
 
 
 def test_verdict_names_the_confirmed_designs_in_listed_order():

@@ -10,7 +10,7 @@ import numpy as np
 
 from rln_design._atomic import atomic_path, write_text_atomic
 from rln_design._json import dumps
-from rln_design._version import __version__, revision
+from rln_design.provenance import Provenance
 from rln_design.cli.options import (ensemble_size, figure_file, output_file, positive_int,
                                      precision_choice, refuse_to_overwrite_input, torch_device)
 
@@ -143,7 +143,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
     stats = {k: np.asarray(v).tolist()
              for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
     sidecar = out.with_suffix(".json")
-    report = {"version": __version__, "revision": revision(), "surrogate": str(surrogate),
+    report = {"provenance": Provenance.capture({"surrogate": str(surrogate)}).to_dict(), "surrogate": str(surrogate),
               "source": model.metadata.get("source"), "kind": model.kind, "contrast": model.contrast,
               "ensemble": model.ensemble, "precision": model.precision,
               "input": {"h5": str(h5), "index": index} if h5 is not None else {"npy": str(structure)},

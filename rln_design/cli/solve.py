@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from rln_design._json import dumps
-from rln_design._version import __version__, revision
+from rln_design.provenance import Provenance
 from rln_design.cli.options import (FiniteFloatRange, contrast_value, deprecated_alias, fe_failure,
                                      figure_file, positive_float, positive_int, rtol_value)
 from rln_design.fe.solver import DEFAULT_E_SOFT
@@ -62,7 +62,10 @@ def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json
               "seeds": seeds.tolist(), "iterations": result.iterations.tolist(),
               "residual": result.residual.tolist(), "seconds": seconds,
               "c_eff_xx": (result.effective_stiffness_column()[:, 0]).tolist(), "statistics": stats,
-              "rtol": rtol, "version": __version__, "revision": revision()}
+              "rtol": rtol}
+    report["provenance"] = Provenance.capture(
+        {"gx": gx, "gy": gy, "gz": gz, "vf": vf, "size": size, "contrast": contrast,
+         "realizations": realizations, "rtol": rtol}, seed=seed).to_dict()
     if png:
         from rln_design.plots import plot_sample_slices
 

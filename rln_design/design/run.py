@@ -29,6 +29,7 @@ from rln_design.design.evaluators import FEEvaluator, SurrogateEvaluator
 from rln_design.design.gradient import GradientConfig, GradientLoop
 from rln_design.design.loads import parse_loads
 from rln_design.design.objective import DesignProblem, History
+from rln_design.provenance import Provenance
 from rln_design.design.space import (DesignSpace, bounds_from_targets, bounds_reached, parse_bounds,
                                      training_box)
 from rln_design.design.targets import check_load_cases, check_targets, parse_objective, parse_targets
@@ -240,19 +241,6 @@ def _check_surrogate_settings(ensemble, precision) -> None:
         raise ValueError(f"surrogate_ensemble: {err}") from None
     if precision not in PRECISIONS:
         raise ValueError(f"surrogate_precision={precision!r} must be one of {', '.join(PRECISIONS)}")
-
-
-def _versions() -> dict:
-    import botorch
-    import scipy
-    import torch
-
-    import rln_design
-
-    from rln_design._version import revision
-
-    return {"rln_design": rln_design.__version__, "revision": revision(), "torch": torch.__version__,
-            "botorch": botorch.__version__, "numpy": np.__version__, "scipy": scipy.__version__}
 
 
 @dataclass
@@ -497,7 +485,7 @@ def _report(setup: _Setup, history, bo, grad, verifications, result_verdict, rou
     return {
         "config": asdict(config),
         "seed": config.seed,
-        "versions": _versions(),
+        "provenance": Provenance.capture(asdict(config), seed=config.seed).to_dict(),
         "surrogate": setup.surrogate_info,
         "contrast": setup.physics.contrast,
         "fe": {"contrast": getattr(fe, "contrast", None), "nu": getattr(fe, "nu", None),
