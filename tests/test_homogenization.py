@@ -73,7 +73,8 @@ def test_shipped_test_split_structures_within_the_card_bound():
         fe = fe_stiffness(structures, model.physics)
         error = np.abs(pred / fe - 1) * 100
         assert np.all(error <= model.metrics["test"]["max_rel_error_pct"] + 1e-6), (name, error)
-        assert np.all(pred >= fe * (1 - 1e-5))  # PCG energy: an upper bound of the FE value
+        if model.config.get("correction") is None:
+            assert np.all(pred >= fe * (1 - 1e-5))  # plain PCG energy: an upper bound of the FE value
 
 
 def test_missing_homogenization_file_is_one_clear_error(tmp_path):
