@@ -16,7 +16,7 @@ Decision rule (validation split only): the cheapest arm (fewest PCG steps; the w
 estimate before the corrected one at equal N) whose validation mean relative error is <= 0.5 % (half
 the 1 % target) and maximum <= 2 %; the chosen arm is evaluated once on the test split and shipped.
 
-Reproduce (one torch thread; ~10 CPU minutes; two-point statistics and PCG energies are cached
+Reproduce (one torch thread; ~4 CPU minutes, 215 s in the committed run; two-point statistics and PCG energies are cached
 under ``runs/homogenization/``)::
 
     OMP_NUM_THREADS=1 python studies/homogenization_study.py --data-dir data --ship
