@@ -49,6 +49,7 @@ _EXPORTS = {
     "TrainConfig": "rln_design.train",
     "train_model": "rln_design.train",
     "Surrogate": "rln_design.surrogate",
+    "HomogenizationModel": "rln_design.homogenization",
     "evaluate_model": "rln_design.evaluate",
     # design
     "parse_target": "rln_design.design.targets",
