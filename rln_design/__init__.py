@@ -20,23 +20,23 @@ from rln_design._version import __version__
 # public name -> module that defines it
 _EXPORTS = {
     # microstructure
-    "generate": "rln_design.microstructure",
-    "generate_batch": "rln_design.microstructure",
-    "generate_torch": "rln_design.microstructure",
-    "generate_pymks": "rln_design.microstructure",
-    "noise": "rln_design.microstructure",
-    "latin_hypercube": "rln_design.microstructure",
-    "ParameterBox": "rln_design.microstructure",
+    "generate": "rln_design.structure.generator",
+    "generate_batch": "rln_design.structure.generator",
+    "generate_torch": "rln_design.structure.generator",
+    "generate_pymks": "rln_design.structure.generator",
+    "noise": "rln_design.structure.generator",
+    "latin_hypercube": "rln_design.structure.generator",
+    "ParameterBox": "rln_design.structure.generator",
     # finite elements
     "solve_fe": "rln_design.fe.solver",
     "FEResult": "rln_design.fe.solver",
     "ConvergenceError": "rln_design.fe.solver",
     # statistics
-    "STATISTICS": "rln_design.stats",
-    "compute_statistic": "rln_design.stats",
-    "compute_statistics": "rln_design.stats",
-    "two_point_correlation": "rln_design.twopoint",
-    "correlation_length": "rln_design.twopoint",
+    "STATISTICS": "rln_design.design.stats",
+    "compute_statistic": "rln_design.design.stats",
+    "compute_statistics": "rln_design.design.stats",
+    "two_point_correlation": "rln_design.structure.twopoint",
+    "correlation_length": "rln_design.structure.twopoint",
     # data
     "generate_dataset": "rln_design.data",
     "load_dataset": "rln_design.data",
@@ -46,11 +46,11 @@ _EXPORTS = {
     # models / training / surrogate
     "RLN": "rln_design.models.recurrent",
     "ProximalNet": "rln_design.models.proximal",
-    "TrainConfig": "rln_design.train",
-    "train_model": "rln_design.train",
-    "Surrogate": "rln_design.surrogate",
-    "HomogenizationModel": "rln_design.homogenization",
-    "evaluate_model": "rln_design.evaluate",
+    "TrainConfig": "rln_design.training.loop",
+    "train_model": "rln_design.training.loop",
+    "Surrogate": "rln_design.surrogate.strain",
+    "HomogenizationModel": "rln_design.surrogate.homogenization",
+    "evaluate_model": "rln_design.training.evaluate",
     # design
     "parse_target": "rln_design.design.targets",
     "Target": "rln_design.design.targets",

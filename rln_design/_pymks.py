@@ -85,7 +85,7 @@ def two_point_correlation(structures, periodic: bool = True) -> np.ndarray:
     ``m`` the stiff indicator, ``S`` the number of voxel pairs at lag ``r`` (``N`` if periodic).
     Zero lag sits at index ``n // 2`` of each axis (fftshift order). pymks crops every axis to
     lags ``|r| <= (min(x, y, z) - 1) // 2``, so on an odd cubic grid the result has the full
-    shape and equals ``rln_design.twopoint.two_point_correlation``; otherwise it equals that
+    shape and equals ``rln_design.structure.twopoint.two_point_correlation``; otherwise it equals that
     array's centre crop.
 
     Args:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from rln_design import __version__
 from rln_design._atomic import write_text_atomic
-from rln_design.checkpoint import load_checkpoint
-from rln_design.train import read_metrics
+from rln_design.training.checkpoint import load_checkpoint
+from rln_design.training.loop import read_metrics
 from _machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from rln_design.data import load_dataset
-from rln_design.evaluate import _select, mase
-from rln_design.surrogate import Surrogate
+from rln_design.training.evaluate import _select, mase
+from rln_design.surrogate.strain import Surrogate
 
 
 def _subset(path: str, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

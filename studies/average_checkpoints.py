@@ -21,7 +21,7 @@ normalization layers, so the average needs no statistics pass:
 
     theta_avg = (1 / M) sum_{m=1..M} theta_m
 
-The output is a :class:`rln_design.checkpoint.Checkpoint` that ``Surrogate.load`` and
+The output is a :class:`rln_design.training.checkpoint.Checkpoint` that ``Surrogate.load`` and
 ``rln-design evaluate`` read: the last checkpoint's kind, physics and data summary with the averaged
 weights; its provenance records the sources (``config["averaged_from"]``) and the last one's run
 configuration (``config["last_config"]``). It has no training state (resuming from an average is
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from rln_design.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from rln_design.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rln_design.provenance import Provenance
 
 

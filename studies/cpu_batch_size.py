@@ -11,7 +11,7 @@ the activations of a 31^3 V-Net pass (36^3 padded, 16-32 channels) stop fitting 
 study times the public call on the same 16 structures (31^3, Latin-hypercube parameters, the
 shipped ``cr10`` weights, plain network) for batch sizes 1, 2, 4, 8, 16 at 1 and 2 torch threads,
 round robin over the sizes (median of the rounds); the CPU default of ``Surrogate.predict``
-(``batch_size=None``, ``rln_design.surrogate.CPU_BATCH_SIZE``) was chosen from it.
+(``batch_size=None``, ``rln_design.surrogate.strain.CPU_BATCH_SIZE``) was chosen from it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SIZES = (1, 2, 4, 8, 16)
 
 def structures(n: int) -> np.ndarray:
     """`(n, 31, 31, 31)` uint8 structures from a Latin hypercube of the default parameter box."""
-    from rln_design.microstructure import generate_batch, latin_hypercube
+    from rln_design.structure.generator import generate_batch, latin_hypercube
 
     return generate_batch(latin_hypercube(n, seed=0), np.arange(n), shape=(31, 31, 31))
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from rln_design import Surrogate
-    from rln_design.surrogate import CPU_BATCH_SIZE, DEVICE_BATCH_SIZE
+    from rln_design.surrogate.strain import CPU_BATCH_SIZE, DEVICE_BATCH_SIZE
 
     surrogate = Surrogate.load(args.surrogate, ensemble=1)
     m = structures(args.count)

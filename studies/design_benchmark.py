@@ -353,7 +353,7 @@ def main(argv=None) -> dict:
 
     from rln_design.design.run import OptimizeConfig
     from rln_design.provenance import Provenance
-    from rln_design.surrogate import Surrogate
+    from rln_design.surrogate.strain import Surrogate
 
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -7,7 +7,7 @@ Reproduce (one core each, the two side by side, ~25 min on the 2-core CPU)::
 
 On ``--n`` structures drawn at random (seed 0) from the seeded 400-structure test subset that the
 model cards use (``rln-design evaluate --max-samples 400``, seed 0), it computes the ``K``-pass ensemble
-``(1/K) sum_{j<K} T_j^{-1} RLN(T_j m)`` of :mod:`rln_design.symmetry` for K = 1, 2, 4, 8, 16 (the
+``(1/K) sum_{j<K} T_j^{-1} RLN(T_j m)`` of :mod:`rln_design.models.symmetry` for K = 1, 2, 4, 8, 16 (the
 transform set is nested, so one pass per transform serves every K), and the average over the 16
 reflections / y<->z swaps *without* origin shifts, which separates what the shifts (the padding
 seam) buy from what the point group buys. Writes ``studies/ensemble_size_<name>.md``.
@@ -25,9 +25,9 @@ import torch
 from rln_design import __version__
 from rln_design._atomic import write_text_atomic
 from rln_design.data import load_dataset
-from rln_design.evaluate import _select, mase, relative_errors
-from rln_design.surrogate import Surrogate
-from rln_design.symmetry import SymmetryTransform, symmetry_transforms
+from rln_design.training.evaluate import _select, mase, relative_errors
+from rln_design.surrogate.strain import Surrogate
+from rln_design.models.symmetry import SymmetryTransform, symmetry_transforms
 from _machine import cpu_summary
 
 SIZES = (1, 2, 4, 8, 16)

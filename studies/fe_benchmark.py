@@ -50,7 +50,7 @@ VF = 0.5
 def structures(n: int, count: int) -> list[np.ndarray]:
     """``count`` structures on an ``n^3`` grid (same geometry family at every grid size)."""
     try:
-        from rln_design.microstructure import generate
+        from rln_design.structure.generator import generate
     except ImportError:  # fallback when the generator module is absent
         from scipy.ndimage import gaussian_filter
 

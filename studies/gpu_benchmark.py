@@ -35,8 +35,8 @@ from rln_design import __version__
 from rln_design._atomic import write_text_atomic
 from rln_design._hardware import describe_device
 from rln_design.fe.solver import solve_fe
-from rln_design.microstructure import ParameterBox, generate_batch, latin_hypercube
-from rln_design.surrogate import Surrogate
+from rln_design.structure.generator import ParameterBox, generate_batch, latin_hypercube
+from rln_design.surrogate.strain import Surrogate
 
 
 def _sync(device: torch.device):

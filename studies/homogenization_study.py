@@ -38,7 +38,7 @@ import torch
 from rln_design._atomic import write_text_atomic
 from rln_design.data import SPLITS
 from rln_design.fe.solver import solve_fe
-from rln_design.homogenization import (HomogenizationModel, corrected_energy, correction_features,
+from rln_design.surrogate.homogenization import (HomogenizationModel, corrected_energy, correction_features,
                                        fit_pca, pcg_energy_sequence, stiffness_bounds,
                                        stiffness_from_stress, two_point_features)
 from rln_design.physics import Physics
@@ -97,7 +97,7 @@ def fe_check(d: dict) -> dict:
 def pymks_check(d: dict) -> float:
     """Max |difference| of the numpy two-point statistics and pymks's on two structures."""
     from rln_design._pymks import two_point_correlation as pymks_tpc
-    from rln_design.twopoint import two_point_correlation
+    from rln_design.structure.twopoint import two_point_correlation
 
     s = d["structures"][:2]
     return float(np.abs(pymks_tpc(s) - two_point_correlation(s)).max())
@@ -256,7 +256,7 @@ def card(name: str, r: dict, prov: Provenance) -> str:
 Predicts the effective normal stiffness `stiffness_x = C*_xxxx / E_soft = <sigma_xx> / (E_soft eps_xx)`
 under uniaxial macroscopic strain eps_bar = (eps_xx, 0, 0, 0, 0, 0), from N = {c['n_iter']} steps of the FE
 solver's own preconditioned CG (the physics of the `{name}` strain surrogate): the energy of the N-step
-{what} Load with `rln_design.homogenization.HomogenizationModel.load("{name}")`; `.predict(structures)`
+{what} Load with `rln_design.surrogate.homogenization.HomogenizationModel.load("{name}")`; `.predict(structures)`
 -> `(n,)`, `.predict_axes(structures)` -> `(n, 3)` (x, y, z by axis swaps). Any grid size.
 
 ## Physics
@@ -361,7 +361,7 @@ def report(results: dict, prov: Provenance, command: str) -> str:
               + ", ".join(f"{r['plain_n_iter_needed']} ({n})" for n, r in results.items())
               + ". Timings: one torch thread on a 2-core machine shared with other jobs; compare within a "
               "contrast only. Two-point statistics from "
-              "`rln_design.twopoint` equal pymks's `TwoPointCorrelation` ("
+              "`rln_design.structure.twopoint` equal pymks's `TwoPointCorrelation` ("
               + ", ".join(f"{n}: max |diff| {r['pymks_twopoint_max_abs_diff']:.1e}" for n, r in results.items()) + ").", ""]
     return "\n".join(lines)
 

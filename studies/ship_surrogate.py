@@ -4,7 +4,7 @@
         --stage runs/cr10-31 --stage runs/cr10-31x --stage runs/cr10-31y \
         --test-data data/cr10_31.h5 --selection runs/cr10-select.json --ensemble 4
 
-Reads ``RUN/best.pt`` (a :class:`rln_design.checkpoint.Checkpoint`: weights, physics, the resolved
+Reads ``RUN/best.pt`` (a :class:`rln_design.training.checkpoint.Checkpoint`: weights, physics, the resolved
 config in its provenance, training data attributes), ``RUN/metrics.jsonl``
 (the per-epoch log written by ``rln-design train``) and ``RUN/evaluation.json`` (the JSON report of
 ``rln-design evaluate`` on the test split; with ``--ensemble K`` it needs a row of that
@@ -25,12 +25,12 @@ from pathlib import Path
 
 from rln_design import __version__
 from rln_design._atomic import atomic_path
-from rln_design.checkpoint import Checkpoint, load_checkpoint
+from rln_design.training.checkpoint import Checkpoint, load_checkpoint
 from rln_design.data import SPLIT_CODES, done_count, physics, provenance, split_design_points, split_rows
-from rln_design.evaluate import format_table
-from rln_design.surrogate import Surrogate
-from rln_design.symmetry import check_ensemble_size, symmetry_transforms
-from rln_design.train import read_metrics
+from rln_design.training.evaluate import format_table
+from rln_design.surrogate.strain import Surrogate
+from rln_design.models.symmetry import check_ensemble_size, symmetry_transforms
+from rln_design.training.loop import read_metrics
 from _machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def transfer_check(stages: list[tuple[str, dict]], n: int = 48, seed: int = 0) -
     import numpy as np
 
     from rln_design.data import load_dataset
-    from rln_design.evaluate import evaluate_model
+    from rln_design.training.evaluate import evaluate_model
 
     files = list(dict.fromkeys(
         p for _, c in stages for p in (*c.provenance.config["data"], *c.provenance.config.get("val_data", ()))
@@ -366,7 +366,7 @@ def make_card(name: str, ckpt: Checkpoint, history: list[dict], report: dict, te
         *([
             f"Symmetry ensemble: `Surrogate.predict`, `rln-design predict` and `rln-design evaluate`"
             f" average the network over {ensemble} exact symmetries of the eps_xx problem"
-            f" (`rln_design.symmetry`; at {'x'.join(map(str, grid))}: "
+            f" (`rln_design.models.symmetry`; at {'x'.join(map(str, grid))}: "
             + "; ".join(f"({t.describe()})" for t in symmetry_transforms(ensemble, grid))
             + f"), which costs {ensemble} forward passes per structure. The design loops of"
             " `rln-design optimize` use the plain network by default (`--ensemble 1`; FE verifies"

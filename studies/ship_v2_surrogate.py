@@ -2,7 +2,7 @@
 
 Reads ``studies/surrogate_v2_study.json`` (written by ``python studies/surrogate_v2_study.py
 report``), takes the chosen number of PCG steps N and the measured test figures of ``pcg<N>`` for a
-contrast, and writes ``surrogates/<name>/model.pt`` (a :class:`rln_design.checkpoint.Checkpoint`:
+contrast, and writes ``surrogates/<name>/model.pt`` (a :class:`rln_design.training.checkpoint.Checkpoint`:
 the model's constructor arguments, its one buffer, physics, provenance, the metrics) and ``card.md``. Every number in the card comes from the
 study record; nothing is typed in by hand.
 
@@ -19,11 +19,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from rln_design.checkpoint import Checkpoint
+from rln_design.training.checkpoint import Checkpoint
 from rln_design.models.krylov import KrylovConfig, KrylovNet
 from rln_design.physics import DEFAULT_GRID, Physics
 from rln_design.provenance import Provenance
-from rln_design.surrogate import Surrogate
+from rln_design.surrogate.strain import Surrogate
 
 STUDY = Path("studies/surrogate_v2_study.json")
 DATA = {10: ("data/cr10_31.h5", "2560 structures at 31^3 (512 Latin-hypercube design points x 5 "

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from rln_design.checkpoint import as_checkpoint
+from rln_design.training.checkpoint import as_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 _STAGE = re.compile(r"^- training, stage (\d+)", re.MULTILINE)

@@ -14,7 +14,7 @@ a Latin hypercube of the default parameter box), torch intra-op threads = 2 unle
   inference mode + ``channels_last_3d`` weights, 1 vs 2 threads, bf16 CPU autocast in both layouts
   (fast with AMX / AVX512-BF16, emulated and slow without), and the public ``Surrogate.predict``
   (batch 1) in fp32 and bf16 with the plain network (``ensemble=1``) and with the symmetry
-  ensemble (the shipped surrogate's default ``K``, else 4; ``K`` passes, :mod:`rln_design.symmetry`);
+  ensemble (the shipped surrogate's default ``K``, else 4; ``K`` passes, :mod:`rln_design.models.symmetry`);
 * ms per structure of ``solve_fe`` (contrast of the surrogate, rtol 1e-6) on the first structures;
 * the surrogate:FE speed ratio;
 * the accuracy cost of bf16: MASE (100 mean |y_bf16 - y_fp32|) against the fp32 prediction on the
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rln_design.precision import cpu_has_native_bf16
+from rln_design.models.precision import cpu_has_native_bf16
 from _machine import cpu_summary
 
 OUT = Path(__file__).with_suffix(".md")
@@ -65,7 +65,7 @@ def cpu_info() -> str:
 def load_model(name: str):
     """(RLN in eval mode, surrogate or None, description)."""
     from rln_design.models.recurrent import RLN, ModelConfig
-    from rln_design.surrogate import Surrogate, available_surrogates
+    from rln_design.surrogate.strain import Surrogate, available_surrogates
 
     if name in available_surrogates() or Path(name).exists():
         s = Surrogate.load(name)
@@ -111,7 +111,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from rln_design.fe.solver import solve_fe
-    from rln_design.microstructure import generate_batch, latin_hypercube
+    from rln_design.structure.generator import generate_batch, latin_hypercube
 
     load_before = os.getloadavg()
     torch.set_num_threads(THREADS)
@@ -264,7 +264,7 @@ def main(argv=None):
          "- this CPU has no native bf16 (no AMX / AVX512-BF16): oneDNN emulates bf16 and the bf16 "
          "rows are slower than fp32; keep `precision=\"fp32\"` (or `\"auto\"`, which picks fp32 here)."),
         "- `Surrogate.predict` adds input validation and a copy to numpy to the forward pass;"
-        f" its {k_ens}-pass ensemble rows are {k_ens} forward passes, averaged (rln_design.symmetry:"
+        f" its {k_ens}-pass ensemble rows are {k_ens} forward passes, averaged (rln_design.models.symmetry:"
         " reflections combined with origin shifts).",
         "- batch-1 variants are timed round robin (median of the repeats), so a change of machine "
         "load hits them alike; batch-" + str(big) + " rows are single timed calls.",

@@ -42,7 +42,7 @@ import torch
 
 from rln_design._atomic import atomic_path
 from rln_design.models.krylov import KrylovConfig, KrylovNet
-from rln_design.train import load_split
+from rln_design.training.loop import load_split
 
 DATA = "data/cr10_31.h5"
 RUNS = Path(os.environ.get("RLN_V2_RUNS", "runs/v2study"))  # arm runs and the result cache
@@ -166,7 +166,7 @@ def accuracy(surrogate, structures, strain, full=None) -> dict:
     Full-tensor error: ``100 mean_{voxels, 6 components} |eps_pred - eps_FE| / eps_bar_xx`` on the
     structures of ``full`` = ``(structures, FE strain (n, 6, x, y, z))``.
     """
-    from rln_design.evaluate import mase, relative_errors
+    from rln_design.training.evaluate import mase, relative_errors
 
     pred = surrogate.predict(structures.numpy(), batch_size=4, precision="fp32")
     per = mase(pred, strain.numpy())
@@ -229,7 +229,7 @@ def n_params(surrogate) -> int:
 
 
 def pcg_surrogate(n: int, contrast: float):
-    from rln_design.surrogate import Surrogate
+    from rln_design.surrogate.strain import Surrogate
 
     return Surrogate(KrylovNet(KrylovConfig(n_iter=n, contrast=contrast)), {"contrast": contrast})
 
@@ -273,7 +273,7 @@ def test_figures(contrast: float, data: str, arms: dict, n_full: int, max_test=N
 
 def load_arms(contrast: float, n: int) -> dict:
     """Surrogates of the study that exist on this machine, by arm name."""
-    from rln_design.surrogate import Surrogate
+    from rln_design.surrogate.strain import Surrogate
 
     arms = {}
     v1 = next((p for p in (Path(f"surrogates/cr{contrast:g}-rln"), Path(f"surrogates/cr{contrast:g}"))
@@ -290,9 +290,9 @@ def load_arms(contrast: float, n: int) -> dict:
 
 def grid_transfer(surrogates: dict, contrast: float, grids=(16, 31, 63), count: int = 8) -> dict:
     """MASE against FE on ``count`` fresh structures per grid (same parameter box, seeds 0..)."""
-    from rln_design.evaluate import mase
+    from rln_design.training.evaluate import mase
     from rln_design.fe.solver import solve_fe
-    from rln_design.microstructure import generate_batch, latin_hypercube
+    from rln_design.structure.generator import generate_batch, latin_hypercube
 
     out = {}
     for grid in grids:

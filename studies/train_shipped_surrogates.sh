@@ -34,7 +34,7 @@
 #     (~2.7-2.8 h on one core per surrogate);
 # 13. the same again from the stage-12 weights over 8,000 fresh structures of a twelfth seed, at 3e-4
 #     (~2.8-3.0 h on one core per surrogate).
-# Shipped with a 4-pass symmetry ensemble as the default of predict/evaluate (rln_design.symmetry);
+# Shipped with a 4-pass symmetry ensemble as the default of predict/evaluate (rln_design.models.symmetry);
 # the card reports it and the plain network side by side.
 # Test metrics come from the 31^3 test split. The shipped runs stopped stage 1 early for time (the
 # model cards record how many epochs ran); this script runs the full planned schedule.

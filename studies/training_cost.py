@@ -33,8 +33,8 @@ from rln_design import __version__
 from rln_design.models import proximal
 from rln_design._atomic import write_text_atomic
 from rln_design.models.recurrent import RLN, ModelConfig
-from rln_design.precision import cpu_has_native_bf16
-from rln_design.train import iterate_loss
+from rln_design.models.precision import cpu_has_native_bf16
+from rln_design.training.loop import iterate_loss
 from _machine import cpu_model
 
 CASES = [  # (grid, width, batch, mode); a mode is space-separated options

@@ -8,7 +8,7 @@ torch.set_num_threads(1)
 
 from rln_design.design.evaluators import FunctionEvaluator
 from rln_design.design.space import DesignSpace
-from rln_design.microstructure import ParameterBox
+from rln_design.structure.generator import ParameterBox
 
 U_STAR = np.array([0.7, 0.3, 0.4, 0.6])  # optimum in unit-cube coordinates
 SPACE = DesignSpace(box=ParameterBox(), shape=(7, 7, 7), n_realizations=3, seed=0)

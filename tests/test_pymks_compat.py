@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rln_design import _pymks
-from rln_design.microstructure import generate_batch, generate_pymks
-from rln_design.twopoint import two_point_correlation
+from rln_design.structure.generator import generate_batch, generate_pymks
+from rln_design.structure.twopoint import two_point_correlation
 
 _pymks.load_pymks()  # pymks is a hard dependency: a broken import fails this module instead of skipping it
 

@@ -63,7 +63,7 @@ def evaluate(models, data, split, baselines, mks_ridge, ensembles, precisions, b
     import torch
 
     from rln_design._atomic import write_text_atomic
-    from rln_design.evaluate import evaluate_dataset, format_table, plot_error_slices
+    from rln_design.training.evaluate import evaluate_dataset, format_table, plot_error_slices
 
     if not models and not baselines:
         raise click.UsageError("nothing to evaluate: give --surrogate and/or keep --baselines")

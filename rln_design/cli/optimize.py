@@ -11,7 +11,7 @@ import click
 from rln_design.cli._signals import exit_code, ignore_stop_signals, stop_once
 from rln_design.cli.options import (combined, contrast_value, deprecated_alias, ensemble_size, fe_failure,
                                      precision_choice)
-from rln_design.microstructure import PARAM_NAMES, ParameterBox
+from rln_design.structure.generator import PARAM_NAMES, ParameterBox
 
 _DEFAULT_BOX = " ".join(f"{n}={lo:g}:{hi:g}" for n, (lo, hi) in
                         ((n, getattr(ParameterBox(), n)) for n in PARAM_NAMES))

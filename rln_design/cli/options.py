@@ -50,8 +50,8 @@ positive_float = FiniteFloatRange(min=0.0, min_open=True)
 contrast_value = CheckedFloat(_contrast_problem)  # E_stiff / E_soft, 1e-6 .. 1e6 (rln_design.fe.limits)
 rtol_value = CheckedFloat(_rtol_problem)  # FE relative residual, 1e-13 .. < 1
 positive_int = click.IntRange(min=1)
-ensemble_size = click.IntRange(min=1, max=64)  # = rln_design.symmetry.MAX_ENSEMBLE (tested; no torch import here)
-precision_choice = click.Choice(["fp32", "bf16", "auto"])  # = rln_design.precision.PRECISIONS (tested)
+ensemble_size = click.IntRange(min=1, max=64)  # = rln_design.models.symmetry.MAX_ENSEMBLE (tested; no torch import here)
+precision_choice = click.Choice(["fp32", "bf16", "auto"])  # = rln_design.models.precision.PRECISIONS (tested)
 
 
 def _join(earlier, value):

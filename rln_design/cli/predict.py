@@ -96,8 +96,8 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         rln-design predict structure.npy --surrogate cr10
         rln-design predict --h5 cr10.h5 --index 17 --out s17.npy
     """
-    from rln_design.stats import compute_statistics
-    from rln_design.surrogate import Surrogate
+    from rln_design.design.stats import compute_statistics
+    from rln_design.surrogate.strain import Surrogate
 
     if (structure is None) == (h5 is None):
         raise click.UsageError("give either STRUCTURE.npy or --h5 FILE (with --index)")
@@ -120,7 +120,7 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
     png_path = None if png == "-" else Path(png) if png else out.with_suffix(".png")
     refuse_to_overwrite_input(structure or h5, {"--out": out, "the JSON report": out.with_suffix(".json"),
                                                 "--png": png_path})
-    from rln_design.precision import resolve_precision
+    from rln_design.models.precision import resolve_precision
 
     precision = resolve_precision(precision, device)  # what runs, and what the report records
     try:

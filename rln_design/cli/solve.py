@@ -44,8 +44,8 @@ def solve(gx, gy, gz, vf, size, contrast, seed, realizations, rtol, png, as_json
         rln-design solve --gx 20 --gy 3 --gz 3 --vf 0.8 --contrast 10 --realizations 3
     """
     from rln_design.fe.solver import ConvergenceError, solve_fe
-    from rln_design.microstructure import generate_batch
-    from rln_design.stats import compute_statistics
+    from rln_design.structure.generator import generate_batch
+    from rln_design.design.stats import compute_statistics
 
     seeds = np.arange(seed, seed + realizations)
     params = np.tile([gx, gy, gz, vf], (realizations, 1))

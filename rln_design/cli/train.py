@@ -1,6 +1,6 @@
 """``rln-design train``: train an RLN / RLN-t / FLN or a pcg-net on an HDF5 strain dataset.
 
-Options map one-to-one onto :class:`rln_design.train.TrainConfig` fields (model fields:
+Options map one-to-one onto :class:`rln_design.training.loop.TrainConfig` fields (model fields:
 ``--model`` -> ``model.kind``, ``--n-iter``, ``--history``, ``--width``). A pcg-net
 (:class:`rln_design.models.KrylovConfig`) takes ``--n-iter`` PCG steps and a corrector of
 ``--width`` channels; its contrast and Poisson ratio are those of the first ``--data`` file
@@ -114,7 +114,7 @@ def train(ctx, **options):
     continue with `rln-design train --out OUT --resume`. Under `torchrun --nproc_per_node K` the
     run is data parallel (only rank 0 writes).
     """
-    from rln_design.train import NonFiniteLoss, TrainConfig, load_run_checkpoint, train_model
+    from rln_design.training.loop import NonFiniteLoss, TrainConfig, load_run_checkpoint, train_model
 
     overwrite = options.pop("overwrite")
     if options["resume"]:

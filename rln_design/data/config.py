@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from rln_design.microstructure import PARAM_NAMES, ParameterBox, check_bounds
+from rln_design.structure.generator import PARAM_NAMES, ParameterBox, check_bounds
 from rln_design.physics import DEFAULT_E_SOFT, DEFAULT_IMPOSED_STRAIN, DEFAULT_NU, Physics
 
 __all__ = ["DatasetConfig", "DEFAULT_BOUNDS", "DEFAULT_IMPOSED_STRAIN", "PARAM_NAMES"]

@@ -28,7 +28,7 @@ from rln_design._atomic import atomic_path
 from rln_design.data import schema
 from rln_design.data.config import DatasetConfig
 from rln_design.data.sampling import design_points, sample_seeds, split_design_points
-from rln_design.microstructure import generate_batch
+from rln_design.structure.generator import generate_batch
 from rln_design.provenance import Provenance
 
 __all__ = ["generate_dataset", "partial_path", "ConfigMismatchError", "Interrupted",

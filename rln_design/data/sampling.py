@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from rln_design.data.config import DatasetConfig
-from rln_design.microstructure import ParameterBox, latin_hypercube
+from rln_design.structure.generator import ParameterBox, latin_hypercube
 
 __all__ = ["sample_seeds", "parameter_box", "design_points", "split_design_points"]
 
@@ -34,7 +34,7 @@ def sample_seeds(seed: int, indices) -> np.ndarray:
 
 
 def parameter_box(config: DatasetConfig) -> ParameterBox:
-    """The ``rln_design.microstructure.ParameterBox`` of a config."""
+    """The ``rln_design.structure.generator.ParameterBox`` of a config."""
     return ParameterBox(**config.bounds, log_widths=config.log_widths)
 
 

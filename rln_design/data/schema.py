@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from rln_design.data.config import DatasetConfig
-from rln_design.microstructure import PARAM_NAMES
+from rln_design.structure.generator import PARAM_NAMES
 from rln_design.physics import Physics
 from rln_design.provenance import Provenance
 

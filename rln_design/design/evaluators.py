@@ -7,7 +7,7 @@ to ``{key: (n, K) float64}``, one value per realization. A key is a statistic na
 (``x`` by default). Implementations:
 
 * :class:`SurrogateEvaluator` -- structures from ``generate_batch``, strain from a
-  :class:`~rln_design.surrogate.Surrogate` (fast; the loops' default). The normal loads ``y`` and
+  :class:`~rln_design.surrogate.strain.Surrogate` (fast; the loops' default). The normal loads ``y`` and
   ``z`` by permuting the axes of the structure (exact, both phases isotropic); the full tensor from
   a full-tensor surrogate (``Surrogate.strain``); stiffness from a homogenization model;
 * :class:`FEEvaluator` -- fields from the hex8 FE solver ``solve_fe``, one solve per load case
@@ -16,7 +16,7 @@ to ``{key: (n, K) float64}``, one value per realization. A key is a statistic na
 
 A :class:`DifferentiableEvaluator` also offers ``evaluate_torch``: the same statistics as torch
 tensors differentiable in ``params`` for *fixed* noise (the relaxed generator ``generate_torch``
-and the smooth statistics of :mod:`rln_design.stats`); the gradient loop needs it.
+and the smooth statistics of :mod:`rln_design.design.stats`); the gradient loop needs it.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 
 from rln_design.design.loads import DEFAULT_LOADS, LoadCase, parse_loads, split_key, swap_axes, swap_tensor
-from rln_design.microstructure import DEFAULT_SHAPE, generate_batch, generate_torch, noise
-from rln_design.stats import STATISTICS, compute_statistic, normal_stiffness
+from rln_design.structure.generator import DEFAULT_SHAPE, generate_batch, generate_torch, noise
+from rln_design.design.stats import STATISTICS, compute_statistic, normal_stiffness
 
 __all__ = [
     "Evaluator",
@@ -250,7 +250,7 @@ class SurrogateEvaluator(_FieldEvaluator):
 
     Args:
         surrogate: object with ``predict(structures)`` for numpy and torch `(batch, x, y, z)`
-            returning eps_xx / imposed eps_xx (a :class:`~rln_design.surrogate.Surrogate`); for
+            returning eps_xx / imposed eps_xx (a :class:`~rln_design.surrogate.strain.Surrogate`); for
             full-tensor statistics also ``full_tensor`` (True) and ``strain(structures)`` ->
             `(batch, 6, x, y, z)`.
         shape: grid of the structures (default: ``surrogate.grid`` or 31^3).
@@ -258,7 +258,7 @@ class SurrogateEvaluator(_FieldEvaluator):
         loads: the load cases (normal loads only: x, y, z).
         physics: :class:`~rln_design.physics.Physics` (default ``surrogate.physics``).
         stiffness_model: object with ``predict(structures uint8 (n, x, y, z)) -> (n,)`` giving
-            ``C*_xxxx / E_soft`` under the x load (a ``rln_design.homogenization.HomogenizationModel``);
+            ``C*_xxxx / E_soft`` under the x load (a ``rln_design.surrogate.homogenization.HomogenizationModel``);
             None: loaded on first use from ``homogenization``.
         homogenization: name or path for ``HomogenizationModel.load`` (e.g. ``"cr10"``).
     """
@@ -290,10 +290,10 @@ class SurrogateEvaluator(_FieldEvaluator):
     def _stiffness_model(self):
         if self.stiffness_model is None:
             try:
-                from rln_design.homogenization import HomogenizationModel
+                from rln_design.surrogate.homogenization import HomogenizationModel
             except ImportError:
                 raise ValueError("stiffness statistics with the surrogate evaluator need a homogenization "
-                                 "model (rln_design.homogenization), which this installation lacks: use "
+                                 "model (rln_design.surrogate.homogenization), which this installation lacks: use "
                                  "--evaluator fe") from None
             if self.homogenization is None:
                 raise ValueError("stiffness statistics with the surrogate evaluator need a homogenization "

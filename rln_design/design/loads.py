@@ -10,7 +10,7 @@ magnitude (the first of equal ones; ``xx`` for ``x``, ``yy`` for ``y`` ...) and 
 eps_bar_c``. The strain statistics of a case are of ``eps_c / eps_ref`` (mean 1: ``eps_xx /
 eps_bar_xx`` under ``x`` as before load cases existed, ``eps_yy / eps_bar_yy`` under ``y``), the
 full-tensor strain statistics of ``eps / |eps_ref|`` and the stress statistics of ``sigma / (E_soft
-|eps_ref|)`` (:mod:`rln_design.stats`).
+|eps_ref|)`` (:mod:`rln_design.design.stats`).
 
 Axis permutation. Both phases are isotropic, so the problem commutes with relabelling the axes:
 with ``P`` the swap of axes 0 and ``a``, the strain field of structure ``m`` under the ``a`` load is

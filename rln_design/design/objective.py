@@ -35,8 +35,8 @@ import numpy as np
 
 from rln_design.design.loads import DEFAULT_LOADS, LoadCase, statistic_key
 from rln_design.design.targets import Objective, Target, check_load_cases
-from rln_design.microstructure import PARAM_NAMES
-from rln_design.stats import STATISTICS
+from rln_design.structure.generator import PARAM_NAMES
+from rln_design.design.stats import STATISTICS
 
 __all__ = ["DesignProblem", "History"]
 

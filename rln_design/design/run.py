@@ -34,7 +34,7 @@ from rln_design.design.space import (DesignSpace, bounds_from_targets, bounds_re
                                      training_box)
 from rln_design.design.targets import check_load_cases, check_targets, parse_objective, parse_targets
 from rln_design.design.verify import verify_designs, verdict
-from rln_design.microstructure import DEFAULT_SHAPE, ParameterBox
+from rln_design.structure.generator import DEFAULT_SHAPE, ParameterBox
 
 __all__ = ["OptimizeConfig", "VerificationConfig", "optimize", "METHODS", "EVALUATORS", "LOOP_OPTIONS"]
 
@@ -232,8 +232,8 @@ def _components(options: dict, base: dict) -> dict:
 
 
 def _check_surrogate_settings(ensemble, precision) -> None:
-    from rln_design.precision import PRECISIONS
-    from rln_design.symmetry import check_ensemble_size
+    from rln_design.models.precision import PRECISIONS
+    from rln_design.models.symmetry import check_ensemble_size
 
     try:
         check_ensemble_size(ensemble)
@@ -270,7 +270,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
             (stand-ins in tests, a GPU FE solver ...).
         surrogate: an already loaded surrogate (instead of ``config.surrogate``).
         stiffness_model: homogenization model of the surrogate evaluator's stiffness statistics
-            (default: ``rln_design.homogenization.HomogenizationModel.load(config.surrogate)`` on
+            (default: ``rln_design.surrogate.homogenization.HomogenizationModel.load(config.surrogate)`` on
             first use).
         progress: progress bars.
         log: ``log(str)`` for progress messages (default: silent).
@@ -354,7 +354,7 @@ def _load_surrogate(config, surrogate, loop_evaluator, log):
     needs = loop_evaluator is None and (config.evaluator == "surrogate" or config.method != "bayes"
                                         or surrogate is not None)
     if needs and surrogate is None:
-        from rln_design.surrogate import Surrogate
+        from rln_design.surrogate.strain import Surrogate
 
         surrogate = Surrogate.load(config.surrogate, ensemble=config.surrogate_ensemble, precision=precision)
         log(f"loading surrogate {config.surrogate!r} (precision {surrogate.precision_used(precision)})")
@@ -510,7 +510,7 @@ def _report(setup: _Setup, history, bo, grad, verifications, result_verdict, rou
 def _ran_precision(precision: str, surrogate=None) -> str:
     """``"fp32"`` or ``"bf16"``: what ``precision`` means on the surrogate's device (CPU if none);
     ``"fp32"`` for a surrogate without bf16 layers (:meth:`Surrogate.precision_used`)."""
-    from rln_design.precision import resolve_precision
+    from rln_design.models.precision import resolve_precision
 
     if hasattr(surrogate, "precision_used"):
         return surrogate.precision_used(precision)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rln_design.microstructure import DEFAULT_SHAPE, PARAM_NAMES, ParameterBox
+from rln_design.structure.generator import DEFAULT_SHAPE, PARAM_NAMES, ParameterBox
 
 __all__ = ["DesignSpace", "parse_bounds", "bounds_from_targets", "bounds_reached", "training_box",
            "FRESH_SEED_OFFSET"]
@@ -35,7 +35,7 @@ def parse_bounds(texts, box: ParameterBox | None = None) -> ParameterBox:
         box: the box to modify (default ``ParameterBox()``).
 
     Returns:
-        A new :class:`~rln_design.microstructure.ParameterBox`.
+        A new :class:`~rln_design.structure.generator.ParameterBox`.
 
     Raises:
         ValueError: malformed text, unknown name (with a suggestion), or bounds that are

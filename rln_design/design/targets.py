@@ -1,7 +1,7 @@
 """Design targets (``peak_strain<1.5``) and objectives (``--minimize p99_strain``).
 
 A target is an inequality on the *expected value* of a registered statistic
-(:data:`rln_design.stats.STATISTICS`) over the realizations of a design point. Its *margin* is
+(:data:`rln_design.design.stats.STATISTICS`) over the realizations of a design point. Its *margin* is
 positive when met, in the units of the statistic; the *relative margin* divides by
 ``max(|value|, 1e-3)`` so targets on different statistics compare.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rln_design.stats import STATISTICS
+from rln_design.design.stats import STATISTICS
 
 __all__ = ["Target", "Objective", "TargetError", "parse_target", "parse_targets", "parse_objective",
            "check_targets", "check_load_cases"]
@@ -52,7 +52,7 @@ class Target:
     """``statistic op value``, met when the expected statistic satisfies the inequality.
 
     Attributes:
-        statistic: a key of :data:`~rln_design.stats.STATISTICS`.
+        statistic: a key of :data:`~rln_design.design.stats.STATISTICS`.
         op: one of ``<``, ``<=``, ``>``, ``>=``.
         value: threshold, in the units of the statistic.
     """

@@ -19,7 +19,7 @@ import numpy as np
 
 from rln_design.design.objective import DesignProblem, _prob
 from rln_design.design.space import DesignSpace
-from rln_design.microstructure import PARAM_NAMES
+from rln_design.structure.generator import PARAM_NAMES
 
 __all__ = ["TargetCheck", "DesignVerification", "verify_designs", "verdict"]
 

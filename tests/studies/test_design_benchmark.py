@@ -1,0 +1,102 @@
+"""Smoke test of studies/design_benchmark.py: --quick on a 9^3 grid with an untrained tiny surrogate."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rln_design.models.recurrent import RLN, ModelConfig
+from rln_design.surrogate.strain import SURROGATES_ENV, Surrogate
+
+SCRIPT = Path(__file__).resolve().parents[2] / "studies" / "design_benchmark.py"
+GRID = 9
+
+
+def load_script():
+    # the studies scripts import their sibling helper module `_machine`, as `python studies/x.py` does
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("design_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tiny_surrogate_dir(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    meta = {"contrast": 10.0, "grid": (GRID,) * 3, "metrics": {}}
+    Surrogate(RLN(ModelConfig(kind="rln", n_iter=1, width=2)), meta).save(tmp_path / "surrogates" / "tiny")
+    monkeypatch.setenv(SURROGATES_ENV, str(tmp_path / "surrogates"))
+    return tmp_path
+
+
+def test_quick_benchmark_counts_fe_solves_and_writes_reports(tiny_surrogate_dir):
+    tmp = tiny_surrogate_dir
+    bench = load_script()
+    out = tmp / "bench.md"
+    result = bench.main(["--quick", "--surrogate", "tiny", "--grid", str(GRID), "--seeds", "0",
+                         "--targets", "peak_vf", "--out", str(out), "--scratch", str(tmp / "runs")])
+    runs = result["runs"]
+    assert len(runs) == 3 and {r["strategy"] for r in runs} == set(bench.STRATEGIES)
+    assert all(r["status"] in ("success", "infeasible") for r in runs), [r.get("error") for r in runs]
+    q = bench.QUICK
+    verify = q["top_k"] * (q["realizations"] + q["fresh"])  # one verified design, K + fresh FE solves
+    for r in runs:
+        report = json.loads((Path(r["out"]) / "report.json").read_text())
+        assert r["success"] == (report["verdict"]["status"] == "success")
+        assert r["fe_solves_verification"] == verify
+        assert r["n_confirmed"] == sum(v["meets_all"] for v in report["verification"]) <= r["n_verified"]
+        if r["strategy"] == "fe-bayes":  # every loop evaluation is an FE solve: (n_init + iterations q) K
+            assert r["fe_solves_loop"] == (q["n_init"] + q["iterations"] * q["q"]) * q["realizations"]
+            assert r["surrogate_evals"] == 0
+        else:  # surrogate loops solve FE only in verification
+            assert r["fe_solves_loop"] == 0 and r["surrogate_evals"] > 0
+    gradient = [r for r in runs if r["strategy"] == "surrogate-gradient"]
+    assert all(r["surrogate_gradient_evals"] == q["steps"] * q["gradient_realizations"] for r in gradient)
+    summary = result["summary"]
+    assert all(v is not None for row in summary for vs in row["fe_values"].values() for v in vs)
+    assert set(summary[0]["fe_values"]) == {"peak_strain", "volume_fraction"}
+    text = out.read_text()
+    assert "FE-confirmed success" in text and "--quick" in text and "tiny" in text
+    assert [row["verified_designs"] for row in summary] == [q["top_k"]] * 3  # one seed, top_k designs each
+    assert f"| {summary[0]['confirmed_designs']}/{q['top_k']} |" in text
+    assert json.loads(out.with_suffix(".json").read_text())["summary"][0]["runs"] == 1
+
+
+def test_unknown_preset_is_rejected(capsys):
+    bench = load_script()
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--targets", "nope"])
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_budget_overrides_are_typed_and_checked(capsys):
+    bench = load_script()
+    args = bench.parse_args(["--set", "lr=0.15", "--set", "raw_samples=0"])
+    assert args.overrides == {"lr": 0.15, "raw_samples": 0} and isinstance(args.overrides["raw_samples"], int)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--set", "learning_rate=0.1"])
+    assert "--set 'learning_rate=0.1': expected NAME=VALUE with NAME one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--set", "steps=1.5"])
+    assert "steps takes an integer" in capsys.readouterr().err
+
+
+def test_precision_reaches_every_run_and_the_report(tiny_surrogate_dir):
+    tmp = tiny_surrogate_dir
+    bench = load_script()
+    out = tmp / "bench16.md"
+    result = bench.main(["--quick", "--surrogate", "tiny", "--grid", str(GRID), "--seeds", "0",
+                         "--targets", "p99", "--strategies", "surrogate-bayes", "--precision", "bf16",
+                         "--out", str(out), "--scratch", str(tmp / "runs16")])
+    assert result["meta"]["surrogate"]["precision"] == "bf16"
+    (run,) = result["runs"]
+    assert run["status"] in ("success", "infeasible"), run.get("error")
+    report = json.loads((Path(run["out"]) / "report.json").read_text())
+    assert report["config"]["surrogate_precision"] == "bf16"
+    assert "precision bf16" in out.read_text() and "--precision bf16" in out.read_text()
