@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -57,6 +58,132 @@ def _read_npy(path) -> np.ndarray:
     return array
 
 
+@dataclasses.dataclass(frozen=True)
+class _Input:
+    """The structure to predict and where it comes from.
+
+    Attributes:
+        structure: `(x, y, z)` or `(batch, x, y, z)` phases.
+        fe: the FE field stored with it (`(x, y, z)`, ``--h5`` only), else None.
+        path: the input file (never overwritten).
+        stem: the default output name's stem.
+        record: the report's ``input`` entry.
+    """
+
+    structure: np.ndarray
+    fe: np.ndarray | None
+    path: str
+    stem: str
+    record: dict
+
+
+def _read_input(structure, h5, index: int) -> _Input:
+    """STRUCTURE.npy or sample ``index`` of ``h5`` (exactly one of them)."""
+    if (structure is None) == (h5 is None):
+        raise click.UsageError("give either STRUCTURE.npy or --h5 FILE (with --index)")
+    if h5 is not None:
+        m, fe = _read_h5_sample(h5, index)
+        return _Input(m, fe, h5, f"{Path(h5).stem}_{index}", {"h5": str(h5), "index": index})
+    m = _read_npy(structure)
+    # values outside [0, 1] are reported by Surrogate.predict; inside, the CLI wants phases only
+    # (relaxed structures are for the differentiable Python API, and the statistics need phases)
+    if m.dtype.kind in "biuf" and m.size and np.all((m >= 0) & (m <= 1)) and not np.isin(m, (0, 1)).all():
+        bad = m[~np.isin(m, (0, 1))].flat[0]
+        raise click.BadParameter(f"{structure} must be binary (0 soft, 1 stiff); found the value {bad:g}",
+                                 param_hint="STRUCTURE")
+    return _Input(m, None, structure, Path(structure).stem, {"npy": str(structure)})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outputs:
+    """The files ``predict`` writes: the field, its JSON report and the picture (None: no picture)."""
+
+    field: Path
+    report: Path
+    png: Path | None
+
+    @classmethod
+    def of(cls, out, png, stem: str) -> _Outputs:
+        """From ``--out`` (default ``<stem>_strain.npy``) and ``--png`` (default beside it, ``-``: none)."""
+        out = Path(out) if out else Path(f"{stem}_strain.npy")
+        if out.suffix != ".npy":  # as np.save would name it, so that the reported path is the file
+            out = out.with_name(out.name + ".npy")
+        return cls(out, out.with_suffix(".json"),
+                   None if png == "-" else Path(png) if png else out.with_suffix(".png"))
+
+
+def _load_surrogate(surrogate, device, ensemble, precision):
+    """The surrogate, running at ``precision`` resolved for ``device``; a bad one is ``--surrogate``'s
+    error."""
+    from rln_design.models.precision import resolve_precision
+    from rln_design.surrogate.strain import Surrogate
+
+    try:
+        return Surrogate.load(surrogate, device=device, ensemble=ensemble,
+                              precision=resolve_precision(precision, device))
+    except (FileNotFoundError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--surrogate") from None
+
+
+def _predict_timed(model, structure: np.ndarray, batch_size) -> tuple[np.ndarray, float]:
+    """``(field, seconds)``; a structure the surrogate refuses is STRUCTURE's error."""
+    start = time.perf_counter()
+    try:
+        field = model.predict(structure, batch_size=batch_size)
+    except (TypeError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="STRUCTURE") from None
+    return field, time.perf_counter() - start
+
+
+def _report(surrogate, model, source: _Input, outputs: _Outputs, field: np.ndarray, seconds: float) -> dict:
+    """The JSON report (without the picture): what made the field, and its statistics."""
+    from rln_design.design.stats import compute_statistics
+
+    batch_m, batch_y = _batch(source.structure), _batch(field)
+    stats = {k: np.asarray(v).tolist()
+             for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
+    report = {"provenance": Provenance.capture({"surrogate": str(surrogate)}).to_dict(), "surrogate": str(surrogate),
+              "source": model.metadata.get("source"), "kind": model.kind, "contrast": model.contrast,
+              "ensemble": model.ensemble, "precision": model.precision, "input": source.record,
+              "shape": list(source.structure.shape), "out": str(outputs.field), "report": str(outputs.report),
+              "seconds": seconds, "statistics": stats}
+    if source.fe is not None:
+        report["mase_vs_fe"] = float(100.0 * np.abs(field.astype(np.float64) - source.fe).mean())
+    return report
+
+
+def _batch(a: np.ndarray) -> np.ndarray:
+    """`(x, y, z)` -> `(1, x, y, z)`; a batch as it is."""
+    return a[None] if a.ndim == 3 else a
+
+
+def _plot(surrogate, model, source: _Input, field: np.ndarray, png: Path, mase_vs_fe: float | None):
+    """Slices through the strain peak: FE, prediction and error with a stored FE field, else the
+    first structure and its prediction."""
+    from rln_design.plots import plot_error_slices, plot_sample_slices
+
+    title = f"{surrogate} prediction ({model.kind}, CR {model.contrast})"
+    if source.fe is not None:
+        plot_error_slices(source.structure, source.fe, field, png, title=f"{title} vs FE, MASE {mase_vs_fe:.2f} %")
+    else:
+        plot_sample_slices(_batch(source.structure)[0], _batch(field)[0], png, title=title)
+
+
+def _echo_summary(surrogate, model, source: _Input, report: dict, outputs: _Outputs):
+    """The report in a few lines: surrogate, size and time, statistics, files."""
+    batch_m = _batch(source.structure)
+    click.echo(f"surrogate {surrogate} ({model.kind}, contrast {model.contrast}, trained grid "
+               f"{model.grid}, ensemble {model.ensemble}, {model.precision}): {len(batch_m)} x "
+               f"{tuple(batch_m.shape[1:])} in {report['seconds']:.3f} s")
+    for name, values in report["statistics"].items():
+        click.echo(f"    {name:<18} " + "  ".join(f"{v:.3f}" for v in values[:8])
+                   + (" ..." if len(values) > 8 else ""))
+    if "mase_vs_fe" in report:
+        click.echo(f"    MASE vs stored FE field: {report['mase_vs_fe']:.3f} %")
+    click.echo(f"field: {outputs.field}   report: {outputs.report}"
+               + (f"   picture: {report['png']}" if "png" in report else ""))
+
+
 @click.command()
 @click.argument("structure", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--h5", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -96,83 +223,21 @@ def predict(structure, h5, index, surrogate, out, png, ensemble, batch_size, dev
         rln-design predict structure.npy --surrogate cr10
         rln-design predict --h5 cr10.h5 --index 17 --out s17.npy
     """
-    from rln_design.design.stats import compute_statistics
-    from rln_design.surrogate.strain import Surrogate
-
-    if (structure is None) == (h5 is None):
-        raise click.UsageError("give either STRUCTURE.npy or --h5 FILE (with --index)")
-    fe = None
-    if h5 is not None:
-        m, fe = _read_h5_sample(h5, index)
-        stem = f"{Path(h5).stem}_{index}"
-    else:
-        m = _read_npy(structure)
-        # values outside [0, 1] are reported by Surrogate.predict; inside, the CLI wants phases only
-        # (relaxed structures are for the differentiable Python API, and the statistics need phases)
-        if m.dtype.kind in "biuf" and m.size and np.all((m >= 0) & (m <= 1)) and not np.isin(m, (0, 1)).all():
-            bad = m[~np.isin(m, (0, 1))].flat[0]
-            raise click.BadParameter(f"{structure} must be binary (0 soft, 1 stiff); found the value {bad:g}",
-                                     param_hint="STRUCTURE")
-        stem = Path(structure).stem
-    out = Path(out) if out else Path(f"{stem}_strain.npy")
-    if out.suffix != ".npy":  # as np.save would name it, so that the reported path is the file
-        out = out.with_name(out.name + ".npy")
-    png_path = None if png == "-" else Path(png) if png else out.with_suffix(".png")
-    refuse_to_overwrite_input(structure or h5, {"--out": out, "the JSON report": out.with_suffix(".json"),
-                                                "--png": png_path})
-    from rln_design.models.precision import resolve_precision
-
-    precision = resolve_precision(precision, device)  # what runs, and what the report records
-    try:
-        model = Surrogate.load(surrogate, device=device, ensemble=ensemble, precision=precision)
-    except (FileNotFoundError, ValueError) as err:
-        raise click.BadParameter(str(err), param_hint="--surrogate") from None
-    precision = model.precision_used(precision)  # fp32 for models without bf16 layers
-
-    start = time.perf_counter()
-    try:
-        field = model.predict(m, batch_size=batch_size)
-    except (TypeError, ValueError) as err:
-        raise click.BadParameter(str(err), param_hint="STRUCTURE") from None
-    seconds = time.perf_counter() - start
-
-    with atomic_path(out) as tmp, open(tmp, "wb") as fh:  # temp file + rename: never half-written
+    source = _read_input(structure, h5, index)
+    outputs = _Outputs.of(out, png, source.stem)
+    refuse_to_overwrite_input(source.path, {"--out": outputs.field, "the JSON report": outputs.report,
+                                            "--png": outputs.png})
+    model = _load_surrogate(surrogate, device, ensemble, precision)
+    field, seconds = _predict_timed(model, source.structure, batch_size)
+    with atomic_path(outputs.field) as tmp, open(tmp, "wb") as fh:  # temp file + rename: never half-written
         np.save(fh, field)
-    batch_m = m[None] if m.ndim == 3 else m
-    batch_y = field[None] if field.ndim == 3 else field
-    stats = {k: np.asarray(v).tolist()
-             for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
-    sidecar = out.with_suffix(".json")
-    report = {"provenance": Provenance.capture({"surrogate": str(surrogate)}).to_dict(), "surrogate": str(surrogate),
-              "source": model.metadata.get("source"), "kind": model.kind, "contrast": model.contrast,
-              "ensemble": model.ensemble, "precision": model.precision,
-              "input": {"h5": str(h5), "index": index} if h5 is not None else {"npy": str(structure)},
-              "shape": list(m.shape), "out": str(out), "report": str(sidecar), "seconds": seconds,
-              "statistics": stats}
-    if fe is not None:
-        report["mase_vs_fe"] = float(100.0 * np.abs(field.astype(np.float64) - fe).mean())
-    if png != "-":
-        from rln_design.plots import plot_error_slices, plot_sample_slices
-
-        png_path = Path(png) if png else out.with_suffix(".png")
-        title = f"{surrogate} prediction ({model.kind}, CR {model.contrast})"
-        if fe is not None:  # the file holds the FE field: FE, prediction and error side by side
-            plot_error_slices(m, fe, field, png_path, title=f"{title} vs FE, MASE {report['mase_vs_fe']:.2f} %")
-        else:
-            plot_sample_slices(batch_m[0], batch_y[0], png_path, title=title)
-        report["png"] = str(png_path)
+    report = _report(surrogate, model, source, outputs, field, seconds)
+    if outputs.png is not None:
+        _plot(surrogate, model, source, field, outputs.png, report.get("mase_vs_fe"))
+        report["png"] = str(outputs.png)
     text = dumps(report, indent=2)
-    write_text_atomic(sidecar, text + "\n")  # what made the field, beside it
-
+    write_text_atomic(outputs.report, text + "\n")  # what made the field, beside it
     if as_json:
         click.echo(text)
-        return
-    click.echo(f"surrogate {surrogate} ({model.kind}, contrast {model.contrast}, trained grid "
-               f"{model.grid}, ensemble {model.ensemble}, {model.precision}): {len(batch_m)} x "
-               f"{tuple(batch_m.shape[1:])} in {seconds:.3f} s")
-    for name, values in stats.items():
-        click.echo(f"    {name:<18} " + "  ".join(f"{v:.3f}" for v in values[:8])
-                   + (" ..." if len(values) > 8 else ""))
-    if fe is not None:
-        click.echo(f"    MASE vs stored FE field: {report['mase_vs_fe']:.3f} %")
-    click.echo(f"field: {out}   report: {sidecar}" + (f"   picture: {report['png']}" if "png" in report else ""))
+    else:
+        _echo_summary(surrogate, model, source, report, outputs)

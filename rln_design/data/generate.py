@@ -14,6 +14,7 @@ or as one batch on a torch device; each sample is a function of (config, index) 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import math
 import os
@@ -139,42 +140,73 @@ def _init_worker(parent_pid: int | None = None):
     _limit_threads()
 
 
-def _solve_chunk(task: dict) -> dict:
-    """Generate and FE-solve the samples of one chunk; a pure function of ``task``.
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    """One task: the samples ``indices`` with their design, solved the same way wherever it runs.
 
-    Each sample is generated and solved on its own, so its result does not depend on the chunking.
+    Attributes:
+        indices: `(k,)` rows of the dataset.
+        params: `(k, 4)` design parameters ``(gx, gy, gz, vf)`` of those rows.
+        seeds: `(k,)` structure seeds of those rows.
+        shape: grid ``(x, y, z)``.
+        solve: FE solve callable (``None``: :func:`rln_design.fe.solver.solve_fe`).
+        solve_kwargs: keyword arguments of every solve (``physics``, ``rtol``).
+        limit_threads: set one BLAS thread before solving (a Dask worker is not ours to set up).
+        store_displacement: also return the displacement fluctuation.
     """
-    solve = task["solve"]
-    if solve is None:
-        from rln_design.fe.solver import solve_fe as solve
-    if task.get("limit_threads"):
-        _limit_threads()
-    params, seeds, shape = task["params"], task["seeds"], tuple(task["shape"])
-    n = len(seeds)
+
+    indices: np.ndarray
+    params: np.ndarray
+    seeds: np.ndarray
+    shape: tuple[int, int, int]
+    solve: Callable | None
+    solve_kwargs: dict
+    limit_threads: bool
+    store_displacement: bool
+
+
+def _empty_result(task: _Chunk) -> dict:
+    """The result arrays of ``task``, allocated (the layout :meth:`schema.SampleWriter.write` reads)."""
+    n, shape = len(task.seeds), task.shape
     out = {
-        "indices": task["indices"],
+        "indices": task.indices,
         "structures": np.empty((n, *shape), dtype=np.uint8),
         "strain": np.empty((n, *shape), dtype=np.float32),
         "iterations": np.empty(n, dtype=np.int32),
         "residual": np.empty(n, dtype=np.float64),
         "stress_mean": np.empty((n, 6), dtype=np.float64),
     }
-    if task["store_displacement"]:
+    if task.store_displacement:
         out["displacement"] = np.empty((n, 3, *shape), dtype=np.float32)
-    for k in range(n):
+    return out
+
+
+def _solve_chunk(task: _Chunk) -> dict:
+    """Generate and FE-solve the samples of one chunk; a pure function of ``task``.
+
+    Each sample is generated and solved on its own, so its result does not depend on the chunking.
+    """
+    solve = task.solve
+    if solve is None:
+        from rln_design.fe.solver import solve_fe as solve
+    if task.limit_threads:
+        _limit_threads()
+    params, seeds, shape = task.params, task.seeds, tuple(task.shape)
+    out = _empty_result(task)
+    for k in range(len(seeds)):
         structure = generate_batch(params[k : k + 1], seeds[k : k + 1], shape=shape)[0]
         try:
-            result = solve(structure, **task["solve_kwargs"])
+            result = solve(structure, **task.solve_kwargs)
         except Exception as exc:
             raise _in_context(
-                exc, f"sample {int(task['indices'][k])} (params {params[k].tolist()}, seed {int(seeds[k])})"
+                exc, f"sample {int(task.indices[k])} (params {params[k].tolist()}, seed {int(seeds[k])})"
             ) from exc
         out["structures"][k] = structure
         out["strain"][k] = np.asarray(result.eps_xx_normalized(), dtype=np.float32).reshape(shape)
         out["iterations"][k] = int(np.max(result.iterations))
         out["residual"][k] = float(np.max(result.residual))
         out["stress_mean"][k] = np.asarray(result.stress_mean, dtype=np.float64).reshape(6)
-        if task["store_displacement"]:
+        if task.store_displacement:
             out["displacement"][k] = _displacement_of(result).reshape(3, *shape)
     return out
 
@@ -199,7 +231,7 @@ def _in_context(exc: Exception, context: str) -> Exception:
     return RuntimeError(f"{context}: {exc}")
 
 
-def _solve_chunk_on_device(task: dict, device) -> dict:
+def _solve_chunk_on_device(task: _Chunk, device) -> dict:
     """:func:`_solve_chunk` with the chunk's samples solved as one batch by the torch backend.
 
     The structures are the ones :func:`_solve_chunk` generates (``generate_batch`` makes each row
@@ -211,22 +243,22 @@ def _solve_chunk_on_device(task: dict, device) -> dict:
 
     from rln_design.fe.solver import solve_fe
 
-    params, seeds, shape = task["params"], task["seeds"], tuple(task["shape"])
+    params, seeds, shape = task.params, task.seeds, tuple(task.shape)
     structures = generate_batch(params, seeds, shape=shape)  # row i = generate(*params[i], seed=seeds[i])
     try:
-        result = solve_fe(torch.from_numpy(structures), device=device, **task["solve_kwargs"])
+        result = solve_fe(torch.from_numpy(structures), device=device, **task.solve_kwargs)
     except Exception as exc:
-        first, last = int(task["indices"][0]), int(task["indices"][-1])
+        first, last = int(task.indices[0]), int(task.indices[-1])
         raise _in_context(exc, f"samples {first}..{last} on {device}") from exc
     out = {
-        "indices": task["indices"],
+        "indices": task.indices,
         "structures": structures,
         "strain": result.eps_xx_normalized().reshape(len(seeds), *shape).cpu().numpy(),
         "iterations": result.iterations.cpu().numpy().astype(np.int32),
         "residual": result.residual.cpu().numpy().astype(np.float64),
         "stress_mean": result.stress_mean.reshape(len(seeds), 6).cpu().numpy().astype(np.float64),
     }
-    if task["store_displacement"]:
+    if task.store_displacement:
         out["displacement"] = _displacement_of(result).reshape(len(seeds), 3, *shape)
     return out
 
@@ -280,6 +312,109 @@ def _chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield indices[start : start + size]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Execution:
+    """Where the chunks of one run are solved; none of it changes the result.
+
+    Attributes:
+        workers: local worker processes (1: in this process).
+        scheduler: Dask scheduler address or ``distributed.Client`` (None: local).
+        device: torch device that solves each chunk as one batch (None: numpy solver).
+        chunk_size: samples per task.
+    """
+
+    workers: int
+    scheduler: object
+    device: str | None
+    chunk_size: int
+
+    @classmethod
+    def plan(cls, workers: int | None, scheduler, device: str | None, chunk_size: int | None,
+             n_pending: int) -> _Execution:
+        """Fill in the defaults: every core; chunks of 128 on a device, else about four per
+        worker, at most 16 samples each."""
+        n_workers = workers or os.cpu_count() or 1
+        if chunk_size is None:
+            chunk_size = (128 if device is not None
+                          else max(1, min(16, math.ceil(n_pending / (4 * n_workers)))))
+        return cls(n_workers, scheduler, device, chunk_size)
+
+    @property
+    def in_pool(self) -> bool:
+        """Solved by local worker processes, which stop within 0.2 s of a signal."""
+        return self.device is None and self.scheduler is None and self.workers > 1
+
+    def results(self, tasks: Iterator[_Chunk], stop: _StopOnSignal) -> Iterator[dict]:
+        """Chunk results as they complete (a generator: ``close()`` stops the solving)."""
+        if self.device is not None:
+            return (_solve_chunk_on_device(task, self.device) for task in tasks)
+        return _run(tasks, workers=self.workers, scheduler=self.scheduler, stop=stop)
+
+
+def _prepare_partial(out: Path, config: DatasetConfig, overwrite: bool, device) -> Path:
+    """``<out>.partial``, ready to fill: resumed if written with ``config``, else created.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
+        ConfigMismatchError: the partial holds another config and ``overwrite`` is False.
+    """
+    partial = partial_path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists and is complete; pass --overwrite to replace it")
+    if partial.exists():
+        try:
+            _check_resumable(partial, config)
+        except ConfigMismatchError:
+            if not overwrite:
+                raise
+            partial.unlink()
+    if not partial.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _create_partial(partial, config, device)
+    return partial
+
+
+def _chunk_tasks(file: schema.SampleWriter, pending: np.ndarray, config: DatasetConfig,
+                 execution: _Execution, solve: Callable | None) -> Iterator[_Chunk]:
+    """The pending samples as tasks of ``execution.chunk_size``."""
+    params, seeds = file.design()
+    solve_kwargs = {"physics": config.physics, "rtol": float(config.rtol)}
+    for idx in _chunks(pending, execution.chunk_size):
+        yield _Chunk(indices=idx, params=params[idx], seeds=seeds[idx], shape=config.shape, solve=solve,
+                     solve_kwargs=solve_kwargs, limit_threads=execution.scheduler is not None,
+                     store_displacement=config.store_displacement)
+
+
+def _solve_pending(file: schema.SampleWriter, pending: np.ndarray, config: DatasetConfig,
+                   execution: _Execution, solve: Callable | None, bar) -> None:
+    """Solve and write the pending samples, chunk by chunk, until done or a signal.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM, raised once every finished chunk is written.
+    """
+    tasks = _chunk_tasks(file, pending, config, execution, solve)
+    with _StopOnSignal(second_raises=not execution.in_pool) as stop:
+        results = execution.results(tasks, stop)
+        try:
+            for result in results:
+                file.write(result)
+                bar.update(len(result["indices"]))
+                if stop.signum:
+                    break
+        finally:
+            results.close()  # a signal or an error: stop the workers now
+            bar.close()
+    if stop.signum:
+        raise Interrupted(stop.signum)
+
+
+def _finish(partial: Path, out: Path) -> None:
+    """Make the complete ``partial`` the final ``out``: data on disk first, then an atomic rename."""
+    with open(partial, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(partial, out)
+
+
 def generate_dataset(
     config: DatasetConfig,
     out,
@@ -320,75 +455,23 @@ def generate_dataset(
         KeyboardInterrupt: after flushing; re-running resumes. SIGINT or SIGTERM raise the subclass
             :class:`Interrupted` once every finished chunk is saved (a second SIGINT: at once).
     """
+    from rln_design._progress import progress_bar
+
     if device is not None and scheduler is not None:
         raise ValueError("give either a device or a Dask scheduler, not both")
     out = Path(out)
-    partial = partial_path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists and is complete; pass --overwrite to replace it")
-    if partial.exists():
-        try:
-            _check_resumable(partial, config)
-        except ConfigMismatchError:
-            if not overwrite:
-                raise
-            partial.unlink()
-    if not partial.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _create_partial(partial, config, device)
-
-    writer = f"torch:{device}" if device is not None else "numpy"
-    with schema.SampleWriter(partial, writer) as file:
+    partial = _prepare_partial(out, config, overwrite, device)
+    with schema.SampleWriter(partial, f"torch:{device}" if device is not None else "numpy") as file:
         pending = file.pending()
         if len(pending):
-            params, seeds = file.design()
-            n_workers = workers or os.cpu_count() or 1
-            if chunk_size is None:
-                chunk_size = (128 if device is not None
-                              else max(1, min(16, math.ceil(len(pending) / (4 * n_workers)))))
-            solve_kwargs = {"physics": config.physics, "rtol": float(config.rtol)}
-            tasks = (
-                {
-                    "indices": idx,
-                    "params": params[idx],
-                    "seeds": seeds[idx],
-                    "shape": config.shape,
-                    "solve": solve,
-                    "solve_kwargs": solve_kwargs,
-                    "limit_threads": scheduler is not None,
-                    "store_displacement": config.store_displacement,
-                }
-                for idx in _chunks(pending, chunk_size)
-            )
-            from rln_design._progress import progress_bar
-
-            bar = progress_bar(
-                total=config.count, initial=config.count - len(pending), unit="sample",
-                desc=out.name, enabled=progress, smoothing=0.1,
-            )
-            in_pool = device is None and scheduler is None and n_workers > 1  # stops within 0.2 s
-            with _StopOnSignal(second_raises=not in_pool) as stop:
-                results = (
-                    (_solve_chunk_on_device(task, device) for task in tasks) if device is not None
-                    else _run(tasks, workers=n_workers, scheduler=scheduler, stop=stop)
-                )
-                try:
-                    for result in results:
-                        file.write(result)
-                        bar.update(len(result["indices"]))
-                        if stop.signum:
-                            break
-                finally:
-                    results.close()  # a signal or an error: stop the workers now
-                    bar.close()
-            if stop.signum:
-                raise Interrupted(stop.signum)
+            execution = _Execution.plan(workers, scheduler, device, chunk_size, len(pending))
+            bar = progress_bar(total=config.count, initial=config.count - len(pending), unit="sample",
+                               desc=out.name, enabled=progress, smoothing=0.1)
+            _solve_pending(file, pending, config, execution, solve, bar)
         complete = not len(file.pending())
     if not complete:  # pragma: no cover - _run raises on any failure
         raise RuntimeError(f"{partial} is incomplete after the run")
-    with open(partial, "rb+") as fh:  # data on disk before the rename makes it final
-        os.fsync(fh.fileno())
-    os.replace(partial, out)
+    _finish(partial, out)
     return out
 
 

@@ -26,6 +26,8 @@ is constrained twice, the shifted condition ties only the x = L_x nodes with y <
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 INSTALL = "pip install --no-deps sfepy meshio sympy pyparsing pyamg"
@@ -83,132 +85,161 @@ def solve_sfepy(
     if linear_solver not in ("direct", "amg"):
         raise ValueError(f"linear_solver must be 'direct' or 'amg'; got {linear_solver!r}")
     _import_sfepy()
-    from sfepy.base.base import output
-    from sfepy.discrete import (
-        Equation,
-        Equations,
-        FieldVariable,
-        Function,
-        Functions,
-        Integral,
-        Material,
-        Problem,
-    )
-    from sfepy.discrete.conditions import (
-        Conditions,
-        EssentialBC,
-        LinearCombinationBC,
-        PeriodicBC,
-    )
-    from sfepy.discrete.fem import FEDomain, Field
-    import sfepy.discrete.fem.periodic as periodic
-    from sfepy.mechanics.matcoefs import stiffness_from_youngpoisson
-    from sfepy.mesh.mesh_generators import gen_block_mesh
-    from sfepy.solvers.nls import Newton
-    from sfepy.terms import Term
-
-    output.set_output(quiet=True)
     grid = np.array(structure.shape)
     lengths = grid.astype(float)  # voxel edge 1, box [0, L]
+    domain, omega = _voxel_domain(grid)
+    regions = _Regions.of_box(domain, lengths)
+    moduli = np.where(np.asarray(structure, dtype=bool), contrast * e_soft, e_soft)  # (x, y, z)
+    problem = _problem(omega, moduli, nu, order, regions, shift=eps_xx * lengths[0])
+    problem.set_solver(_newton(linear_solver, rtol))
+    problem.solve(save_results=False)
+    return _element_strain(problem, domain, grid, order)
+
+
+def _voxel_domain(grid: np.ndarray):
+    """``(domain, omega)``: one hexahedron per voxel on the box ``[0, grid]`` and its whole region."""
+    from sfepy.base.base import output
+    from sfepy.discrete.fem import FEDomain
+    from sfepy.mesh.mesh_generators import gen_block_mesh
+
+    output.set_output(quiet=True)
+    lengths = grid.astype(float)
     mesh = gen_block_mesh(lengths, grid + 1, lengths / 2, name="voxels", verbose=False)
     domain = FEDomain("domain", mesh)
-    omega = domain.create_region("Omega", "all")
-    tol = 1e-6
+    return domain, domain.create_region("Omega", "all")
 
-    def vertex_region(name, select):
-        def fun(coors, domain=None):
-            return np.flatnonzero(select(coors))
 
-        functions = Functions([Function(f"{name}_fun", fun)])
-        return domain.create_region(name, f"vertices by {name}_fun", "vertex", functions=functions)
+@dataclasses.dataclass(frozen=True)
+class _Regions:
+    """The vertex sets the boundary conditions act on (SfePy regions of the box ``[0, L]``).
 
-    def on(axis, value):
-        return lambda c: np.abs(c[:, axis] - value) < tol
+    Attributes:
+        faces: ``{"x-": ..., "x+": ..., "y-": ...}`` the six faces.
+        shifted_plus, shifted_minus: the x = L_x and x = 0 vertices with y < L_y and z < L_z, tied
+            by the shifted periodicity.
+        fixed: the corners on x = 0 (u = 0).
+        pulled: the corners on x = L_x (u_x = eps_xx L_x).
+    """
 
-    faces = {}
-    for axis, label in enumerate("xyz"):
-        faces[label + "-"] = vertex_region(f"{label}_minus", on(axis, 0.0))
-        faces[label + "+"] = vertex_region(f"{label}_plus", on(axis, lengths[axis]))
-    inner = lambda c: (c[:, 1] < lengths[1] - tol) & (c[:, 2] < lengths[2] - tol)  # noqa: E731
-    shifted_plus = vertex_region("x_plus_inner", lambda c: on(0, lengths[0])(c) & inner(c))
-    shifted_minus = vertex_region("x_minus_inner", lambda c: on(0, 0.0)(c) & inner(c))
-    corner = lambda c: (  # noqa: E731
-        (on(1, 0.0)(c) | on(1, lengths[1])(c)) & (on(2, 0.0)(c) | on(2, lengths[2])(c))
-    )
-    fixed = vertex_region("fixed_corners", lambda c: on(0, 0.0)(c) & corner(c))
-    pulled = vertex_region("pulled_corners", lambda c: on(0, lengths[0])(c) & corner(c))
+    faces: dict
+    shifted_plus: object
+    shifted_minus: object
+    fixed: object
+    pulled: object
+
+    @classmethod
+    def of_box(cls, domain, lengths: np.ndarray, tol: float = 1e-6) -> _Regions:
+        def on(axis, value):
+            return lambda c: np.abs(c[:, axis] - value) < tol
+
+        faces = {}
+        for axis, label in enumerate("xyz"):
+            faces[label + "-"] = _vertex_region(domain, f"{label}_minus", on(axis, 0.0))
+            faces[label + "+"] = _vertex_region(domain, f"{label}_plus", on(axis, lengths[axis]))
+        inner = lambda c: (c[:, 1] < lengths[1] - tol) & (c[:, 2] < lengths[2] - tol)  # noqa: E731
+        corner = lambda c: (  # noqa: E731
+            (on(1, 0.0)(c) | on(1, lengths[1])(c)) & (on(2, 0.0)(c) | on(2, lengths[2])(c))
+        )
+        return cls(
+            faces=faces,
+            shifted_plus=_vertex_region(domain, "x_plus_inner", lambda c: on(0, lengths[0])(c) & inner(c)),
+            shifted_minus=_vertex_region(domain, "x_minus_inner", lambda c: on(0, 0.0)(c) & inner(c)),
+            fixed=_vertex_region(domain, "fixed_corners", lambda c: on(0, 0.0)(c) & corner(c)),
+            pulled=_vertex_region(domain, "pulled_corners", lambda c: on(0, lengths[0])(c) & corner(c)),
+        )
+
+
+def _vertex_region(domain, name: str, select):
+    """The region of the vertices whose coordinates ``select`` (``(n, 3) -> (n,) bool``) picks."""
+    from sfepy.discrete import Function, Functions
+
+    def fun(coors, domain=None):
+        return np.flatnonzero(select(coors))
+
+    functions = Functions([Function(f"{name}_fun", fun)])
+    return domain.create_region(name, f"vertices by {name}_fun", "vertex", functions=functions)
+
+
+def _problem(omega, moduli: np.ndarray, nu: float, order: int, regions: _Regions, shift: float):
+    """The SfePy problem ``div(C(x) : eps(u)) = 0`` with the module docstring's conditions.
+
+    Args:
+        omega: the whole-domain region.
+        moduli: `(x, y, z)` Young's modulus of each voxel.
+        nu: Poisson ratio.
+        order: polynomial order of ``u``.
+        regions: where the conditions act.
+        shift: ``eps_xx L_x``, the jump of ``u_x`` across the box.
+    """
+    from sfepy.discrete import Equation, Equations, FieldVariable, Function, Integral, Material, Problem
+    from sfepy.discrete.fem import Field
+    from sfepy.mechanics.matcoefs import stiffness_from_youngpoisson
+    from sfepy.terms import Term
 
     field = Field.from_args("displacement", np.float64, "vector", omega, approx_order=order)
     u = FieldVariable("u", "unknown", field)
     v = FieldVariable("v", "test", field, primary_var_name="u")
 
-    stiff = np.asarray(structure, dtype=bool)
-
     def material(ts, coors, mode=None, **kwargs):
         if mode != "qp":
             return None
         # quadrature points lie strictly inside their voxel: floor gives the voxel index
-        index = tuple(np.clip(np.floor(coors).astype(int), 0, grid - 1).T)
-        moduli = np.where(stiff[index], contrast * e_soft, e_soft)
-        return {"D": stiffness_from_youngpoisson(3, moduli, nu)}  # (n_qp, 6, 6)
+        index = tuple(np.clip(np.floor(coors).astype(int), 0, np.array(moduli.shape) - 1).T)
+        return {"D": stiffness_from_youngpoisson(3, moduli[index], nu)}  # (n_qp, 6, 6)
 
     m = Material("m", function=Function("material", material))
     integral = Integral("i", order=2 * order)
     term = Term.new("dw_lin_elastic(m.D, v, u)", integral, omega, m=m, v=v, u=u)
     equations = Equations([Equation("balance", term)])
+    functions, ebcs, epbcs, lcbcs = _conditions(regions, shift)
+    problem = Problem("periodic_voxels", equations=equations, functions=functions)
+    problem.set_bcs(ebcs=ebcs, epbcs=epbcs, lcbcs=lcbcs)
+    return problem
 
-    shift = eps_xx * lengths[0]
+
+def _conditions(regions: _Regions, shift: float):
+    """``(functions, ebcs, epbcs, lcbcs)``: fixed and pulled corners, plain periodicity (EPBCs) and
+    the shifted periodicity of ``u_x`` in x (a linear combination)."""
+    from sfepy.discrete import Function, Functions
+    from sfepy.discrete.conditions import Conditions, EssentialBC, LinearCombinationBC, PeriodicBC
+    import sfepy.discrete.fem.periodic as periodic
 
     def shift_fun(ts, coors, region=None):
         return np.full(len(coors), shift)
 
-    functions = Functions(
-        [
-            Function("match_x_plane", periodic.match_x_plane),
-            Function("match_y_plane", periodic.match_y_plane),
-            Function("match_z_plane", periodic.match_z_plane),
-            Function("shift", shift_fun),
-        ]
-    )
+    functions = Functions([
+        Function("match_x_plane", periodic.match_x_plane),
+        Function("match_y_plane", periodic.match_y_plane),
+        Function("match_z_plane", periodic.match_z_plane),
+        Function("shift", shift_fun),
+    ])
+    faces = regions.faces
     # EPBCs eliminate the DOFs of their first region: the + faces follow the - faces
-    epbcs = Conditions(
-        [
-            PeriodicBC(f"per_{label}", [faces[label + "+"], faces[label + "-"]], dofs,
-                       match=f"match_{label}_plane")
-            for label, dofs in (
-                ("y", {"u.all": "u.all"}),
-                ("z", {"u.all": "u.all"}),
-                ("x", {"u.[1,2]": "u.[1,2]"}),
-            )
-        ]
-    )
-    ebcs = Conditions(
-        [
-            EssentialBC("fix", fixed, {"u.all": 0.0}),
-            EssentialBC("pull", pulled, {"u.0": shift}),
-        ]
-    )
-    lcbcs = Conditions(
-        [
-            LinearCombinationBC(
-                "shifted_x",
-                [shifted_plus, shifted_minus],
-                {"u.0": "u.0"},
-                Function("match_x_plane", periodic.match_x_plane),
-                "shifted_periodic",
-                arguments=(Function("shift", shift_fun),),
-            )
-        ]
-    )
+    epbcs = Conditions([
+        PeriodicBC(f"per_{label}", [faces[label + "+"], faces[label + "-"]], dofs, match=f"match_{label}_plane")
+        for label, dofs in (("y", {"u.all": "u.all"}), ("z", {"u.all": "u.all"}), ("x", {"u.[1,2]": "u.[1,2]"}))
+    ])
+    ebcs = Conditions([
+        EssentialBC("fix", regions.fixed, {"u.all": 0.0}),
+        EssentialBC("pull", regions.pulled, {"u.0": shift}),
+    ])
+    lcbcs = Conditions([
+        LinearCombinationBC("shifted_x", [regions.shifted_plus, regions.shifted_minus], {"u.0": "u.0"},
+                            Function("match_x_plane", periodic.match_x_plane), "shifted_periodic",
+                            arguments=(Function("shift", shift_fun),)),
+    ])
+    return functions, ebcs, epbcs, lcbcs
 
-    problem = Problem("periodic_voxels", equations=equations, functions=functions)
-    problem.set_bcs(ebcs=ebcs, epbcs=epbcs, lcbcs=lcbcs)
-    # linear problem: one Newton step is the linear solve
-    newton = Newton({"i_max": 1, "eps_a": 1e-30, "eps_r": 1.0},
-                    lin_solver=_linear_solver(linear_solver, rtol))
-    problem.set_solver(newton)
-    problem.solve(save_results=False)
 
+def _newton(linear_solver: str, rtol: float):
+    """One Newton step with the chosen linear solver: the problem is linear, so that is the solve."""
+    from sfepy.solvers.nls import Newton
+
+    return Newton({"i_max": 1, "eps_a": 1e-30, "eps_r": 1.0}, lin_solver=_linear_solver(linear_solver, rtol))
+
+
+def _element_strain(problem, domain, grid: np.ndarray, order: int) -> np.ndarray:
+    """The solved problem's element-average strain as `(6, x, y, z)` in our Voigt order."""
     strain = problem.evaluate(
         f"ev_cauchy_strain.{2 * order}.Omega(u)", mode="el_avg", copy_materials=False
     )

@@ -380,6 +380,21 @@ def generate_torch(params, noise, *, temperature: float = 0.05, mode: str = "sig
         raise ValueError(f"mode={mode!r} is not one of {MODES}")
     if not (isinstance(temperature, (int, float)) and temperature > 0 and math.isfinite(temperature)):
         raise ValueError(f"temperature={temperature!r} is out of range: must be in (0, inf)")
+    p, u = _broadcast(*_as_tensors(params, noise))  # (batch, 4), (batch, x, y, z)
+    if mode == "hard":
+        return _hard_torch(p, u)
+    z = _standardized(_smooth_torch(u, p[:, :3]))  # (batch, N)
+    t = _sorted_quantile(z, 1 - p[:, 3])  # (batch,)
+    soft = torch.sigmoid((z - t[:, None]) / temperature).reshape(u.shape)
+    if mode == "sigmoid":
+        return soft
+    return soft + (_hard_torch(p, u) - soft).detach()  # straight-through estimator
+
+
+def _as_tensors(params, noise):
+    """``params`` and ``noise`` as tensors on the device and in the floating dtype of ``params``
+    (of ``noise`` if ``params`` is not a floating tensor; float64 if neither is)."""
+    import torch
 
     p = params if torch.is_tensor(params) else torch.as_tensor(np.asarray(params, dtype=np.float64))
     u = noise if torch.is_tensor(noise) else torch.as_tensor(np.asarray(noise, dtype=np.float64))
@@ -388,9 +403,12 @@ def generate_torch(params, noise, *, temperature: float = 0.05, mode: str = "sig
     else:
         dtype = u.dtype if u.is_floating_point() else torch.float64
         device = u.device
-    p = p.to(device=device, dtype=dtype)
-    u = u.to(device=device, dtype=dtype)
+    return p.to(device=device, dtype=dtype), u.to(device=device, dtype=dtype)
 
+
+def _broadcast(p, u):
+    """``(batch, 4)`` parameters and ``(batch, x, y, z)`` noise, a single one of either broadcast
+    over the other's batch; shapes, widths and volume fractions checked."""
     if p.ndim not in (1, 2) or p.shape[-1] != 4:
         raise ValueError(f"params must have shape (4,) or (batch, 4), got {tuple(p.shape)}")
     if u.ndim not in (3, 4):
@@ -401,43 +419,50 @@ def generate_torch(params, noise, *, temperature: float = 0.05, mode: str = "sig
     batch = max(p.shape[0], u.shape[0])
     if p.shape[0] not in (1, batch) or u.shape[0] not in (1, batch):
         raise ValueError(f"batch sizes of params ({p.shape[0]}) and noise ({u.shape[0]}) differ")
-    p = p.expand(batch, 4)
-    u = u.expand(batch, *shape)
-
-    p_np = p.detach().cpu().double().numpy()
-    for row in p_np:
+    for row in p.detach().cpu().double().numpy():
         _check_widths(row[:3])
         _check_vf(row[3])
+    return p.expand(batch, 4), u.expand(batch, *shape)
 
-    def hard_structure():
-        u_np = u.detach().cpu().double().numpy()
-        s = np.stack([threshold(smooth(u_np[i], p_np[i, :3]), p_np[i, 3]) for i in range(batch)])
-        return torch.as_tensor(s, device=device).to(dtype)  # (batch, x, y, z)
 
-    if mode == "hard":
-        return hard_structure()
+def _hard_torch(p, u):
+    """The exact structures of ``generate`` (numpy reference) as ``p``'s dtype and device, `(batch, x, y, z)`."""
+    import torch
 
+    p_np = p.detach().cpu().double().numpy()
+    u_np = u.detach().cpu().double().numpy()
+    s = np.stack([threshold(smooth(u_np[i], p_np[i, :3]), p_np[i, 3]) for i in range(len(p_np))])
+    return torch.as_tensor(s, device=p.device).to(p.dtype)
+
+
+def _smooth_torch(u, widths):
+    """Zero-mean periodic Gaussian filter of each `(x, y, z)` noise in the batch (``smooth`` minus
+    its mean), differentiable in ``widths`` `(batch, 3)`."""
+    import torch
+
+    dtype, device, shape = u.dtype, u.device, tuple(u.shape[1:])
     freqs = [torch.fft.fftfreq(shape[0], dtype=dtype, device=device),
              torch.fft.fftfreq(shape[1], dtype=dtype, device=device),
              torch.fft.rfftfreq(shape[2], dtype=dtype, device=device)]
-    ex, ey, ez = (torch.exp(-2 * math.pi**2 * (p[:, a, None] * freqs[a]) ** 2) for a in range(3))
+    ex, ey, ez = (torch.exp(-2 * math.pi**2 * (widths[:, a, None] * freqs[a]) ** 2) for a in range(3))
     multiplier = ex[:, :, None, None] * ey[:, None, :, None] * ez[:, None, None, :]  # (b, kx, ky, kz)
     # Zeroing the k = 0 mode removes the mean exactly, so the fluctuations keep full relative
     # precision even when wide filters make them tiny next to the noise mean of 1/2.
     no_mean = torch.ones(multiplier.shape[1:], dtype=dtype, device=device)
     no_mean[0, 0, 0] = 0.0
     spectrum = torch.fft.rfftn(u, dim=(1, 2, 3)) * (multiplier * no_mean)
-    field = torch.fft.irfftn(spectrum, s=shape, dim=(1, 2, 3))
+    return torch.fft.irfftn(spectrum, s=shape, dim=(1, 2, 3))
 
-    flat = field.reshape(batch, -1)  # (batch, N)
+
+def _standardized(field):
+    """`(batch, x, y, z)` -> `(batch, N)` with zero mean and unit std per sample (all 0 for a
+    constant field)."""
+    import torch
+
+    flat = field.reshape(len(field), -1)  # (batch, N)
     flat = flat - flat.mean(dim=1, keepdim=True)
-    std = flat.std(dim=1, correction=0, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-    z = flat / std  # zero mean, unit std per sample (all 0 for a constant field)
-    t = _sorted_quantile(z, 1 - p[:, 3])  # (batch,)
-    soft = torch.sigmoid((z - t[:, None]) / temperature).reshape(batch, *shape)
-    if mode == "sigmoid":
-        return soft
-    return soft + (hard_structure() - soft).detach()  # straight-through estimator
+    std = flat.std(dim=1, correction=0, keepdim=True).clamp_min(torch.finfo(flat.dtype).tiny)
+    return flat / std
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,39 +501,16 @@ def generate_pymks(
     Returns:
         uint8 ``(n_samples, x, y, z)`` phase labels ``0 .. len(volume_fraction) - 1``.
     """
-    shape = tuple(int(s) for s in shape)
-    grain = tuple(int(g) for g in grain_size)
-    if len(shape) != len(grain) + 1 or min(shape) < 1:
-        raise ValueError(f"shape={shape} must be (n_samples, *domain) with len(grain_size)={len(grain)} domain axes")
-    for g, n in zip(grain, shape[1:]):
-        if not 1 <= g <= n:
-            raise ValueError(f"grain_size={grain} is out of range: each must be in [1, domain size {shape[1:]}]")
-    if np.ndim(volume_fraction) == 0:
-        vf = _check_vf(volume_fraction)
-        fractions = np.array([1.0 - vf, vf])
-    else:
-        fractions = np.asarray(volume_fraction, dtype=np.float64)
-        if fractions.ndim != 1 or len(fractions) < 2 or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1):
-            raise ValueError(f"volume_fraction={volume_fraction!r} must be >= 2 non-negative fractions summing to 1")
+    shape, grain = _check_pymks_grid(shape, grain_size)
+    fractions = _pymks_fractions(volume_fraction)
     if not percent_variance >= 0:
         raise ValueError(f"percent_variance={percent_variance!r} is out of range: must be >= 0")
-
     # dask: RandomState(seed) hands 624 uint32 words to a fresh RandomState per block (one block)
     state_words = np.frombuffer(np.random.RandomState(seed).bytes(624 * 4), dtype="<u4")
     x_data = np.random.RandomState(state_words).random_sample(shape)
-
-    # kernel: Fourier-sampled Gaussian on the grain grid, centred, zero-padded to the domain
-    kernel = np.ones(grain)
-    for axis, g in enumerate(grain):
-        factor = np.exp(-2 * np.pi**2 * np.fft.fftfreq(g) ** 2)
-        kernel = kernel * factor.reshape([-1 if a == axis else 1 for a in range(len(grain))])
-    kernel = np.fft.fftshift(kernel)
-    extra = np.array(shape[1:]) - np.array(grain)
-    kernel = np.pad(kernel, [(e - e // 2, e // 2) for e in extra])
-
+    kernel = _pymks_kernel(grain, shape[1:])
     # pymks transforms the sample axis too (fftn over all axes); it cancels, kept for bit-equality
     x_blur = np.fft.ifftn(np.fft.fftn(np.fft.ifftshift(kernel)) * np.fft.fftn(x_data)).real
-
     n_cut = len(fractions) - 1
     shift = (2 * np.random.RandomState(seed).random_sample((shape[0], n_cut)) - 1) * percent_variance
     levels = np.cumsum(fractions)[:-1] + shift  # (n, n_cut)
@@ -516,3 +518,39 @@ def generate_pymks(
     cuts = np.stack([np.quantile(f, q, method="nearest") for f, q in zip(flat, levels)])  # (n, n_cut)
     cuts = cuts.reshape((shape[0],) + (1,) * len(grain) + (n_cut,))
     return np.sum(x_blur[..., None] > cuts, axis=-1).astype(np.uint8)
+
+
+def _check_pymks_grid(shape, grain_size) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``shape`` ``(n_samples, *domain)`` and ``grain_size`` (one per domain axis, ``1 <= g <= size``)
+    as int tuples."""
+    shape = tuple(int(s) for s in shape)
+    grain = tuple(int(g) for g in grain_size)
+    if len(shape) != len(grain) + 1 or min(shape) < 1:
+        raise ValueError(f"shape={shape} must be (n_samples, *domain) with len(grain_size)={len(grain)} domain axes")
+    for g, n in zip(grain, shape[1:]):
+        if not 1 <= g <= n:
+            raise ValueError(f"grain_size={grain} is out of range: each must be in [1, domain size {shape[1:]}]")
+    return shape, grain
+
+
+def _pymks_fractions(volume_fraction) -> np.ndarray:
+    """Phase fractions: ``(1 - vf, vf)`` for one float, else the given ones (>= 2, summing to 1)."""
+    if np.ndim(volume_fraction) == 0:
+        vf = _check_vf(volume_fraction)
+        return np.array([1.0 - vf, vf])
+    fractions = np.asarray(volume_fraction, dtype=np.float64)
+    if fractions.ndim != 1 or len(fractions) < 2 or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1):
+        raise ValueError(f"volume_fraction={volume_fraction!r} must be >= 2 non-negative fractions summing to 1")
+    return fractions
+
+
+def _pymks_kernel(grain: tuple[int, ...], domain: tuple[int, ...]) -> np.ndarray:
+    """PyMKS's kernel: the Fourier-sampled Gaussian on the grain grid, centred (fftshift) and
+    zero-padded to the ``domain``."""
+    kernel = np.ones(grain)
+    for axis, g in enumerate(grain):
+        factor = np.exp(-2 * np.pi**2 * np.fft.fftfreq(g) ** 2)
+        kernel = kernel * factor.reshape([-1 if a == axis else 1 for a in range(len(grain))])
+    kernel = np.fft.fftshift(kernel)
+    extra = np.array(domain) - np.array(grain)
+    return np.pad(kernel, [(e - e // 2, e // 2) for e in extra])

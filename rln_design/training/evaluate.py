@@ -16,6 +16,7 @@ Predictors are anything with ``predict(structures (batch, x, y, z)) -> (batch, x
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -166,6 +167,146 @@ def _select(n: int, max_samples: int | None, seed: int) -> np.ndarray:
     return index
 
 
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """The evaluated instances of one split: phases, FE fields and where they sit in the file.
+
+    Attributes:
+        structures: `(n, x, y, z)` phases.
+        strain: `(n, x, y, z)` FE eps_xx / imposed eps_xx, every value finite.
+        index: `(n,)` row of each instance within the split.
+        excluded: rows left out because their FE field is not finite.
+        contrast: the file's phase contrast (None if it records none).
+    """
+
+    structures: np.ndarray
+    strain: np.ndarray
+    index: np.ndarray
+    excluded: list[int]
+    contrast: float | None
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return tuple(self.structures.shape[1:])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Predictor:
+    """One row of the report: its label, its kind (surrogate kind or ``"baseline"``) and the model."""
+
+    label: str
+    kind: str
+    model: object
+
+
+def _read_split(data, split: str, max_samples: int | None, seed: int, notes: list[str]) -> _Split:
+    """The (subset of the) split with finite FE fields; the left-out instances are noted."""
+    from rln_design.data import load_dataset, read_attrs
+
+    structures, strain = load_dataset(data, split)
+    if len(structures) == 0:
+        raise ValueError(f"{data} has no finished sample in split {split!r}")
+    index = _select(len(structures), max_samples, seed)
+    structures, strain = structures[index], strain[index]
+    contrast = read_attrs(data).get("contrast")
+    contrast = float(contrast) if contrast is not None else None
+    finite = np.isfinite(strain.reshape(len(strain), -1)).all(axis=1)
+    excluded = index[~finite].tolist()  # no NaN is a result: said, not silently averaged away
+    if excluded:
+        notes.append(f"{len(excluded)} instance(s) of the {split} split have a non-finite FE field (NaN or "
+                     f"inf) and are not evaluated: #{', #'.join(map(str, excluded[:10]))}"
+                     + (" ..." if len(excluded) > 10 else ""))
+        structures, strain, index = structures[finite], strain[finite], index[finite]
+        if not len(index):
+            raise ValueError(f"{data}: every FE field of the {split} split is non-finite; nothing to evaluate")
+    return _Split(structures, strain, index, excluded, contrast)
+
+
+def _surrogate_predictors(models, device, evaluated: _Split, sizes, precs, notes: list[str]) -> list[_Predictor]:
+    """Each surrogate once per ensemble size and precision; a contrast or grid other than the
+    data's is noted."""
+    from rln_design.surrogate.strain import Surrogate
+
+    predictors = []
+    for model in models:
+        s = model if isinstance(model, Surrogate) else Surrogate.load(model, device=device)
+        label = str(model) if not isinstance(model, Surrogate) else (s.metadata.get("source") or "surrogate")
+        contrast = evaluated.contrast
+        if s.contrast is not None and contrast is not None and abs(s.contrast - contrast) > 1e-9:
+            notes.append(f"{label}: trained on contrast {s.contrast:g}, data has contrast {contrast:g}")
+        if s.grid is not None and tuple(s.grid) != evaluated.grid:
+            notes.append(f"{label}: trained on grid {tuple(s.grid)}, data grid is {evaluated.grid}")
+        predictors += _variants(s, label, sizes, precs)
+    return predictors
+
+
+def _variants(surrogate, label: str, sizes, precs) -> list[_Predictor]:
+    """``surrogate`` with each ensemble size and precision, labelled ``"<label> [ensemble K, p]"``."""
+    variants = []
+    for k in sizes or [None]:
+        for p in precs or [None]:
+            tags = ([f"ensemble {k}"] if k is not None else []) + ([p] if p is not None else [])
+            variant = surrogate if k is None else surrogate.with_ensemble(k)
+            variant = variant if p is None else variant.with_precision(p)
+            variants.append(_Predictor(f"{label} [{', '.join(tags)}]" if tags else label, surrogate.kind,
+                                       variant))
+    return variants
+
+
+def _baseline_predictors(data, mks_ridge: float, notes: list[str]) -> list[_Predictor]:
+    """The mean field, and MKS fit on the file's finite training samples (noted if there are none)."""
+    from rln_design.data import load_dataset
+    from rln_design.training.baselines import MeanFieldBaseline, MKSLocalization
+
+    predictors = [_Predictor("mean-field", "baseline", MeanFieldBaseline())]
+    try:
+        train_m, train_y = load_dataset(data, "train")
+        keep = np.isfinite(train_y.reshape(len(train_y), -1)).all(axis=1)  # a NaN field fits NaN
+        train_m, train_y = train_m[keep], train_y[keep]
+    except (KeyError, ValueError):
+        train_m = np.zeros((0,))
+    if len(train_m) == 0:
+        notes.append("MKS baseline skipped: the file has no finished training sample")
+        return predictors
+    t0 = time.perf_counter()
+    mks = MKSLocalization(ridge=mks_ridge).fit(train_m, train_y)
+    notes.append(f"MKS fit on {len(train_m)} training samples, ridge {mks_ridge:g}, "
+                 f"{time.perf_counter() - t0:.1f} s")
+    return predictors + [_Predictor("mks", "baseline", mks)]
+
+
+def _row(predictor: _Predictor, result: dict, evaluated: _Split, notes: list[str]) -> dict:
+    """The report row of one :func:`evaluate_model` result; left-out predictions are noted."""
+    bad = len(evaluated.structures) - result["summary"]["mase"]["n"]
+    if bad:
+        notes.append(f"{predictor.label}: {bad} prediction(s) are not finite (NaN or inf) and are left out "
+                     "of its MASE and statistics")
+    row = {"label": predictor.label, "kind": predictor.kind, **result["summary"],
+           "worst": {"index": int(evaluated.index[result["worst"]["index"]]),
+                     "mase": result["worst"]["mase"]},
+           "ms_per_structure": result["ms_per_structure"]}
+    model = predictor.model
+    if hasattr(model, "metadata"):
+        row["ensemble"] = model.ensemble
+        row["precision"] = model.precision_used()  # what ran
+        row["contrast"] = model.contrast
+        row["recorded_metrics"] = model.accuracy
+    return row
+
+
+def _evaluate_each(predictors: list[_Predictor], evaluated: _Split, batch_size: int, progress: bool,
+                   notes: list[str]) -> tuple[list[dict], dict]:
+    """Report rows and :func:`evaluate_model` results (by label, plus ``"_data"``) of the predictors."""
+    rows, details = [], {}
+    for predictor in predictors:
+        details[predictor.label] = evaluate_model(predictor.model, evaluated.structures, evaluated.strain,
+                                                  batch_size=batch_size, progress=progress,
+                                                  desc=predictor.label)
+        rows.append(_row(predictor, details[predictor.label], evaluated, notes))
+    details["_data"] = (evaluated.structures, evaluated.strain, evaluated.index)
+    return rows, details
+
+
 def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = True,
                      mks_ridge: float = 1e-6, batch_size: int = 32, max_samples: int | None = None,
                      seed: int = 0, device: str = "cpu", progress: bool = False,
@@ -202,95 +343,26 @@ def evaluate_dataset(models, data, *, split: str = "test", baselines: bool = Tru
         label to the full :func:`evaluate_model` result, plus ``"_data"``: the evaluated
         ``(structures, strain, file indices within the split)``.
     """
-    from rln_design.training.baselines import MeanFieldBaseline, MKSLocalization
-    from rln_design.data import load_dataset, read_attrs
-    from rln_design.surrogate.strain import Surrogate
-
-    structures, strain = load_dataset(data, split)
-    if len(structures) == 0:
-        raise ValueError(f"{data} has no finished sample in split {split!r}")
-    index = _select(len(structures), max_samples, seed)
-    structures, strain = structures[index], strain[index]
-    contrast = read_attrs(data).get("contrast")
-    contrast = float(contrast) if contrast is not None else None
-    grid = tuple(structures.shape[1:])
-    notes = []
-    finite = np.isfinite(strain.reshape(len(strain), -1)).all(axis=1)
-    excluded = index[~finite].tolist()  # no NaN is a result: said, not silently averaged away
-    if excluded:
-        notes.append(f"{len(excluded)} instance(s) of the {split} split have a non-finite FE field (NaN or "
-                     f"inf) and are not evaluated: #{', #'.join(map(str, excluded[:10]))}"
-                     + (" ..." if len(excluded) > 10 else ""))
-        structures, strain, index = structures[finite], strain[finite], index[finite]
-        if not len(index):
-            raise ValueError(f"{data}: every FE field of the {split} split is non-finite; nothing to evaluate")
-
     from rln_design.models.precision import check_precision
     from rln_design.models.symmetry import check_ensemble_size
-
-    sizes = list(dict.fromkeys(map(check_ensemble_size, ensembles))) if ensembles else None  # once each
-    precs = list(dict.fromkeys(map(check_precision, precisions))) if precisions else None
-    predictors = []
-    for model in models:
-        s = model if isinstance(model, Surrogate) else Surrogate.load(model, device=device)
-        label = str(model) if not isinstance(model, Surrogate) else (s.metadata.get("source") or "surrogate")
-        if s.contrast is not None and contrast is not None and abs(s.contrast - contrast) > 1e-9:
-            notes.append(f"{label}: trained on contrast {s.contrast:g}, data has contrast {contrast:g}")
-        if s.grid is not None and tuple(s.grid) != grid:
-            notes.append(f"{label}: trained on grid {tuple(s.grid)}, data grid is {grid}")
-        for k in sizes or [None]:
-            for p in precs or [None]:
-                tags = ([f"ensemble {k}"] if k is not None else []) + ([p] if p is not None else [])
-                variant = s if k is None else s.with_ensemble(k)
-                variant = variant if p is None else variant.with_precision(p)
-                predictors.append((f"{label} [{', '.join(tags)}]" if tags else label, s.kind, variant))
-    if baselines:
-        predictors.append(("mean-field", "baseline", MeanFieldBaseline()))
-        try:
-            train_m, train_y = load_dataset(data, "train")
-            keep = np.isfinite(train_y.reshape(len(train_y), -1)).all(axis=1)  # a NaN field fits NaN
-            train_m, train_y = train_m[keep], train_y[keep]
-        except (KeyError, ValueError):
-            train_m = np.zeros((0,))
-        if len(train_m) == 0:
-            notes.append("MKS baseline skipped: the file has no finished training sample")
-        else:
-            t0 = time.perf_counter()
-            mks = MKSLocalization(ridge=mks_ridge).fit(train_m, train_y)
-            notes.append(f"MKS fit on {len(train_m)} training samples, ridge {mks_ridge:g}, "
-                         f"{time.perf_counter() - t0:.1f} s")
-            del train_m, train_y
-            predictors.append(("mks", "baseline", mks))
-
-    rows, details = [], {}
-    for label, kind, predictor in predictors:
-        result = evaluate_model(predictor, structures, strain, batch_size=batch_size,
-                                progress=progress, desc=label)
-        details[label] = result
-        bad = len(structures) - result["summary"]["mase"]["n"]
-        if bad:
-            notes.append(f"{label}: {bad} prediction(s) are not finite (NaN or inf) and are left out of its "
-                         "MASE and statistics")
-        row = {"label": label, "kind": kind, **{k: v for k, v in result["summary"].items()},
-               "worst": {"index": int(index[result["worst"]["index"]]),
-                         "mase": result["worst"]["mase"]},
-               "ms_per_structure": result["ms_per_structure"]}
-        if hasattr(predictor, "metadata"):
-            row["ensemble"] = predictor.ensemble
-            row["precision"] = predictor.precision_used()  # what ran
-            row["contrast"] = predictor.contrast
-            row["recorded_metrics"] = predictor.accuracy
-        rows.append(row)
-    details["_data"] = (structures, strain, index)
     from rln_design.provenance import Provenance
 
+    notes = []
+    evaluated = _read_split(data, split, max_samples, seed, notes)
+    sizes = list(dict.fromkeys(map(check_ensemble_size, ensembles))) if ensembles else None  # once each
+    precs = list(dict.fromkeys(map(check_precision, precisions))) if precisions else None
+    predictors = _surrogate_predictors(models, device, evaluated, sizes, precs, notes)
+    if baselines:
+        predictors += _baseline_predictors(data, mks_ridge, notes)
+    rows, details = _evaluate_each(predictors, evaluated, batch_size, progress, notes)
     config = {"split": split, "baselines": baselines, "mks_ridge": mks_ridge, "batch_size": batch_size,
               "max_samples": max_samples, "seed": seed, "device": str(device),
               "ensembles": sizes, "precisions": precs}
-    report = {"data": str(data), "split": split, "n": int(len(structures)), "grid": list(grid),
-              "contrast": contrast, "statistics": list(DESIGN_STATISTICS), "rows": rows,
-              "excluded": {"non_finite_fe": excluded}, "notes": notes, "config": config, "seed": seed,
-              "provenance": Provenance.capture(config, seed=seed, device=device).to_dict()}
+    report = {"data": str(data), "split": split, "n": int(len(evaluated.structures)),
+              "grid": list(evaluated.grid), "contrast": evaluated.contrast,
+              "statistics": list(DESIGN_STATISTICS), "rows": rows,
+              "excluded": {"non_finite_fe": evaluated.excluded}, "notes": notes, "config": config,
+              "seed": seed, "provenance": Provenance.capture(config, seed=seed, device=device).to_dict()}
     return report, details
 
 
