@@ -144,7 +144,7 @@ def _report(surrogate, model, source: _Input, outputs: _Outputs, field: np.ndarr
              for k, v in compute_statistics(SUMMARY_STATS, batch_m, batch_y).items()}
     report = {"provenance": Provenance.capture({"surrogate": str(surrogate)}).to_dict(), "surrogate": str(surrogate),
               "source": model.metadata.get("source"), "kind": model.kind, "contrast": model.contrast,
-              "ensemble": model.ensemble, "precision": model.precision, "input": source.record,
+              "ensemble": model.ensemble, "precision": model.precision_used(), "input": source.record,
               "shape": list(source.structure.shape), "out": str(outputs.field), "report": str(outputs.report),
               "seconds": seconds, "statistics": stats}
     if source.fe is not None:
@@ -173,7 +173,7 @@ def _echo_summary(surrogate, model, source: _Input, report: dict, outputs: _Outp
     """The report in a few lines: surrogate, size and time, statistics, files."""
     batch_m = _batch(source.structure)
     click.echo(f"surrogate {surrogate} ({model.kind}, contrast {model.contrast}, trained grid "
-               f"{model.grid}, ensemble {model.ensemble}, {model.precision}): {len(batch_m)} x "
+               f"{model.grid}, ensemble {model.ensemble}, {model.precision_used()}): {len(batch_m)} x "
                f"{tuple(batch_m.shape[1:])} in {report['seconds']:.3f} s")
     for name, values in report["statistics"].items():
         click.echo(f"    {name:<18} " + "  ".join(f"{v:.3f}" for v in values[:8])

@@ -118,3 +118,15 @@ def test_a_truncated_h5_is_one_line(tiny):
     assert result.exit_code == 2, result.output
     assert "Invalid value for --h5: cut.h5 is truncated (an interrupted copy or write?): it cannot be read" in \
         result.output
+
+
+def test_a_surrogate_without_bf16_layers_records_the_fp32_it_ran(tmp_path, monkeypatch):
+    # the shipped v2 cr10 (kind pcg) runs in fp32 whatever --precision says: the report says so
+    import rln_design.models.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.chdir(tmp_path)
+    np.save("one.npy", np.zeros((6, 6, 6), np.uint8) | (np.arange(6)[:, None, None] % 2 == 0))
+    result = CliRunner().invoke(predict, ["one.npy", "--surrogate", "cr10", "--png", "-", "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(open("one_strain.json").read())["precision"] == "fp32"
