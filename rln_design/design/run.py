@@ -276,7 +276,7 @@ def optimize(config: OptimizeConfig | None = None, *, out=None, loop_evaluator=N
         log: ``log(str)`` for progress messages (default: silent).
 
     Returns:
-        The report dict (also written to ``out/report.json``): ``config``, ``versions``,
+        The report dict (also written to ``out/report.json``): ``config``, ``provenance``,
         ``problem`` (with the load cases), ``space``, ``history`` (every evaluation, statistics per
         load case ``name@case``), ``verification`` (FE, per design), ``verdict`` (``success`` only
         if FE confirms every target; otherwise ``infeasible`` with the closest design),
