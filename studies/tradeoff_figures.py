@@ -10,6 +10,9 @@ Writes, into ``--out``:
   cases, stiffness_x), surrogate means per design point (colour = stiff fraction vf), FE means of the
   verified designs (black rings: confirmed, red crosses: refuted), the peak limit and, for the
   reader's scale, the Reuss and Voigt stiffness bounds at vf 0.1 and 0.5;
+* ``tradeoff_convergence.png``: per run, the worst-case peak and stiffness_x of each loop evaluation
+  in order, with the peak limit (the design run's own ``convergence.png`` plots the score, which sits
+  at the -1000 penalty while no evaluation meets the targets);
 * ``tradeoff_peak_{case}.png``: structure and FE strain (the case's normal component over its imposed
   value) in the planes through the strain peak, for the reported design of the LAST run, one figure
   per load case (``rln-design optimize`` draws only the first load case). One FE solve per case, on
@@ -81,6 +84,36 @@ def scatter(reports: list[dict], labels: list[str], path: Path) -> Path:
     return path
 
 
+def convergence(reports: list[dict], labels: list[str], path: Path) -> Path:
+    """Worst-case peak and stiffness_x of the loop evaluations, in order, per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for report, label in zip(reports, labels):
+        loop = [r for r in report["history"] if r["evaluator"] != "fe" and r.get("objective")]
+        limit = report["problem"]["targets"][0]["value"]
+        peaks = np.array([r["targets"][0]["mean"] for r in loop])
+        line, = axes[0].plot(peaks, "o-", ms=3, lw=0.7, label=label)
+        stiff = np.array([r["objective"]["mean"] for r in loop])
+        axes[1].plot(stiff, "o-", ms=3, lw=0.7, color=line.get_color(), label=label)
+        ok = peaks < limit
+        axes[1].plot(np.flatnonzero(ok), stiff[ok], "o", ms=9, mfc="none", color="k")
+    axes[0].axhline(limit, color="tab:red", lw=1)
+    axes[0].set(xlabel="loop evaluation (surrogate)", ylabel="worst peak strain over x, y, z", yscale="log")
+    axes[0].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[1].set(xlabel="loop evaluation (surrogate)", ylabel="stiffness_x (ring: peak below the limit)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def peak_pictures(report: dict, out: Path) -> list[Path]:
     """Structure and FE strain through the peak, per load case, for the run's reported design."""
     from rln_design.design.evaluators import FEEvaluator
@@ -121,6 +154,7 @@ def main(argv=None) -> None:
             parser.error(f"{run}: needs a run with a target and an objective (maximize stiffness_x)")
     args.out.mkdir(parents=True, exist_ok=True)
     print(scatter(reports, labels, args.out / "tradeoff_scatter.png"))
+    print(convergence(reports, labels, args.out / "tradeoff_convergence.png"))
     for path in peak_pictures(reports[-1], args.out):
         print(path)
 

@@ -186,3 +186,23 @@ def test_each_contrast_needs_its_surrogate():
     assert {c: name for c, (name, _) in bench.load_surrogates(args, load).items()} == {50.0: "c50", 10.0: "a10"}
     assert [n for _, (n, _) in bench.load_surrogates(bench.parse_args(["--targets", "tradeoff"]),
                                                      lambda n: Stub(float(n[2:]))).items()] == ["cr10", "cr50"]
+
+
+def test_tradeoff_table_in_the_docs_matches_the_committed_json():
+    """docs/benchmarks.md "Design trade-offs": every row as studies/design_benchmark_tradeoff.json records it."""
+    root = SCRIPT.parent.parent
+    summary = json.loads((root / "studies" / "design_benchmark_tradeoff.json").read_text())["summary"]
+    text = (root / "docs" / "benchmarks.md").read_text()
+    table = text.split("| problem | strategy | runs confirmed |", 1)[1].split("\n\n", 1)[0]
+    checked = 0
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        row = next(r for r in summary if r["target"] == cells[0].strip("`") and r["strategy"] == cells[1])
+        assert cells[2] == f"{row['successes']}/{row['runs']}", line
+        assert cells[3] == f"{row['confirmed_designs']}/{row['verified_designs']}", line
+        assert cells[4] == f"{row['mean_fe_solves']:g}" and cells[5] == f"{row['mean_surrogate_evals']:g}", line
+        assert cells[6] == f"{row['mean_wall_s']:.1f} ({row['mean_cpu_s']:.1f})", line
+        objective = " / ".join("-" if v is None else f"{v:.3g}" for v in row["objective_fe"])
+        assert cells[7] == (objective if row["objective"] else "-"), line
+        checked += 1
+    assert checked == len(summary) == 8
