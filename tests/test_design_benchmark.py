@@ -140,6 +140,15 @@ def test_tradeoff_presets_run_with_the_surrogate_of_their_contrast(tmp_path):
     text = out.read_text()
     assert "loads x, y, z" in text and "contrast 50" in text and "Infeasible preset `infeasible`" in text
     assert "`cr50`" in text and "homogenization model" in text
+    # the worked example's figures (studies/tradeoff_figures.py) from one of these runs
+    load_script()  # puts studies/ on sys.path
+    import tradeoff_figures
+
+    run = next(Path(r["out"]) for r in runs if r["target"] == "stiff_peak" and r["strategy"] == "surrogate-bayes")
+    tradeoff_figures.main([str(run), "--out", str(tmp_path / "figs")])
+    assert sorted(f.name for f in (tmp_path / "figs").iterdir()) == [
+        "tradeoff_convergence.png", "tradeoff_peak_x.png", "tradeoff_peak_y.png", "tradeoff_peak_z.png",
+        "tradeoff_scatter.png"]
 
 
 def test_tradeoff_presets_refuse_the_gradient_loop(capsys):
