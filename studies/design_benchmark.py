@@ -7,6 +7,8 @@ table)::
     python studies/design_benchmark.py --quick --grid 9 --surrogate PATH --out /tmp/bench.md  # smoke run
     python studies/design_benchmark.py --strategies surrogate-gradient --set lr=0.15  # other budgets
     python studies/design_benchmark.py --precision bf16  # the surrogate in bf16 (CPUs with AMX)
+    python studies/design_benchmark.py --targets tradeoff --strategies surrogate-bayes fe-bayes \
+        --out studies/design_benchmark_tradeoff.md   # stiffness vs strain peaks, loads x, y, z
 
 For every target preset x strategy x seed, one design run goes through the public API
 (:func:`rln_design.design.run.optimize` with an :class:`~rln_design.design.run.OptimizeConfig`) at
@@ -17,6 +19,29 @@ presets (``--targets``; fixed before any result was seen, not tuned to them):
   grains elongated along the load direction x (docs/design.md, physics notes);
 * ``p99`` (easy): ``p99_strain<2.0``; the default box (the surrogate's training box);
 * ``peak_vf`` (medium): ``peak_strain<2.5`` and ``volume_fraction>=0.5``; the default box.
+
+Trade-off presets (group ``tradeoff``; ``--targets tradeoff``): effective stiffness against strain
+peaks under the three normal loads x, y and z (every strain target is the worst case over them),
+box ``gx=1:GRID`` (stiffness along x favours grains elongated along x). Stiffness statistics have no
+differentiable surrogate, so these presets run the Bayesian strategies only:
+
+* ``stiff_peak`` (contrast 10): maximize ``stiffness_x`` subject to ``peak_strain<1.5``;
+* ``peak_floor`` (contrast 10): minimize ``peak_strain`` subject to ``stiffness_x>=4.93``, the
+  midpoint between the Reuss (2.448) and Voigt (7.404) bounds on ``C*_xxxx / E_soft`` at stiff
+  fraction 0.5 (:func:`rln_design.homogenization.stiffness_bounds`, nu 0.3): stiffer along x than
+  any 50/50 mixture that is not at least half-way to the parallel (iso-strain) arrangement;
+* ``stiff_peak50`` (contrast 50): maximize ``stiffness_x`` subject to ``peak_strain<2.0`` (the
+  limit docs/design.md uses with cr50: strain peaks grow with the contrast, 1.5 is the contrast-10
+  limit);
+* ``infeasible`` (contrast 10): ``stiffness_x>=7.4`` (the Voigt bound at stiff fraction 0.5: only
+  reachable above vf 0.5, and near-Voigt stiffness needs stiff paths parallel to x, which put the
+  soft phase in series under the y or z load) together with ``peak_strain<1.2`` under x, y and z.
+  The tool must report ``infeasible`` with the closest design; a ``success`` would be an FE-confirmed
+  counterexample to that argument.
+
+Each preset runs with the surrogate of its contrast (``--surrogate``, repeatable: default ``cr10``
+and, for the contrast-50 preset, ``cr50``); its stiffness statistics come from the homogenization
+model shipped beside that surrogate (``surrogates/cr10/homogenization.pt``).
 
 Strategies (``--strategies``), all with the CLI's default loop budgets and the same FE verification:
 
@@ -38,7 +63,8 @@ FE *mean* over its 8 verification realizations meets every target. Surrogate pre
 A run that raises is recorded as an error (not a success) with its message.
 
 Recorded per run: success, the FE statistics of the verdict's design (the confirmed design with the
-largest margin, else the closest one), **FE solves** = structures handed to ``solve_fe``, counted by
+largest margin, else the closest one), with an objective the FE value of the objective of the returned
+design (FE-confirmed only on a success), **FE solves** = structures handed to ``solve_fe``, counted by
 a wrapper around the FE evaluator (loop + verification; verification from the report, loop = the
 rest), surrogate evaluations (structures through the surrogate; those with a backward pass for the
 gradient loop separately), wall and process CPU time. Figures are off: they would add an FE solve.
@@ -66,20 +92,54 @@ CONTRAST = 10.0
 
 @dataclass(frozen=True)
 class Preset:
-    """A design problem of the benchmark: targets, bounds (``{grid}`` is filled in), difficulty."""
+    """A design problem of the benchmark: targets, bounds (``{grid}`` is filled in), difficulty,
+    and optionally an objective (``("maximize", "stiffness_x")``), load cases and the contrast."""
 
     targets: tuple
     bounds: tuple
     difficulty: str
     note: str
+    objective: tuple = ()
+    loads: tuple = ("x",)
+    contrast: float = CONTRAST
 
+    @property
+    def options(self) -> dict:
+        """The preset's ``OptimizeConfig`` options other than bounds (targets, objective, loads)."""
+        out = {"targets": self.targets, "loads": self.loads}
+        if self.objective:
+            out[self.objective[0]] = self.objective[1]
+        return out
+
+    @property
+    def needs_bayes(self) -> bool:
+        """Stiffness statistics have no differentiable surrogate: Bayesian strategies only."""
+        return any("stiffness" in text for text in self.targets + self.objective)
+
+
+#: stiffness floor of ``peak_floor``: midpoint of Reuss (2.448) and Voigt (7.404) at vf 0.5, contrast 10
+STIFFNESS_FLOOR = 4.93
+XYZ = ("x", "y", "z")
 
 PRESETS = {
     "peak": Preset(("peak_strain<1.5",), ("gx=1:{grid}",), "hard",
                    "needs grains elongated along x; box widened to gx <= grid"),
     "p99": Preset(("p99_strain<2.0",), (), "easy", "default box"),
     "peak_vf": Preset(("peak_strain<2.5", "volume_fraction>=0.5"), (), "medium", "default box"),
+    "stiff_peak": Preset(("peak_strain<1.5",), ("gx=1:{grid}",), "trade-off",
+                         "maximize stiffness_x; peaks under x, y, z", ("maximize", "stiffness_x"), XYZ),
+    "peak_floor": Preset((f"stiffness_x>={STIFFNESS_FLOOR}",), ("gx=1:{grid}",), "trade-off",
+                         "stiffness floor half-way from Reuss to Voigt at vf 0.5; minimize the worst peak",
+                         ("minimize", "peak_strain"), XYZ),
+    "stiff_peak50": Preset(("peak_strain<2.0",), ("gx=1:{grid}",), "trade-off",
+                           "contrast 50: maximize stiffness_x; peaks under x, y, z",
+                           ("maximize", "stiffness_x"), XYZ, 50.0),
+    "infeasible": Preset(("stiffness_x>=7.4", "peak_strain<1.2"), ("gx=1:{grid}",), "infeasible",
+                         "Voigt stiffness at vf 0.5 with tight peaks under x, y, z: must be reported infeasible",
+                         (), XYZ),
 }
+GROUPS = {"classic": ("peak", "p99", "peak_vf"),
+          "tradeoff": ("stiff_peak", "peak_floor", "stiff_peak50", "infeasible")}
 
 STRATEGIES = {
     "surrogate-bayes": {"method": "bayes", "evaluator": "surrogate"},
@@ -131,8 +191,13 @@ def counting_evaluators():
 
 
 def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_name: str, grid: int,
-            budgets: dict, out_dir: Path) -> dict:
-    """One design run with FE/surrogate counters; returns the benchmark's record of it."""
+            budgets: dict, out_dir: Path, stiffness_model=None) -> dict:
+    """One design run with FE/surrogate counters; returns the benchmark's record of it.
+
+    ``surrogate`` must be trained at the preset's contrast; ``stiffness_model`` (a
+    ``HomogenizationModel``, None: the one beside ``surrogate_name``) serves the surrogate
+    evaluator's stiffness statistics."""
+    from rln_design.design.loads import parse_loads
     from rln_design.design.run import OptimizeConfig, optimize
 
     CountingFE, CountingSurrogate = counting_evaluators()
@@ -141,13 +206,17 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
     budgets = dict(budgets)
     if strategy == "surrogate-gradient":  # verify as many designs as the Bayesian loops
         budgets["restarts"] = max(budgets.get("restarts", 2), budgets.get("top_k", 3))
-    config = OptimizeConfig.from_options(targets=preset.targets, bounds=tuple(b.format(grid=grid) for b in preset.bounds),
-                            surrogate=surrogate_name, seed=seed, grid=shape, contrast=CONTRAST, plots=False,
-                            surrogate_precision=surrogate.precision,
-                            **STRATEGIES[strategy], **budgets)
-    fe = CountingFE(contrast=CONTRAST, shape=shape)
-    loop = CountingSurrogate(surrogate, shape=shape) if config.evaluator == "surrogate" else fe
-    record = {"target": preset_name, "strategy": strategy, "seed": seed, "out": str(out_dir)}
+    config = OptimizeConfig.from_options(**preset.options, bounds=tuple(b.format(grid=grid) for b in preset.bounds),
+                                         surrogate=surrogate_name, seed=seed, grid=shape, contrast=preset.contrast,
+                                         plots=False, surrogate_precision=surrogate.precision,
+                                         **STRATEGIES[strategy], **budgets)
+    loads = parse_loads(preset.loads)
+    fe = CountingFE(contrast=preset.contrast, shape=shape, loads=loads)
+    loop = (CountingSurrogate(surrogate, shape=shape, loads=loads, stiffness_model=stiffness_model,
+                              homogenization=surrogate_name)
+            if config.evaluator == "surrogate" else fe)
+    record = {"target": preset_name, "strategy": strategy, "seed": seed, "out": str(out_dir),
+              "contrast": preset.contrast, "surrogate": surrogate_name}
     wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         report = optimize(config, out=out_dir, loop_evaluator=loop, fe_evaluator=fe, surrogate=surrogate)
@@ -164,7 +233,8 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
     if report is None:
         return record
     ver = report["verification"]
-    record["fe_solves_verification"] = sum(len(v["seeds_same"]) + len(v["seeds_fresh"]) for v in ver)
+    n_loads = len(report["loads"])  # one FE solve per structure and load case
+    record["fe_solves_verification"] = n_loads * sum(len(v["seeds_same"]) + len(v["seeds_fresh"]) for v in ver)
     record["fe_solves_loop"] = record["fe_solves"] - record["fe_solves_verification"]
     verdict = report["verdict"]
     record.update(status=verdict["status"], success=verdict["status"] == "success",
@@ -181,6 +251,9 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
                                   for t in v["targets"]]
         record["best_fe"] = {name: row["fe_mean"] for name, row in v["statistics"].items()}
         record["best_min_fe_margin"] = v["min_fe_margin"]
+        if v.get("objective"):  # FE-confirmed objective value only on a success
+            record["best_objective_fe"] = v["objective"]["fe_mean"]
+            record["best_objective_confirmed"] = bool(record["success"])
     return record
 
 
@@ -198,6 +271,19 @@ def statistics(preset_name: str) -> list[str]:
     return list(dict.fromkeys(parse_target(t).statistic for t in PRESETS[preset_name].targets))
 
 
+def fe_value(record: dict, preset_name: str, statistic: str):
+    """FE mean of ``statistic`` for the run's reported design: its plain key with one load case,
+    else the worst case its target was judged on (the target's FE value), else None."""
+    if statistic in record.get("best_fe", {}):
+        return record["best_fe"][statistic]
+    from rln_design.design.targets import parse_target
+
+    for row, text in zip(record.get("best_targets", []), PRESETS[preset_name].targets):
+        if parse_target(text).statistic == statistic:
+            return row["fe_mean"]
+    return None
+
+
 def summarize(records: list[dict], presets, strategies) -> list[dict]:
     """One row per (target, strategy): success rate over seeds, mean costs, FE values per seed."""
     rows = []
@@ -206,7 +292,8 @@ def summarize(records: list[dict], presets, strategies) -> list[dict]:
             rs = [r for r in records if r["target"] == p and r["strategy"] == s]
             if not rs:
                 continue
-            fe_values = {name: [r.get("best_fe", {}).get(name) for r in rs] for name in statistics(p)}
+            fe_values = {name: [fe_value(r, p, name) for r in rs] for name in statistics(p)}
+            confirmed = [r.get("best_objective_fe") for r in rs if r.get("best_objective_confirmed")]
             rows.append({
                 "target": p, "strategy": s, "runs": len(rs),
                 "successes": sum(r["success"] for r in rs),
@@ -221,31 +308,51 @@ def summarize(records: list[dict], presets, strategies) -> list[dict]:
                 "mean_wall_s": float(np.mean([r["wall_s"] for r in rs])),
                 "mean_cpu_s": float(np.mean([r["cpu_s"] for r in rs])),
                 "fe_values": fe_values, "seeds": [r["seed"] for r in rs],
+                "objective": " ".join(PRESETS[p].objective) or None,
+                "objective_fe": [r.get("best_objective_fe") if r.get("best_objective_confirmed") else None
+                                 for r in rs],
+                "mean_objective_fe_confirmed": float(np.mean(confirmed)) if confirmed else None,
             })
     return rows
 
 
+def describe(preset_name: str) -> str:
+    """``name (difficulty): `target` & ... ; maximize `stat`; loads x, y, z; contrast c`` for the tables."""
+    preset = PRESETS[preset_name]
+    text = f"{preset_name} ({preset.difficulty}): " + " & ".join(f"`{t}`" for t in preset.targets)
+    if preset.objective:
+        text += f"; {preset.objective[0]} `{preset.objective[1]}`"
+    if tuple(preset.loads) != ("x",):
+        text += f"; loads {', '.join(preset.loads)}"
+    if preset.contrast != CONTRAST:
+        text += f"; contrast {preset.contrast:g}"
+    return text
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| target | strategy | FE-confirmed success | FE-confirmed designs | FE solves (loop + verification) "
-             "| surrogate evals | wall s | CPU s | FE mean of the reported design, per seed |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| surrogate evals | wall s | CPU s | FE objective of the returned design (confirmed), per seed "
+             "| FE mean of the reported design, per seed |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
-        targets = " & ".join(f"`{t}`" for t in PRESETS[r["target"]].targets)
         values = "; ".join(f"{name}: " + " / ".join(_fmt(v) for v in vs) for name, vs in r["fe_values"].items())
+        objective = "-" if not r.get("objective") else (
+            f"{r['objective'].split()[1]}: " + " / ".join(_fmt(v) for v in r["objective_fe"]))
         err = f" ({r['errors']} error{'s' if r['errors'] > 1 else ''})" if r["errors"] else ""
         lines.append(
-            f"| {r['target']} ({PRESETS[r['target']].difficulty}): {targets} | {r['strategy']} "
+            f"| {describe(r['target'])} | {r['strategy']} "
             f"| {r['successes']}/{r['runs']}{err} | {r['confirmed_designs']}/{r['verified_designs']} "
             f"| {r['mean_fe_solves']:.1f} ({_fmt(r['mean_fe_solves_loop'], '.1f')} + "
             f"{_fmt(r['mean_fe_solves_verification'], '.1f')}) | {r['mean_surrogate_evals']:.1f} "
-            f"| {r['mean_wall_s']:.1f} | {r['mean_cpu_s']:.1f} | {values} |")
+            f"| {r['mean_wall_s']:.1f} | {r['mean_cpu_s']:.1f} | {objective} | {values} |")
     return "\n".join(lines)
 
 
 def per_run_table(records: list[dict]) -> str:
     lines = ["| target | strategy | seed | verdict | FE solves loop + verif. | surrogate evals (with backward) "
-             "| FE-confirmed / verified designs | wall s | reported design (gx, gy, gz, vf) |",
-             "|---|---|---:|---|---:|---:|---:|---:|---|"]
+             "| FE-confirmed / verified designs | wall s | CPU s | reported design (gx, gy, gz, vf) "
+             "| its FE statistics |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"]
     for r in records:
         p = r.get("best_params")
         params = "-" if p is None else ", ".join(_fmt(p[k]) for k in ("gx", "gy", "gz", "vf"))
@@ -254,41 +361,69 @@ def per_run_table(records: list[dict]) -> str:
                      f"| {r.get('fe_solves_loop', '-')} + {r.get('fe_solves_verification', '-')} "
                      f"| {r['surrogate_evals']} ({r['surrogate_gradient_evals']}) "
                      f"| {r.get('n_confirmed', '-')}/{r.get('n_verified', '-')} "
-                     f"| {r['wall_s']:.1f} | {params} |")
+                     f"| {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {params} | {_fe_summary(r)} |")
     return "\n".join(lines)
 
 
+def _fe_summary(record: dict) -> str:
+    """The reported design's FE means of the target and objective statistics, per load case."""
+    from rln_design.design.loads import split_key
+
+    preset = PRESETS[record["target"]]
+    wanted = set(statistics(record["target"])) | ({preset.objective[1]} if preset.objective else set())
+    fe = record.get("best_fe", {})
+    items = [f"{key} {_fmt(v)}" for key, v in fe.items() if split_key(key)[0] in wanted]
+    return ", ".join(items) or "-"
+
+
+def _surrogate_line(s: dict) -> str:
+    return (f"`{s['name']}` from `{s['source']}` ({s['kind']}, contrast {s['contrast']}, "
+            f"training grid {s['grid']}, precision {s.get('precision', 'fp32')}, "
+            f"recorded metrics {s['metrics'] or 'none'})")
+
+
 def markdown(meta: dict, rows: list[dict], records: list[dict]) -> str:
-    s = meta["surrogate"]
     budgets = ", ".join(f"{k}={v}" for k, v in meta["budgets"].items())
     quick = ("\n**--quick: tiny budgets for a smoke run; these numbers are not evidence.**\n"
              if meta["quick"] else "")
-    failed = [f"{r['target']}/{r['strategy']}" for r in rows if r["successes"] == 0]
+    failed = [f"{r['target']}/{r['strategy']}" for r in rows
+              if r["successes"] == 0 and PRESETS[r["target"]].difficulty != "infeasible"]
+    impossible = [r for r in rows if PRESETS[r["target"]].difficulty == "infeasible"]
+    impossible_line = "".join(
+        f" Infeasible preset `{r['target']}` / {r['strategy']}: reported infeasible in "
+        f"{r['runs'] - r['successes'] - r['errors']}/{r['runs']} runs (claimed success {r['successes']}, "
+        f"errors {r['errors']})." for r in impossible)
     return "\n".join([
         "# Evidence benchmark: surrogate-driven vs FE-driven design", quick,
         f"- command: `{meta['command']}`",
-        f"- date: {meta['date']}; total wall time {meta['total_wall_s']:.0f} s",
-        f"- CPU: {meta['cpu']}; torch intra-op threads {meta['threads']}",
+        f"- date: {meta['date']}; total wall time {meta['total_wall_s']:.0f} s"
+        + (f", process CPU time {meta['total_cpu_s']:.0f} s" if "total_cpu_s" in meta else ""),
+        f"- CPU: {meta['cpu']}; torch intra-op threads {meta['threads']}; OMP_NUM_THREADS="
+        f"{meta.get('omp_num_threads')}",
         f"- load average (1/5/15 min) before {meta['load_before']}, after {meta['load_after']} "
         "(a shared machine makes wall times pessimistic; CPU s is the process's CPU time)",
         f"- versions: rln-design {meta['provenance']['version']} ({meta['provenance']['revision']}), python "
         f"{meta['python']}, {', '.join(f'{k} {v}' for k, v in meta['provenance']['packages'].items())}",
-        f"- surrogate: `{s['name']}` from `{s['source']}` ({s['kind']}, contrast {s['contrast']}, "
-        f"training grid {s['grid']}, precision {s.get('precision', 'fp32')}, "
-        f"recorded metrics {s['metrics'] or 'none'})",
-        f"- FE: hex8 `solve_fe`, contrast {CONTRAST:g}, grid {meta['grid']}^3; seeds {meta['seeds']}",
+        *[f"- surrogate: {_surrogate_line(s)}" for s in meta["surrogates"]],
+        *[f"- homogenization model (stiffness statistics of the surrogate strategies): {h}"
+          for h in meta.get("homogenization", [])],
+        f"- FE: hex8 `solve_fe`, contrast {', '.join(f'{c:g}' for c in meta['contrasts'])} (each preset's), "
+        f"grid {meta['grid']}^3; seeds {meta['seeds']}",
         f"- loop budgets (OptimizeConfig): {budgets}; gradient restarts = top_k",
         "",
         "**Success** = the report's FE verdict: a verified design whose FE mean over its loop + fresh "
         "realizations meets every target (surrogate predictions never count); FE-confirmed designs = "
-        "verified designs (top_k per run, all seeds) that meet every target on FE. FE solves = structures "
-        "solved with FE (loop + verification); surrogate evals = structures through the surrogate "
-        "(loop, gradient steps and the paired comparison in verification). Means over seeds.",
+        "verified designs (top_k per run, all seeds) that meet every target on FE. FE solves = FE solutions "
+        "(one per structure and load case; loop + verification); surrogate evals = structures through the "
+        "surrogate evaluator, each predicted under every load case (loop, gradient steps and the paired "
+        "comparison in verification). The FE objective is the FE mean of the objective over the returned "
+        "design's verification realizations, shown only where FE confirms the design. Means over seeds.",
         "",
         table(rows),
         "",
         ("Strategies with no FE-confirmed success on any seed: " + ", ".join(failed) + "."
-         if failed else "Every strategy reached an FE-confirmed design on at least one seed."),
+         if failed else "Every strategy reached an FE-confirmed design on at least one seed of every "
+         "feasible preset.") + impossible_line,
         "",
         "## Per run",
         "",
@@ -304,12 +439,18 @@ def markdown(meta: dict, rows: list[dict], records: list[dict]) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--surrogate", default="cr10", help="surrogate name (RLN_DESIGN_SURROGATES) or path")
+    parser.add_argument("--surrogate", action="append", default=None, metavar="NAME",
+                        help="surrogate name (RLN_DESIGN_SURROGATES) or path; repeatable: each preset runs "
+                             "with the one trained at its contrast (default cr10, and cr50 for contrast-50 "
+                             "presets)")
     parser.add_argument("--grid", type=int, default=31, help="cubic grid of structures and FE")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--targets", nargs="+", default=list(PRESETS), choices=list(PRESETS),
-                        help="target presets")
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    parser.add_argument("--targets", "--presets", dest="targets", nargs="+", default=list(GROUPS["classic"]),
+                        choices=list(PRESETS) + list(GROUPS), metavar="PRESET",
+                        help="target presets or groups of them (" + "; ".join(
+                            f"{g}: {', '.join(ps)}" for g, ps in GROUPS.items()) + "); default: the classic group")
+    parser.add_argument("--strategies", nargs="+", default=None, choices=list(STRATEGIES),
+                        help="default: every strategy the presets allow (no gradient loop on stiffness)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke run, not evidence)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help=f"override a loop budget of every run, e.g. lr=0.15 (repeatable; NAME one of "
@@ -323,6 +464,13 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.grid < 3:
         parser.error(f"--grid {args.grid} must be >= 3")
+    args.targets = list(dict.fromkeys(p for t in args.targets for p in GROUPS.get(t, (t,))))
+    bayes_only = [p for p in args.targets if PRESETS[p].needs_bayes]
+    if args.strategies is None:
+        args.strategies = [s for s in STRATEGIES if not (bayes_only and STRATEGIES[s]["method"] != "bayes")]
+    elif bayes_only and any(STRATEGIES[s]["method"] != "bayes" for s in args.strategies):
+        parser.error(f"preset(s) {', '.join(bayes_only)} design for stiffness, which has no differentiable "
+                     "surrogate: choose Bayesian strategies (surrogate-bayes, fe-bayes) or other presets")
     try:
         args.overrides = parse_overrides(args.overrides)
     except ValueError as err:
@@ -359,39 +507,46 @@ def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     torch.set_num_threads(args.threads)
     # the loops' default: the plain network (shipped surrogates predict with a 4-pass ensemble)
-    surrogate = Surrogate.load(args.surrogate, ensemble=OptimizeConfig.surrogate_ensemble,
-                               precision=args.precision)
+    surrogates = load_surrogates(args, lambda name: Surrogate.load(
+        name, ensemble=OptimizeConfig.surrogate_ensemble, precision=args.precision))
+    stiffness_models = load_stiffness_models(args, surrogates)
     budgets = (dict(QUICK) if args.quick else {}) | args.overrides
     json_path = args.out.with_suffix(".json")
     meta = {
         "command": "python studies/design_benchmark.py " + shlex.join(argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": cpu_summary(), "threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_before": tuple(round(v, 2) for v in os.getloadavg()),
         "provenance": Provenance.capture({"argv": argv}, seed=None).to_dict(),
         "python": platform.python_version(),
-        "surrogate": {"name": args.surrogate, "source": surrogate.metadata.get("source"), "kind": surrogate.kind,
-                      "contrast": surrogate.contrast, "grid": surrogate.grid, "ensemble": surrogate.ensemble,
-                      "precision": surrogate.precision,
-                      "metrics": surrogate.accuracy},
+        "surrogate": _surrogate_meta(*next(iter(surrogates.values()))),  # the first (older reports)
+        "surrogates": [_surrogate_meta(name, sur) for name, sur in surrogates.values()],
+        "homogenization": [f"`{name}` ({m.kind}, {m.config}, test error {m.metrics.get('test', 'not recorded')})"
+                           for name, m in stiffness_models.values()],
         "grid": args.grid, "contrast": CONTRAST, "seeds": args.seeds, "quick": args.quick,
+        "contrasts": sorted({PRESETS[p].contrast for p in args.targets}),
         "budgets": {k: v for k, v in _default_config().options().items() if k in _BUDGET_FIELDS} | budgets,
         "presets": {k: asdict(PRESETS[k]) for k in args.targets},
         "strategies": {k: STRATEGIES[k] for k in args.strategies},
         "scratch": str(args.scratch), "json": str(json_path),
     }
     records = []
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     runs = [(p, s, seed) for p in args.targets for seed in args.seeds for s in args.strategies]
     for i, (p, s, seed) in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {p} {s} seed {seed}", flush=True)
-        r = run_one(p, s, seed, surrogate=surrogate, surrogate_name=args.surrogate, grid=args.grid,
-                    budgets=budgets, out_dir=args.scratch / p / s / f"seed{seed}")
+        contrast = PRESETS[p].contrast
+        name, surrogate = surrogates[contrast]
+        r = run_one(p, s, seed, surrogate=surrogate, surrogate_name=name, grid=args.grid,
+                    budgets=budgets, out_dir=args.scratch / p / s / f"seed{seed}",
+                    stiffness_model=stiffness_models.get(contrast, (None, None))[1])
         records.append(r)
         print(f"    {r['status']}: {r['fe_solves']} FE solves, {r['surrogate_evals']} surrogate evals, "
               f"{r['wall_s']:.1f} s" + (f" -- {r['error']}" if r["status"] == "error" else ""), flush=True)
         _write_json(json_path, meta, records, None)  # partial results survive an interrupted run
     meta["total_wall_s"] = time.perf_counter() - t0
+    meta["total_cpu_s"] = time.process_time() - cpu0
     meta["load_after"] = tuple(round(v, 2) for v in os.getloadavg())
     rows = summarize(records, args.targets, args.strategies)
     result = _write_json(json_path, meta, records, rows)
@@ -402,6 +557,56 @@ def main(argv=None) -> dict:
     print(table(rows))
     print(f"wrote {args.out} and {json_path}")
     return result
+
+
+def load_surrogates(args, load) -> dict:
+    """``{contrast: (name, surrogate)}`` for the presets' contrasts, from ``--surrogate`` (default
+    ``cr10`` and ``cr50`` where a contrast-50 preset asks for it); ``load(name)`` loads one.
+
+    Raises:
+        SystemExit: a preset's contrast has no surrogate, or two surrogates share a contrast.
+    """
+    needed = sorted({PRESETS[p].contrast for p in args.targets})
+    names = args.surrogate or [f"cr{c:g}" for c in needed]
+    out = {}
+    for name in names:
+        surrogate = load(name)
+        contrast = float(surrogate.contrast)
+        if contrast in out:
+            raise SystemExit(f"--surrogate {name} and {out[contrast][0]} are both trained at contrast "
+                             f"{contrast:g}: give one per contrast")
+        out[contrast] = (name, surrogate)
+    missing = [c for c in needed if c not in out]
+    if missing:
+        presets = [p for p in args.targets if PRESETS[p].contrast in missing]
+        raise SystemExit(f"preset(s) {', '.join(presets)} need a surrogate trained at contrast "
+                         f"{', '.join(f'{c:g}' for c in missing)}; --surrogate gave contrast(s) "
+                         f"{', '.join(f'{c:g}' for c in out) or 'none'} (e.g. add --surrogate cr50)")
+    return out
+
+
+def load_stiffness_models(args, surrogates: dict) -> dict:
+    """``{contrast: (name, HomogenizationModel)}`` for the contrasts of presets with stiffness
+    statistics (the model beside each surrogate), loaded once for all runs."""
+    from rln_design.homogenization import HomogenizationModel
+
+    contrasts = {PRESETS[p].contrast for p in args.targets if PRESETS[p].needs_bayes}
+    if not any(STRATEGIES[s]["evaluator"] == "surrogate" for s in args.strategies):
+        return {}
+    out = {}
+    for contrast in sorted(contrasts):
+        name = surrogates[contrast][0]
+        try:
+            out[contrast] = (name, HomogenizationModel.load(name))
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f"the surrogate strategies need a homogenization model beside {name!r}: {err}") from None
+    return out
+
+
+def _surrogate_meta(name: str, surrogate) -> dict:
+    return {"name": name, "source": surrogate.metadata.get("source"), "kind": surrogate.kind,
+            "contrast": surrogate.contrast, "grid": surrogate.grid, "ensemble": surrogate.ensemble,
+            "precision": surrogate.precision, "metrics": surrogate.accuracy}
 
 
 _BUDGET_FIELDS = ("realizations", "n_init", "iterations", "q", "restarts", "steps", "gradient_realizations",

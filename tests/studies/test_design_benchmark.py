@@ -100,3 +100,118 @@ def test_precision_reaches_every_run_and_the_report(tiny_surrogate_dir):
     report = json.loads((Path(run["out"]) / "report.json").read_text())
     assert report["config"]["surrogate_precision"] == "bf16"
     assert "precision bf16" in out.read_text() and "--precision bf16" in out.read_text()
+
+
+# ----------------------------------------------------------------------------------- trade-off presets
+
+
+def test_tradeoff_presets_run_with_the_surrogate_of_their_contrast(tmp_path):
+    """--quick smoke run of the trade-off group with the shipped cr10 / cr50 (and their homogenization
+    models) on a 7^3 grid: FE solves per load case, the contrast-50 preset on cr50, the objective's FE
+    value recorded, the infeasible preset never claimed."""
+    bench = load_script()
+    out = tmp_path / "tradeoff.md"
+    result = bench.main(["--quick", "--grid", "7", "--seeds", "0", "--targets", "tradeoff",
+                         "--out", str(out), "--scratch", str(tmp_path / "runs")])
+    runs = result["runs"]
+    assert {r["target"] for r in runs} == set(bench.GROUPS["tradeoff"])
+    assert {r["strategy"] for r in runs} == {"surrogate-bayes", "fe-bayes"}  # no gradient loop on stiffness
+    assert all(r["status"] in ("success", "infeasible") for r in runs), [r.get("error") for r in runs]
+    q, n_loads = bench.QUICK, 3
+    for r in runs:
+        report = json.loads((Path(r["out"]) / "report.json").read_text())
+        preset = bench.PRESETS[r["target"]]
+        assert [c["name"] for c in report["loads"]] == ["x", "y", "z"]
+        assert report["contrast"] == preset.contrast and r["surrogate"] == f"cr{preset.contrast:g}"
+        assert r["fe_solves_verification"] == q["top_k"] * (q["realizations"] + q["fresh"]) * n_loads
+        if r["strategy"] == "fe-bayes":
+            assert r["fe_solves_loop"] == (q["n_init"] + q["iterations"] * q["q"]) * q["realizations"] * n_loads
+        else:
+            assert r["fe_solves_loop"] == 0
+        if preset.objective:
+            best = report["verification"][report["verdict"]["best"]]
+            assert r["best_objective_fe"] == best["objective"]["fe_mean"]
+            assert r["best_objective_confirmed"] == (report["verdict"]["status"] == "success")
+    assert not any(r["success"] for r in runs if r["target"] == "infeasible")
+    rows = {(row["target"], row["strategy"]): row for row in result["summary"]}
+    for (target, _), row in rows.items():
+        confirmed = [v for v in row["objective_fe"] if v is not None]
+        assert len(confirmed) == (row["successes"] if bench.PRESETS[target].objective else 0)
+    text = out.read_text()
+    assert "loads x, y, z" in text and "contrast 50" in text and "Infeasible preset `infeasible`" in text
+    assert "`cr50`" in text and "homogenization model" in text
+    # the worked example's figures (studies/tradeoff_figures.py) from one of these runs
+    load_script()  # puts studies/ on sys.path
+    import tradeoff_figures
+
+    run = next(Path(r["out"]) for r in runs if r["target"] == "stiff_peak" and r["strategy"] == "surrogate-bayes")
+    tradeoff_figures.main([str(run), "--out", str(tmp_path / "figs")])
+    assert sorted(f.name for f in (tmp_path / "figs").iterdir()) == [
+        "tradeoff_convergence.png", "tradeoff_peak_x.png", "tradeoff_peak_y.png", "tradeoff_peak_z.png",
+        "tradeoff_scatter.png"]
+
+
+def test_tradeoff_presets_refuse_the_gradient_loop(capsys):
+    bench = load_script()
+    args = bench.parse_args(["--presets", "tradeoff", "peak"])
+    assert args.targets == [*bench.GROUPS["tradeoff"], "peak"]
+    assert args.strategies == ["surrogate-bayes", "fe-bayes"]
+    assert bench.parse_args([]).strategies == list(bench.STRATEGIES)  # the classic default keeps all three
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--targets", "stiff_peak", "--strategies", "surrogate-gradient"])
+    assert "stiff_peak design for stiffness, which has no differentiable surrogate" in capsys.readouterr().err
+
+
+def test_stiffness_levels_come_from_the_bounds():
+    """The floor of peak_floor is half-way from Reuss to Voigt at vf 0.5; the infeasible preset asks
+    for the Voigt bound at vf 0.5 (both at contrast 10, nu 0.3, rounded as written in the presets)."""
+    from rln_design.homogenization import stiffness_bounds
+    from rln_design.physics import Physics
+
+    bench = load_script()
+    b = stiffness_bounds(0.5, Physics(bench.PRESETS["peak_floor"].contrast))
+    assert bench.STIFFNESS_FLOOR == pytest.approx((b["reuss"] + b["voigt"]) / 2, abs=0.005)
+    assert f"stiffness_x>={bench.STIFFNESS_FLOOR}" in bench.PRESETS["peak_floor"].targets
+    assert "stiffness_x>=7.4" in bench.PRESETS["infeasible"].targets
+    assert float(b["voigt"]) == pytest.approx(7.4, abs=0.05)
+
+
+def test_each_contrast_needs_its_surrogate():
+    bench = load_script()
+
+    class Stub:
+        def __init__(self, contrast):
+            self.contrast = contrast
+
+    contrasts = {"a10": 10.0, "b10": 10.0, "c50": 50.0}
+    load = lambda name: Stub(contrasts[name])  # noqa: E731
+    args = bench.parse_args(["--targets", "stiff_peak", "stiff_peak50", "--surrogate", "a10"])
+    with pytest.raises(SystemExit, match="stiff_peak50 need a surrogate trained at contrast 50"):
+        bench.load_surrogates(args, load)
+    args = bench.parse_args(["--targets", "stiff_peak", "--surrogate", "a10", "--surrogate", "b10"])
+    with pytest.raises(SystemExit, match="both trained at contrast 10"):
+        bench.load_surrogates(args, load)
+    args = bench.parse_args(["--targets", "tradeoff", "--surrogate", "c50", "--surrogate", "a10"])
+    assert {c: name for c, (name, _) in bench.load_surrogates(args, load).items()} == {50.0: "c50", 10.0: "a10"}
+    assert [n for _, (n, _) in bench.load_surrogates(bench.parse_args(["--targets", "tradeoff"]),
+                                                     lambda n: Stub(float(n[2:]))).items()] == ["cr10", "cr50"]
+
+
+def test_tradeoff_table_in_the_docs_matches_the_committed_json():
+    """docs/benchmarks.md "Design trade-offs": every row as studies/design_benchmark_tradeoff.json records it."""
+    root = SCRIPT.parent.parent
+    summary = json.loads((root / "studies" / "design_benchmark_tradeoff.json").read_text())["summary"]
+    text = (root / "docs" / "benchmarks.md").read_text()
+    table = text.split("| problem | strategy | runs confirmed |", 1)[1].split("\n\n", 1)[0]
+    checked = 0
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        row = next(r for r in summary if r["target"] == cells[0].strip("`") and r["strategy"] == cells[1])
+        assert cells[2] == f"{row['successes']}/{row['runs']}", line
+        assert cells[3] == f"{row['confirmed_designs']}/{row['verified_designs']}", line
+        assert cells[4] == f"{row['mean_fe_solves']:g}" and cells[5] == f"{row['mean_surrogate_evals']:g}", line
+        assert cells[6] == f"{row['mean_wall_s']:.1f} ({row['mean_cpu_s']:.1f})", line
+        objective = " / ".join("-" if v is None else f"{v:.3g}" for v in row["objective_fe"])
+        assert cells[7] == (objective if row["objective"] else "-"), line
+        checked += 1
+    assert checked == len(summary) == 8
