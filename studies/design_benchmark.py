@@ -28,7 +28,7 @@ differentiable surrogate, so these presets run the Bayesian strategies only:
 * ``stiff_peak`` (contrast 10): maximize ``stiffness_x`` subject to ``peak_strain<1.5``;
 * ``peak_floor`` (contrast 10): minimize ``peak_strain`` subject to ``stiffness_x>=4.93``, the
   midpoint between the Reuss (2.448) and Voigt (7.404) bounds on ``C*_xxxx / E_soft`` at stiff
-  fraction 0.5 (:func:`rln_design.homogenization.stiffness_bounds`, nu 0.3): stiffer along x than
+  fraction 0.5 (:func:`rln_design.surrogate.homogenization.stiffness_bounds`, nu 0.3): stiffer along x than
   any 50/50 mixture that is not at least half-way to the parallel (iso-strain) arrangement;
 * ``stiff_peak50`` (contrast 50): maximize ``stiffness_x`` subject to ``peak_strain<2.0`` (the
   limit docs/design.md uses with cr50: strain peaks grow with the contrast, 1.5 is the contrast-10
@@ -588,7 +588,7 @@ def load_surrogates(args, load) -> dict:
 def load_stiffness_models(args, surrogates: dict) -> dict:
     """``{contrast: (name, HomogenizationModel)}`` for the contrasts of presets with stiffness
     statistics (the model beside each surrogate), loaded once for all runs."""
-    from rln_design.homogenization import HomogenizationModel
+    from rln_design.surrogate.homogenization import HomogenizationModel
 
     contrasts = {PRESETS[p].contrast for p in args.targets if PRESETS[p].needs_bayes}
     if not any(STRATEGIES[s]["evaluator"] == "surrogate" for s in args.strategies):

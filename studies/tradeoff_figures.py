@@ -42,7 +42,7 @@ def scatter(reports: list[dict], labels: list[str], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rln_design.homogenization import stiffness_bounds
+    from rln_design.surrogate.homogenization import stiffness_bounds
     from rln_design.physics import Physics
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))

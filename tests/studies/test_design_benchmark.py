@@ -165,7 +165,7 @@ def test_tradeoff_presets_refuse_the_gradient_loop(capsys):
 def test_stiffness_levels_come_from_the_bounds():
     """The floor of peak_floor is half-way from Reuss to Voigt at vf 0.5; the infeasible preset asks
     for the Voigt bound at vf 0.5 (both at contrast 10, nu 0.3, rounded as written in the presets)."""
-    from rln_design.homogenization import stiffness_bounds
+    from rln_design.surrogate.homogenization import stiffness_bounds
     from rln_design.physics import Physics
 
     bench = load_script()
