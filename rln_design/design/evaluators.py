@@ -21,6 +21,8 @@ and the smooth statistics of :mod:`rln_design.design.stats`); the gradient loop 
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
@@ -303,6 +305,7 @@ class SurrogateEvaluator(_FieldEvaluator):
             except (FileNotFoundError, OSError) as err:
                 raise ValueError(f"no homogenization model for {str(self.homogenization)!r} ({err}): use "
                                  "--evaluator fe") from None
+        _check_same_material(getattr(self.stiffness_model, "physics", None), self.physics)
         return self.stiffness_model
 
     def _case_fields(self, structures, case, *, tensor: bool, stiffness: bool) -> CaseFields:
@@ -518,3 +521,15 @@ class FunctionEvaluator:
 def _lookup(out: dict, key: str):
     """``out[key]``; a function's plain ``name`` stands for ``name@case`` under every load case."""
     return out[key] if key in out else out[split_key(key)[0]]
+
+
+def _check_same_material(model_physics, run_physics) -> None:
+    """ValueError unless the homogenization model was made for the run's material (contrast, nu):
+    its stiffness would otherwise be that of another composite."""
+    if model_physics is None or run_physics is None:
+        return
+    for name in ("contrast", "nu"):
+        mine, theirs = getattr(model_physics, name), getattr(run_physics, name)
+        if not math.isclose(mine, theirs, rel_tol=1e-9):
+            raise ValueError(f"the homogenization model is for {name} {mine:g}, the run's material has "
+                             f"{name} {theirs:g}: use a surrogate of that material or --evaluator fe")

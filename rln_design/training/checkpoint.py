@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -95,6 +96,12 @@ class Checkpoint:
             raise ValueError(f"unknown model kind {self.kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
         if self.model_config.get("kind", "rln") != self.kind:
             raise ValueError(f"model_config kind {self.model_config.get('kind')!r} differs from kind {self.kind!r}")
+        for name in ("contrast", "nu"):  # a Krylov model computes with its own material: it must be the physics'
+            own = self.model_config.get(name)
+            if own is not None and self.physics is not None and not math.isclose(
+                    float(own), getattr(self.physics, name), rel_tol=1e-9):
+                raise ValueError(f"the model computes with {name} {float(own):g} but the checkpoint's physics "
+                                 f"says {getattr(self.physics, name):g}: the file is inconsistent")
 
     def build_model(self) -> nn.Module:
         """The model of :attr:`model_config` with :attr:`state_dict` loaded (on the CPU)."""

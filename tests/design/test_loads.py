@@ -300,3 +300,17 @@ def test_swap_tensor_is_an_involution():
     for axis in (1, 2):
         np.testing.assert_array_equal(swap_tensor(swap_tensor(t, axis), axis), t)
     assert isinstance(LoadCase("s", (1, 0, 0, 0, 0, 0)).to_dict()["strain"], list)
+
+
+def test_a_homogenization_model_of_another_material_is_refused():
+    # cr50's strain surrogate with cr10's stiffness model would mix two composites
+    from rln_design.surrogate.homogenization import HomogenizationModel
+    from rln_design.surrogate.strain import Surrogate
+
+    ev = SurrogateEvaluator(Surrogate.load("cr50"), shape=(5, 5, 5), physics=Physics(50.0, grid=(5, 5, 5)),
+                            stiffness_model=HomogenizationModel.load("cr10"))
+    with pytest.raises(ValueError, match="homogenization model is for contrast 10, the run's material has contrast 50"):
+        ev.evaluate(np.array([[2.0, 2.0, 2.0, 0.4]]), np.array([[0]]), ["stiffness_x"])
+    same = SurrogateEvaluator(Surrogate.load("cr50"), shape=(5, 5, 5), physics=Physics(50.0, grid=(5, 5, 5)),
+                              stiffness_model=HomogenizationModel.load("cr50"))
+    assert same.evaluate(np.array([[2.0, 2.0, 2.0, 0.4]]), np.array([[0]]), ["stiffness_x"])["stiffness_x"][0, 0] > 1

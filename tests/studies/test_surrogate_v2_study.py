@@ -28,7 +28,10 @@ def test_lr_at_warms_up_then_anneals_to_zero():
 
 def test_cpu_budget_interrupts_a_process_at_its_cpu_time():
     budget = load_study("cpu_budget")
-    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # the child installs Python's SIGINT handler itself: under a non-interactive shell's `&` (as CI may
+    # run) it inherits SIGINT ignored, and Python then leaves it ignored (rln-design train sets its own)
+    child = subprocess.Popen([sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
+                              "signal.default_int_handler)\nwhile True: pass"])
     try:
         start = time.time()
         budget.main(child.pid, 0.5, poll=0.05)

@@ -135,3 +135,12 @@ def test_surrogate_save_writes_the_schema_and_reloads_identically(tmp_path):
     assert again.accuracy == {"val_mase": 1.5} and again.card == "# tiny\n"
     m = (np.random.default_rng(0).random((2, 6, 6, 6)) < 0.5).astype(np.uint8)
     np.testing.assert_array_equal(again.predict(m), surrogate.predict(m))
+
+
+def test_a_krylov_model_whose_physics_disagrees_is_refused():
+    # a cr50 pcg file whose data summary claims contrast 10: FE would verify another material
+    raw = torch.load(ROOT / "surrogates" / "cr50" / "model.pt", weights_only=True)
+    raw.pop("contrast", None)
+    raw["data"] = {"contrast": 10.0}
+    with pytest.raises(ValueError, match="computes with contrast 50 but the checkpoint's physics says 10"):
+        convert_legacy(raw)
