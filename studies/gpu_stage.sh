@@ -49,7 +49,7 @@ wait_all() { local p status=0; for p in "${pids[@]}"; do wait "$p" || status=1; 
 
 names=${NAMES:-cr10 cr50}
 if [[ -n ${SMOKE:-} ]]; then  # the whole pipeline on this CPU at toy size, in fp32 (bf16 is emulated
-  # on CPUs without AMX / AVX512-BF16, minutes per step; its code path is tested in tests/test_train.py)
+  # on CPUs without AMX / AVX512-BF16, minutes per step; its code path is tested in tests/training/test_loop.py)
   dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-10}
   read -ra precision <<< "${PRECISION:---channels-last}"
   # the smoke test checks the pipeline, not the timing: a far deadline (no cap fires on a slow or

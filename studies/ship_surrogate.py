@@ -402,7 +402,7 @@ def make_card(name: str, ckpt: Checkpoint, history: list[dict], report: dict, te
         " from 31 to 36 voxels puts a seam at a fixed place; stride-2 layers commute only with even"
         " shifts): shifting a structure changes the plain network's prediction by up to about its own"
         " error, but the shifted prediction is as accurate against FE"
-        " (`tests/test_shipped_surrogates.py`)"
+        " (`tests/surrogate/test_shipped_surrogates.py`)"
         + ("; the symmetry ensemble averages over reflections and origin shifts, which is why it is"
            " more accurate, but it is not exactly shift-equivariant either." if ensemble > 1 else "."),
         "",

@@ -139,5 +139,5 @@ python studies/ship_surrogate.py --name $name --run runs/$name-31p --stage runs/
   --selection runs/$name-select13.json \
   --ablation studies/ablation_cpu_recipe.md --ensemble 4
 # After committing the new surrogates/$name/model.pt: `python studies/stage_history.py` and commit
-# studies/stage_history.md with it (tests/test_stage_history.py checks that its last row is the
+# studies/stage_history.md with it (tests/studies/test_stage_history.py checks that its last row is the
 # shipped model's).

@@ -1,5 +1,5 @@
 """Tests of rln_design.data generation: seeds, split, HDF5 layout, resume, reading API, Dask
-(the schema's readers of old and new files: tests/test_data_schema.py)."""
+(the schema's readers of old and new files: tests/data/test_schema.py)."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def test_shear_load_with_fe(tmp_path):
 
 def test_full_tensor_target_with_an_eps_xx_surrogate_names_fe():
     from rln_design.design.run import optimize
-    from test_loads import XXOnly
+    from tests.design.test_loads import XXOnly
 
     with pytest.raises(ValueError, match="predicts eps_xx only: use --evaluator fe"):
         optimize(targets=("peak_von_mises_strain<2",), surrogate=XXOnly(), grid=(5, 5, 5), n_init=2,
@@ -98,7 +98,7 @@ def test_full_tensor_target_with_an_eps_xx_surrogate_names_fe():
 def test_surrogate_run_with_y_and_z_loads_and_an_injected_stiffness_model():
     """The surrogate evaluator serves y and z by permutation and takes the injected stiffness model."""
     from rln_design.design.run import optimize
-    from test_loads import FEStiffness, FESurrogate
+    from tests.design.test_loads import FEStiffness, FESurrogate
 
     surrogate = FESurrogate()
     report = optimize(targets=("peak_strain<4",), maximize="stiffness_y", loads=("y", "z"), surrogate=surrogate,
