@@ -300,3 +300,11 @@ def test_swap_tensor_is_an_involution():
     for axis in (1, 2):
         np.testing.assert_array_equal(swap_tensor(swap_tensor(t, axis), axis), t)
     assert isinstance(LoadCase("s", (1, 0, 0, 0, 0, 0)).to_dict()["strain"], list)
+
+
+def test_field_label_names_the_reference_component():
+    from rln_design.design.loads import parse_load
+
+    assert parse_load("x").field_label == "eps_xx / imposed eps_xx"
+    assert parse_load("z").field_label == "eps_zz / imposed eps_zz"
+    assert parse_load("shear=0,0,0,0,2e-4,1e-3").field_label == "eps_xy / imposed eps_xy"
