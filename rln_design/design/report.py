@@ -136,8 +136,8 @@ def _objective_panel(ax, records, objective, feasible):
     if np.isfinite(best).any():
         ax.plot(best, "k-", label="best so far meeting all targets")
     else:
-        ax.text(0.5, 0.5, "no evaluation meets all targets yet", transform=ax.transAxes, ha="center",
-                va="center", fontsize=9, color="tab:red")
+        ax.text(0.02, 0.97, "no evaluation meets all targets yet", transform=ax.transAxes, ha="left",
+                va="top", fontsize=9, color="tab:red", bbox={"fc": "white", "ec": "none", "alpha": 0.8})
     ax.set_xlabel("evaluation")
     ax.set_ylabel(f"{o['statistic']} (mean over realizations)")
     ax.set_title(f"objective: {o['sense']} {o['statistic']}", fontsize=9)
