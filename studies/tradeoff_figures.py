@@ -133,8 +133,8 @@ def peak_pictures(report: dict, out: Path) -> list[Path]:
         fe = FEEvaluator(physics=physics, shape=shape, loads=(load,))
         structures, strain = fe.fields(params, np.array(v["seeds_same"][:1])[None])
         path = out / f"tradeoff_peak_{load.name}.png"
-        plot_best_design(structures[0, 0], strain[0, 0], path,
-                         title=f"load {load.name}: FE eps_{load.name * 2} / eps_bar; {title}")
+        plot_best_design(structures[0, 0], strain[0, 0], path, labels=load.field_label,
+                         title=f"load {load.name}: FE {load.field_label}; {title}")
         paths.append(path)
     return paths
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rln_design.plots import error_figure, max_projections, peak_voxel, slice_figure, slices_through
+from rln_design.plots import (cases_figure, error_figure, max_projections, peak_voxel, plot_case_slices,
+                               slice_figure, slices_through)
 
 from _plot_helpers import assert_shows_the_peak, images, title_overlaps
 
@@ -62,3 +63,52 @@ def test_error_figure_fe_and_prediction_share_a_scale_and_the_error_has_its_own(
     assert sum(i.colorbar is not None for i in strain) == 1 and sum(i.colorbar is not None for i in error) == 1
     assert "predicted peak 4.000 at (1, 1, 1)" in fig._suptitle.get_text()
     assert title_overlaps(fig) == []
+
+
+def test_the_caller_names_the_field_in_the_colour_bar_and_the_peak_line():
+    structure, strain = _fields()
+    fig = slice_figure(structure, strain, title="load y", label="eps_yy / imposed eps_yy")
+    (bar,) = [i.colorbar for i in images(fig, "strain") if i.colorbar is not None]
+    assert bar.ax.get_ylabel() == "eps_yy / imposed eps_yy"
+    assert "peak eps_yy / imposed eps_yy 3.000" in fig._suptitle.get_text()
+    assert "eps_xx" not in fig._suptitle.get_text()
+    fig = error_figure(structure, strain, strain + 0.1, label="eps_zz / imposed eps_zz")
+    labels = [i.colorbar.ax.get_ylabel() for i in images(fig, "fe") + images(fig, "prediction") if i.colorbar]
+    assert labels == ["eps_zz / imposed eps_zz"] and "FE peak eps_zz / imposed eps_zz" in fig._suptitle.get_text()
+
+
+def _cases():
+    structure, x = _fields()
+    _, y = _fields(seed=1)
+    y[6, 1, 2], y[3, 3, 3] = 5.0, 0.1  # y peaks elsewhere, higher and lower than x
+    return structure, {"x": x, "y": y}
+
+
+def test_cases_figure_cuts_each_load_case_through_its_own_peak_on_one_shared_scale():
+    structure, strains = _cases()
+    labels = {"x": "eps_xx / imposed eps_xx", "y": "eps_yy / imposed eps_yy"}
+    fig = cases_figure(structure, strains, labels=labels, title="best design (FE): gx=4")
+    for name, strain in strains.items():
+        assert_shows_the_peak(fig, strain, gid=f"strain:{name}")
+        voxel = peak_voxel(strain)
+        for image, plane in zip(images(fig, f"structure:{name}"), slices_through(structure, voxel)):
+            np.testing.assert_array_equal(np.asarray(image.get_array()).T, plane)  # same planes
+        titles = [ax.get_title() for ax in fig.axes if ax.get_gid() == f"strain:{name}"]
+        assert titles[0] == f"load {name}: {labels[name].split()[0]} x-y, z={voxel[2]}"
+    shown = images(fig, "strain:x") + images(fig, "strain:y")
+    assert len({id(image.norm) for image in shown}) == 1  # one colour scale across the cases ...
+    assert (shown[0].norm.vmin, shown[0].norm.vmax) == pytest.approx((0.1, 5.0))
+    assert sum(image.colorbar is not None for image in shown) == 1  # ... shown by one colour bar
+    assert "load x: peak eps_xx / imposed eps_xx 3.000 at voxel (x, y, z) = (2, 5, 6)" in fig._suptitle.get_text()
+    assert "load y: peak eps_yy / imposed eps_yy 5.000 at voxel (x, y, z) = (6, 1, 2)" in fig._suptitle.get_text()
+    assert title_overlaps(fig) == []
+
+
+def test_cases_figure_needs_a_case_and_saves_a_small_png(tmp_path):
+    with pytest.raises(ValueError, match="at least one load case"):
+        cases_figure(np.zeros((3, 3, 3)), {})
+    rng = np.random.default_rng(0)
+    structure = (rng.random((31, 31, 31)) < 0.4).astype(np.uint8)
+    strains = {c: 1 + 0.3 * rng.standard_normal((31, 31, 31)) for c in "xyz"}
+    path = plot_case_slices(structure, strains, tmp_path / "cases.png")
+    assert 0 < path.stat().st_size < 300_000

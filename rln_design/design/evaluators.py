@@ -200,12 +200,18 @@ class _FieldEvaluator:
                                           for f in ("strain", "tensor", "stiffness")])
         return out
 
-    def fields(self, params, seeds):
-        """Structures and the first load case's strain fields `(n, K, x, y, z)` (uint8, float32)."""
+    def fields(self, params, seeds, case: str | None = None):
+        """Structures and one load case's strain fields `(n, K, x, y, z)` (uint8, float32).
+
+        Args:
+            params: `(n, 4)` design points.
+            seeds: `(n, K)` (or `(K,)` common) realization seeds.
+            case: name of the load case (default: the first); its strain ``eps_c / eps_ref``.
+        """
         p, s = _check(params, seeds)
         n, k = s.shape
+        case = self._case(case)
         structures = generate_batch(np.repeat(p, k, axis=0), s.reshape(-1), shape=self.shape)
-        case = self.loads[0]
         request = _Request({}, frozenset([case.name]), frozenset(), frozenset())
         strain = self._fields(structures, request)[case.name].strain.astype(np.float32)
         self.calls += len(structures)

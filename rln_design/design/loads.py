@@ -32,9 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["LoadCase", "NORMAL_LOADS", "DEFAULT_LOADS", "LoadError", "parse_load", "parse_loads",
-           "swap_axes", "swap_tensor", "statistic_key", "split_key", "VOIGT_PAIRS"]
+           "swap_axes", "swap_tensor", "statistic_key", "split_key", "VOIGT_PAIRS", "VOIGT_NAMES"]
 
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # tensor components, Voigt order
+VOIGT_NAMES = ("xx", "yy", "zz", "yz", "xz", "xy")
 AXES = "xyz"
 NORMAL_STRAIN = 1e-3  # imposed normal strain of the x, y and z cases (linear problem: any scale)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -88,6 +89,12 @@ class LoadCase:
     def reference(self) -> float:
         """``eps_ref = eps_bar_c``: the strain that normalises this case's statistics."""
         return self.strain[self.component]
+
+    @property
+    def field_label(self) -> str:
+        """What this case's strain field is, for axis labels: ``"eps_yy / imposed eps_yy"`` (``y``)."""
+        c = VOIGT_NAMES[self.component]
+        return f"eps_{c} / imposed eps_{c}"
 
     def __str__(self) -> str:
         if self.axis is not None:

@@ -540,19 +540,25 @@ def _prepare_out(out: Path) -> None:
 
 
 def _figures(report, verifications, result_verdict, problem, fe, grad, out: Path) -> dict:
+    """Convergence, and the best design's FE strain under every load case (slices, histogram)."""
     from rln_design.design.report import plot_best_design, plot_convergence, plot_strain_histogram
 
     figs = {"convergence": str(plot_convergence(report["history"], out / "convergence.png",
-                                                trace=grad.trace if grad is not None else None))}
+                                                trace=grad.trace if grad is not None else None,
+                                                problem=problem))}
     best = result_verdict.get("best")
     if best is not None and hasattr(fe, "fields"):
         v = verifications[best]
         p = np.array([[v.params[n] for n in ("gx", "gy", "gz", "vf")]])
-        structures, strain = fe.fields(p, np.array(v.seeds_same[:1])[None])  # (1, 1, x, y, z)
+        seeds = np.array(v.seeds_same[:1])[None]
+        strains, labels = {}, {}
+        for case in problem.loads:
+            structures, strain = fe.fields(p, seeds, case=case.name)  # (1, 1, x, y, z)
+            strains[case.name], labels[case.name] = strain[0, 0], case.field_label
         title = ", ".join(f"{k}={x:.3g}" for k, x in v.params.items())
-        figs["best_design"] = str(plot_best_design(structures[0, 0], strain[0, 0], out / "best_design.png",
-                                                   title=f"best design (FE): {title}"))
+        figs["best_design"] = str(plot_best_design(structures[0, 0], strains, out / "best_design.png",
+                                                   labels=labels, title=f"best design (FE): {title}"))
         figs["strain_histogram"] = str(plot_strain_histogram(
-            strain[0, 0], out / "strain_histogram.png", targets=problem.targets,
-            title=f"FE eps_xx / eps_bar, best design ({result_verdict['status']})"))
+            strains, out / "strain_histogram.png", targets=problem.targets, labels=labels,
+            title=f"FE strain of the best design, every voxel ({result_verdict['status']})"))
     return figs

@@ -394,6 +394,41 @@ def test_best_design_figure_cuts_through_the_fe_strain_peak(tmp_path, monkeypatc
     assert (out / "best_design.png").stat().st_size > 0 and report["figures"]["best_design"]
 
 
+def test_report_figures_show_every_load_case_and_no_penalty(tmp_path, monkeypatch):
+    import numpy as np
+
+    import rln_design.design.report as report_module
+    from _plot_helpers import assert_shows_the_peak, images, spy_on
+
+    cases = spy_on(monkeypatch, "cases_figure")
+    real, convergence = report_module.convergence_figure, []
+    monkeypatch.setattr(report_module, "convergence_figure",
+                        lambda *a, **k: convergence.append(real(*a, **k)) or convergence[-1])
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [  # an unreachable target: every evaluation is penalized
+        "optimize", "--target", "peak_strain<1.001", "--maximize", "stiffness_x", "--evaluator", "fe",
+        "--grid", "5", "--load", "x", "--load", "y", "-k", "1", "--n-init", "3", "--iterations", "0",
+        "--top-k", "1", "--fresh", "0", "--fe-rounds", "0", "--out", str(out), "-q"])
+    assert result.exit_code == 3, result.output
+    report = json.loads((out / "report.json").read_text())
+    best = report["verification"][report["verdict"]["best"]]
+    ((_, strains), fig), = [((a[0], a[1]), f) for a, f in cases]
+    assert list(strains) == ["x", "y"]
+    for name, strain in strains.items():
+        assert float(strain.max()) == pytest.approx(best["fe_same"][f"peak_strain@{name}"][0])
+        assert_shows_the_peak(fig, strain, gid=f"strain:{name}")
+        assert all(ax.get_title().startswith(f"load {name}: eps_{name}{name} ")
+                   for ax in fig.axes if ax.get_gid() == f"strain:{name}")
+    assert len({id(i.norm) for i in images(fig, "strain:x") + images(fig, "strain:y")}) == 1
+    (fig,) = convergence
+    scores = [r["score"] for r in report["history"]]
+    assert min(scores) < -500  # the loops ranked by the penalty ...
+    plotted = np.concatenate([ln.get_ydata() for ax in fig.axes for ln in ax.lines]).astype(float)
+    assert np.nanmin(plotted) > -10  # ... the picture does not show it
+    for name in ("best_design", "convergence", "strain_histogram"):
+        assert 0 < (out / f"{name}.png").stat().st_size < 300_000
+
+
 TINY_FE_RUN = ["optimize", "--target", "peak_strain<3", "--evaluator", "fe", "--grid", "5", "--contrast", "10",
                "-k", "1", "--n-init", "2", "--iterations", "0", "--top-k", "1", "--fresh", "1", "--fe-rounds", "0",
                "-q"]

@@ -314,3 +314,11 @@ def test_a_homogenization_model_of_another_material_is_refused():
     same = SurrogateEvaluator(Surrogate.load("cr50"), shape=(5, 5, 5), physics=Physics(50.0, grid=(5, 5, 5)),
                               stiffness_model=HomogenizationModel.load("cr50"))
     assert same.evaluate(np.array([[2.0, 2.0, 2.0, 0.4]]), np.array([[0]]), ["stiffness_x"])["stiffness_x"][0, 0] > 1
+
+
+def test_field_label_names_the_reference_component():
+    from rln_design.design.loads import parse_load
+
+    assert parse_load("x").field_label == "eps_xx / imposed eps_xx"
+    assert parse_load("z").field_label == "eps_zz / imposed eps_zz"
+    assert parse_load("shear=0,0,0,0,2e-4,1e-3").field_label == "eps_xy / imposed eps_xy"
