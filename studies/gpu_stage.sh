@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# A GPU training stage of the shipped surrogates in ONE call of the device tool (issue 3's accuracy
-# goal; issue 5). Prepared and smoke-tested on CPU; run it when a session is lent a GPU:
+# A GPU training stage of the v1 RLN surrogates (cr10-rln / cr50-rln) in ONE call of the device tool
+# (issue 3's accuracy goal; issue 5). Since the shipped defaults are v2 (kind pcg), a session lent a
+# GPU runs studies/gpu_stage_v2.sh first (docs/training.md, "GPU stage, v2"); this one only after it.
+# Prepared and smoke-tested on CPU; run it when a session is lent a GPU:
 #
 #   device tool:  run(command="bash studies/gpu_stage.sh", timeout_s=600)
 #                 -> $OUT/cr10.tar, $OUT/cr50.tar (best.pt, logs, evaluations), $OUT/gpu_stage.log
