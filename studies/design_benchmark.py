@@ -83,7 +83,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_summary
 
 OUT = Path(__file__).with_suffix(".md")
 SCRATCH = Path(__file__).parent / "_scratch" / "design_benchmark"
@@ -581,13 +580,14 @@ def main(argv=None) -> dict:
     stiffness_models = load_stiffness_models(args, surrogates)
     budgets = (dict(QUICK) if args.quick else {}) | args.overrides
     json_path = args.out.with_suffix(".json")
+    provenance = Provenance.capture({"argv": argv}, seed=None)
     meta = {
         "command": "python studies/design_benchmark.py " + shlex.join(argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu_summary(), "threads": torch.get_num_threads(),
+        "cpu": provenance.hardware, "threads": torch.get_num_threads(),  # cpu: for reports before provenance
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_before": tuple(round(v, 2) for v in os.getloadavg()),
-        "provenance": Provenance.capture({"argv": argv}, seed=None).to_dict(),
+        "provenance": provenance.to_dict(),
         "python": platform.python_version(),
         "surrogate": _surrogate_meta(*next(iter(surrogates.values()))),  # the first (older reports)
         "surrogates": [_surrogate_meta(name, sur) for name, sur in surrogates.values()],
