@@ -46,6 +46,7 @@ from rln_design._atomic import atomic_path
 from rln_design.data import physics as read_physics
 from rln_design.data import read_attrs
 from rln_design.models.krylov import KrylovConfig, KrylovNet
+from rln_design.physics import Physics
 from rln_design.provenance import Provenance
 from rln_design.training.checkpoint import Checkpoint, CheckpointError, decode_attrs, load_checkpoint, save_checkpoint
 from rln_design.training.loop import load_split
@@ -120,7 +121,7 @@ def train_pcgnet(args) -> None:
         state = saved.training["state"]
         torch.set_rng_state(saved.training["rng"])
     run = _Run(out, model, optimizer, state, config, physics,
-               Provenance.capture(config={k: v for k, v in vars(args).items()}, seed=args.seed),
+               Provenance.capture(config=dict(vars(args)), seed=args.seed),
                {"files": {str(args.data): decode_attrs(read_attrs(args.data))}})
     start = time.process_time() - state["cpu_s"]
     s_train, y_train, _ = load_split(args.data, "train")
@@ -153,7 +154,7 @@ class _Run(NamedTuple):
     optimizer: torch.optim.Optimizer
     state: dict  # cpu_s, step, best (validation MASE %), history
     config: KrylovConfig
-    physics: object  # rln_design.physics.Physics of the training data
+    physics: Physics  # of the training data
     provenance: Provenance
     data: dict  # {"files": {path: attrs}}
 
