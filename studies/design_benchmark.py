@@ -83,7 +83,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_summary
 
 OUT = Path(__file__).with_suffix(".md")
 SCRATCH = Path(__file__).parent / "_scratch" / "design_benchmark"
@@ -243,6 +242,7 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
                   fe_rounds=(report["bayes"] or {}).get("fe_rounds", 0),
                   n_evaluations=report["n_evaluations"], warnings=report["warnings"],
                   provenance=report["provenance"], surrogate_info=report["surrogate"])
+    record["surrogate_vs_fe"] = paired_differences(ver)
     best = verdict.get("best")
     if best is not None:
         v = ver[best]
@@ -255,6 +255,55 @@ def run_one(preset_name: str, strategy: str, seed: int, *, surrogate, surrogate_
             record["best_objective_fe"] = v["objective"]["fe_mean"]
             record["best_objective_confirmed"] = bool(record["success"])
     return record
+
+
+def paired_differences(verification: list[dict]) -> dict | None:
+    """Surrogate loop against FE on the same structures, per statistic, over a run's verified designs.
+
+    Each verified design's ``statistics[name]["rel_diff"]`` is ``mean_k |loop_k - fe_k| / |fe_k|``
+    over its K loop realizations (:mod:`rln_design.design.verify`); this collects it per design.
+
+    Returns:
+        ``{name: {"rel_diff_pct": [per design], "mean_rel_diff_pct", "max_rel_diff_pct", "n"}}`` in
+        percent, or None when the loop evaluator was FE (no paired surrogate values).
+    """
+    values: dict[str, list[float]] = {}
+    for design in verification:
+        for name, row in design.get("statistics", {}).items():
+            if row.get("rel_diff") is not None:
+                values.setdefault(name, []).append(100.0 * float(row["rel_diff"]))
+    if not values:
+        return None
+    return {name: {"rel_diff_pct": vs, "mean_rel_diff_pct": float(np.mean(vs)),
+                   "max_rel_diff_pct": float(np.max(vs)), "n": len(vs)} for name, vs in values.items()}
+
+
+def _paired_by_statistic(records: list[dict], preset_name: str) -> dict | None:
+    """The runs' paired surrogate-vs-FE relative differences (%) pooled per statistic of the
+    preset's targets and objective, load cases together: ``{stat: {mean, max, n}}``; None for runs
+    without a surrogate loop."""
+    from rln_design.design.loads import split_key
+
+    preset = PRESETS[preset_name]
+    wanted = list(dict.fromkeys(statistics(preset_name) + ([preset.objective[1]] if preset.objective else [])))
+    pooled: dict[str, list[float]] = {}
+    for r in records:
+        for key, row in (r.get("surrogate_vs_fe") or {}).items():
+            stat = split_key(key)[0]
+            if stat in wanted:
+                pooled.setdefault(stat, []).extend(row["rel_diff_pct"])
+    if not pooled:
+        return None
+    return {stat: {"mean_rel_diff_pct": float(np.mean(pooled[stat])), "max_rel_diff_pct": float(np.max(pooled[stat])),
+                   "n": len(pooled[stat])} for stat in wanted if stat in pooled}
+
+
+def _paired_text(paired: dict | None) -> str:
+    """``peak_strain 0.61 (2.04); stiffness_x 0.00221 (0.14)``: mean (max) %, or ``-``."""
+    if not paired:
+        return "-"
+    return "; ".join(f"{stat} {_fmt(p['mean_rel_diff_pct'])} ({_fmt(p['max_rel_diff_pct'])})"
+                     for stat, p in paired.items())
 
 
 # ----------------------------------------------------------------------------------- report
@@ -312,6 +361,7 @@ def summarize(records: list[dict], presets, strategies) -> list[dict]:
                 "objective_fe": [r.get("best_objective_fe") if r.get("best_objective_confirmed") else None
                                  for r in rs],
                 "mean_objective_fe_confirmed": float(np.mean(confirmed)) if confirmed else None,
+                "surrogate_vs_fe": _paired_by_statistic(rs, p),
             })
     return rows
 
@@ -332,8 +382,9 @@ def describe(preset_name: str) -> str:
 def table(rows: list[dict]) -> str:
     lines = ["| target | strategy | FE-confirmed success | FE-confirmed designs | FE solves (loop + verification) "
              "| surrogate evals | wall s | CPU s | FE objective of the returned design (confirmed), per seed "
-             "| FE mean of the reported design, per seed |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| FE mean of the reported design, per seed "
+             "| surrogate vs FE on the verified structures, mean (max) % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
     for r in rows:
         values = "; ".join(f"{name}: " + " / ".join(_fmt(v) for v in vs) for name, vs in r["fe_values"].items())
         objective = "-" if not r.get("objective") else (
@@ -344,15 +395,16 @@ def table(rows: list[dict]) -> str:
             f"| {r['successes']}/{r['runs']}{err} | {r['confirmed_designs']}/{r['verified_designs']} "
             f"| {r['mean_fe_solves']:.1f} ({_fmt(r['mean_fe_solves_loop'], '.1f')} + "
             f"{_fmt(r['mean_fe_solves_verification'], '.1f')}) | {r['mean_surrogate_evals']:.1f} "
-            f"| {r['mean_wall_s']:.1f} | {r['mean_cpu_s']:.1f} | {objective} | {values} |")
+            f"| {r['mean_wall_s']:.1f} | {r['mean_cpu_s']:.1f} | {objective} | {values} "
+            f"| {_paired_text(r.get('surrogate_vs_fe'))} |")
     return "\n".join(lines)
 
 
 def per_run_table(records: list[dict]) -> str:
     lines = ["| target | strategy | seed | verdict | FE solves loop + verif. | surrogate evals (with backward) "
              "| FE-confirmed / verified designs | wall s | CPU s | reported design (gx, gy, gz, vf) "
-             "| its FE statistics |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"]
+             "| its FE statistics | surrogate vs FE, mean (max) % |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|---|"]
     for r in records:
         p = r.get("best_params")
         params = "-" if p is None else ", ".join(_fmt(p[k]) for k in ("gx", "gy", "gz", "vf"))
@@ -361,7 +413,8 @@ def per_run_table(records: list[dict]) -> str:
                      f"| {r.get('fe_solves_loop', '-')} + {r.get('fe_solves_verification', '-')} "
                      f"| {r['surrogate_evals']} ({r['surrogate_gradient_evals']}) "
                      f"| {r.get('n_confirmed', '-')}/{r.get('n_verified', '-')} "
-                     f"| {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {params} | {_fe_summary(r)} |")
+                     f"| {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {params} | {_fe_summary(r)} "
+                     f"| {_paired_text(_paired_by_statistic([r], r['target']))} |")
     return "\n".join(lines)
 
 
@@ -400,7 +453,7 @@ def markdown(meta: dict, rows: list[dict], records: list[dict]) -> str:
         + (f", process CPU time {meta['total_cpu_s']:.0f} s" if "total_cpu_s" in meta else ""),
         f"- CPU: {meta['cpu']}; torch intra-op threads {meta['threads']}; OMP_NUM_THREADS="
         f"{meta.get('omp_num_threads')}",
-        f"- load average (1/5/15 min) before {meta['load_before']}, after {meta['load_after']} "
+        f"- load average (1/5/15 min) before {tuple(meta['load_before'])}, after {tuple(meta['load_after'])} "
         "(a shared machine makes wall times pessimistic; CPU s is the process's CPU time)",
         f"- versions: rln-design {meta['provenance']['version']} ({meta['provenance']['revision']}), python "
         f"{meta['python']}, {', '.join(f'{k} {v}' for k, v in meta['provenance']['packages'].items())}",
@@ -410,6 +463,8 @@ def markdown(meta: dict, rows: list[dict], records: list[dict]) -> str:
         f"- FE: hex8 `solve_fe`, contrast {', '.join(f'{c:g}' for c in meta['contrasts'])} (each preset's), "
         f"grid {meta['grid']}^3; seeds {meta['seeds']}",
         f"- loop budgets (OptimizeConfig): {budgets}; gradient restarts = top_k",
+        *([f"- summary rebuilt from the run folders' report.json: `{meta['summarized']['command']}` "
+           f"({meta['summarized']['date']})"] if meta.get("summarized") else []),
         "",
         "**Success** = the report's FE verdict: a verified design whose FE mean over its loop + fresh "
         "realizations meets every target (surrogate predictions never count); FE-confirmed designs = "
@@ -417,7 +472,10 @@ def markdown(meta: dict, rows: list[dict], records: list[dict]) -> str:
         "(one per structure and load case; loop + verification); surrogate evals = structures through the "
         "surrogate evaluator, each predicted under every load case (loop, gradient steps and the paired "
         "comparison in verification). The FE objective is the FE mean of the objective over the returned "
-        "design's verification realizations, shown only where FE confirms the design. Means over seeds.",
+        "design's verification realizations, shown only where FE confirms the design. Means over seeds. "
+        "Surrogate vs FE = |surrogate - FE| / FE of a statistic on the same structures (each verified design's "
+        "K loop realizations, averaged per design), mean and max over the verified designs of all seeds and "
+        "the load cases, for the statistics of the targets and objective; `-` for an FE loop.",
         "",
         table(rows),
         "",
@@ -461,7 +519,15 @@ def parse_args(argv=None):
                              "surrogate_precision; bf16 is fast only on CPUs with AMX / AVX512-BF16)")
     parser.add_argument("--out", type=Path, default=OUT, help="markdown report; the JSON goes next to it")
     parser.add_argument("--scratch", type=Path, default=SCRATCH, help="folder for the per-run directories")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="run nothing: rebuild the JSON and markdown of --out from its JSON (--from) and "
+                             "the report.json of each run under --scratch (presets and strategies as recorded)")
+    parser.add_argument("--from", dest="source", type=Path, default=None, metavar="JSON",
+                        help="with --summarize-only: the benchmark JSON whose run records are summarized "
+                             "(default: the JSON beside --out)")
     args = parser.parse_args(argv)
+    if args.source is not None and not args.summarize_only:
+        parser.error("--from is used only with --summarize-only")
     if args.grid < 3:
         parser.error(f"--grid {args.grid} must be >= 3")
     args.targets = list(dict.fromkeys(p for t in args.targets for p in GROUPS.get(t, (t,))))
@@ -505,6 +571,8 @@ def main(argv=None) -> dict:
 
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
+    if args.summarize_only:
+        return summarize_only(args, argv)
     torch.set_num_threads(args.threads)
     # the loops' default: the plain network (shipped surrogates predict with a 4-pass ensemble)
     surrogates = load_surrogates(args, lambda name: Surrogate.load(
@@ -512,13 +580,14 @@ def main(argv=None) -> dict:
     stiffness_models = load_stiffness_models(args, surrogates)
     budgets = (dict(QUICK) if args.quick else {}) | args.overrides
     json_path = args.out.with_suffix(".json")
+    provenance = Provenance.capture({"argv": argv}, seed=None)
     meta = {
         "command": "python studies/design_benchmark.py " + shlex.join(argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu_summary(), "threads": torch.get_num_threads(),
+        "cpu": provenance.hardware, "threads": torch.get_num_threads(),  # cpu: for reports before provenance
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_before": tuple(round(v, 2) for v in os.getloadavg()),
-        "provenance": Provenance.capture({"argv": argv}, seed=None).to_dict(),
+        "provenance": provenance.to_dict(),
         "python": platform.python_version(),
         "surrogate": _surrogate_meta(*next(iter(surrogates.values()))),  # the first (older reports)
         "surrogates": [_surrogate_meta(name, sur) for name, sur in surrogates.values()],
@@ -557,6 +626,64 @@ def main(argv=None) -> dict:
     print(table(rows))
     print(f"wrote {args.out} and {json_path}")
     return result
+
+
+def summarize_only(args, argv) -> dict:
+    """Rebuild the JSON and markdown of a finished benchmark from its run records and run folders.
+
+    Every run record of the source JSON keeps its measured numbers (counts, times, FE values); its
+    paired surrogate-vs-FE differences are read again from ``SCRATCH/<preset>/<strategy>/seed<k>/
+    report.json``; the summary is recomputed for the recorded presets and strategies. Text after the
+    generated part of an existing markdown report (a hand-written reading) is kept.
+
+    Raises:
+        SystemExit: the source JSON or a run's report.json is missing or holds no run records.
+    """
+    import json
+    import time as _time
+
+    from rln_design._atomic import write_text_atomic
+
+    source = args.source or args.out.with_suffix(".json")
+    if not source.is_file():
+        raise SystemExit(f"--summarize-only: no benchmark JSON {source} (give --from JSON or the --out of the run)")
+    old = json.loads(source.read_text())
+    if not isinstance(old, dict) or not old.get("runs") or "meta" not in old:
+        raise SystemExit(f"--summarize-only: {source} holds no benchmark run records (keys 'meta' and 'runs')")
+    meta, records = old["meta"], old["runs"]
+    for r in records:
+        if r.get("status") == "error":
+            continue
+        path = args.scratch / r["target"] / r["strategy"] / f"seed{r['seed']}" / "report.json"
+        if not path.is_file():
+            raise SystemExit(f"--summarize-only: run {r['target']}/{r['strategy']}/seed {r['seed']} has no {path} "
+                             "(give the --scratch folder the benchmark ran with)")
+        r["surrogate_vs_fe"] = paired_differences(json.loads(path.read_text())["verification"])
+    json_path = args.out.with_suffix(".json")
+    meta["json"] = str(json_path)
+    meta["summarized"] = {"command": "python studies/design_benchmark.py " + shlex.join(argv),
+                          "date": _time.strftime("%Y-%m-%d %H:%M UTC", _time.gmtime())}
+    rows = summarize(records, list(meta["presets"]), list(meta["strategies"]))
+    result = _write_json(json_path, meta, records, rows)
+    text = markdown(meta, rows, records)
+    if args.out.is_file():
+        text += _hand_written(args.out.read_text())
+    write_text_atomic(args.out, text)
+    print(table(rows))
+    print(f"wrote {args.out} and {json_path}")
+    return result
+
+
+_FOOTER = "Run directories (report.json of each run):"
+
+
+def _hand_written(text: str) -> str:
+    """What follows the generated part of a markdown report (after its footer line), or ``""``."""
+    head, sep, tail = text.partition(_FOOTER)
+    if not sep:
+        return ""
+    tail = tail.split("\n", 1)[1] if "\n" in tail else ""
+    return tail.lstrip("\n") and "\n" + tail.lstrip("\n")
 
 
 def load_surrogates(args, load) -> dict:

@@ -31,17 +31,17 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
 from rln_design._atomic import write_text_atomic
-from rln_design.data import SPLITS
+from rln_design.data import (SPLIT_CODES, SPLITS, done_count, read_attrs, read_stress_mean, read_structures,
+                             split_rows)
+from rln_design.data import physics as read_physics
 from rln_design.fe.solver import solve_fe
 from rln_design.surrogate.homogenization import (HomogenizationModel, corrected_energy, correction_features,
                                        fit_pca, pcg_energy_sequence, stiffness_bounds,
                                        stiffness_from_stress, two_point_features)
-from rln_design.physics import Physics
 from rln_design.provenance import Provenance
 
 DATASETS = {"cr10": "cr10_31.h5", "cr50": "cr50_31.h5"}
@@ -56,20 +56,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load(path: Path) -> dict:
-    """Structures, stiffness_x (from stress_mean), split codes and physics of one dataset."""
-    with h5py.File(path, "r") as f:
-        names = json.loads(f["split"].attrs["names"])
-        if tuple(names) != SPLITS:
-            raise ValueError(f"{path}: split names {names}, expected {SPLITS}")
-        physics = Physics(float(f.attrs["contrast"]), e_soft=float(f.attrs["e_soft"]), nu=float(f.attrs["nu"]),
-                          imposed_strain=tuple(json.loads(f.attrs["imposed_strain"])),
-                          grid=tuple(f["structures"].shape[1:]))
-        done = f["done"][()].astype(bool)
-        if not done.all():
-            raise ValueError(f"{path} is not complete ({int(done.sum())}/{len(done)} done)")
-        data = {"structures": f["structures"][()], "split": f["split"][()], "physics": physics,
-                "stiffness": stiffness_from_stress(f["stress_mean"][()], physics),
-                "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}}
+    """Structures, stiffness_x (from stress_mean), split codes and physics of one dataset, read
+    through the dataset schema (:mod:`rln_design.data`)."""
+    done, n = done_count(path)
+    if done != n:
+        raise ValueError(f"{path} is not complete ({done}/{n} done)")
+    physics = read_physics(path)
+    split = np.full(n, len(SPLITS), dtype=np.uint8)
+    for name in SPLITS:
+        split[split_rows(path, name)] = SPLIT_CODES[name]
+    if (split == len(SPLITS)).any():
+        raise ValueError(f"{path}: {int((split == len(SPLITS)).sum())} samples are in no split of {SPLITS}")
+    data = {"structures": read_structures(path, "all"), "split": split, "physics": physics,
+            "stiffness": stiffness_from_stress(read_stress_mean(path, "all"), physics),
+            "attrs": read_attrs(path)}
     data["vf"] = data["structures"].reshape(len(data["split"]), -1).mean(axis=1)
     return data
 

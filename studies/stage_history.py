@@ -5,7 +5,7 @@
 The shipped ``surrogates/NAME/model.pt`` records the test metrics that ``rln-design evaluate``
 measured when it was shipped (``studies/ship_surrogate.py`` copies them from the evaluation JSON).
 Each stage of the CPU recipe replaced the weights, so the git history of that file is the history of
-the recipe. This script loads ``model.pt`` (``torch.load(weights_only=True)``) and ``card.md`` from
+the recipe. This script loads ``model.pt`` (``load_checkpoint``: weights-only) and ``card.md`` from
 every commit that changed ``model.pt`` and tabulates, per commit: the training stage (the highest
 ``training, stage N`` line of the card), whether the weights changed (a SHA-256 of the state dict),
 the test MASE of the plain network and of the shipped symmetry ensemble, and the relative error of
@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import torch
-
-from rln_design.training.checkpoint import as_checkpoint
+from rln_design.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 _STAGE = re.compile(r"^- training, stage (\d+)", re.MULTILINE)
@@ -43,6 +41,15 @@ def _weights_hash(state: dict) -> str:
     return digest.hexdigest()[:12]
 
 
+def _checkpoint_at(commit: str, path: str):
+    """The :class:`~rln_design.training.checkpoint.Checkpoint` of ``path`` at ``commit``, read by
+    the schema's one reader (``load_checkpoint``, weights-only) from a temporary copy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "model.pt"
+        copy.write_bytes(_git("show", f"{commit}:{path}"))
+        return load_checkpoint(copy)
+
+
 def history(name: str) -> list[dict]:
     """Rows, oldest first, one per commit that changed ``surrogates/NAME/model.pt`` while it held a
     v1 RLN (the v2 Krylov surrogates that took the names over have no training stages; the v1
@@ -51,8 +58,7 @@ def history(name: str) -> list[dict]:
     rows, previous = [], None
     for line in filter(None, log):
         commit, date = line.split()
-        checkpoint = as_checkpoint(torch.load(io.BytesIO(_git("show", f"{commit}:surrogates/{name}/model.pt")),
-                                              map_location="cpu", weights_only=True))
+        checkpoint = _checkpoint_at(commit, f"surrogates/{name}/model.pt")
         if checkpoint.kind not in ("rln", "rln-t", "fln"):
             continue
         try:

@@ -31,17 +31,24 @@ from its 1200 s checkpoint with its cosine re-targeted to 4500 s).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from rln_design._atomic import atomic_path
+from rln_design.data import physics as read_physics
+from rln_design.data import read_attrs
 from rln_design.models.krylov import KrylovConfig, KrylovNet
+from rln_design.physics import Physics
+from rln_design.provenance import Provenance
+from rln_design.training.checkpoint import Checkpoint, CheckpointError, decode_attrs, load_checkpoint, save_checkpoint
 from rln_design.training.loop import load_split
 
 DATA = "data/cr10_31.h5"
@@ -87,28 +94,35 @@ def validation_mase(model: KrylovNet, features: torch.Tensor, target: torch.Tens
     return float(100 * (pred - target).abs().mean())
 
 
-def _save(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 def train_pcgnet(args) -> None:
-    """Train the corrector of a ``pcg-net`` for ``args.budget`` CPU seconds (resumable)."""
+    """Train the corrector of a ``pcg-net`` for ``args.budget`` CPU seconds (resumable).
+
+    ``OUT/last.pt`` and ``OUT/best.pt`` are :class:`~rln_design.training.checkpoint.Checkpoint`
+    files (kind ``pcg-net``, the dataset's physics, this run's provenance); ``last.pt`` carries the
+    resume state in ``training`` = ``{"optimizer", "state" (cpu_s, step, best, history), "rng"}``.
+    """
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    config = KrylovConfig(kind="pcg-net", n_iter=args.n_iter, contrast=10.0, width=args.width,
-                          depth=args.depth)
+    physics = read_physics(args.data)
+    config = KrylovConfig(kind="pcg-net", n_iter=args.n_iter, contrast=physics.contrast, nu=physics.nu,
+                          width=args.width, depth=args.depth)
     model = KrylovNet(config)
     optimizer = torch.optim.Adam(model.corrector.parameters(), lr=args.lr)
     state = {"cpu_s": 0.0, "step": 0, "best": float("inf"), "history": []}
     if (out / "last.pt").is_file():
-        saved = torch.load(out / "last.pt", weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = saved["state"]
-        torch.set_rng_state(saved["rng"])
+        saved = load_checkpoint(out / "last.pt")
+        if saved.kind != "pcg-net" or not saved.training:
+            raise ValueError(f"{out / 'last.pt'} is not a pcg-net training checkpoint (kind {saved.kind!r}, "
+                             f"resume state {'present' if saved.training else 'missing'})")
+        model.load_state_dict(saved.state_dict)
+        optimizer.load_state_dict(saved.training["optimizer"])
+        state = saved.training["state"]
+        torch.set_rng_state(saved.training["rng"])
+    run = _Run(out, model, optimizer, state, config, physics,
+               Provenance.capture(config=dict(vars(args)), seed=args.seed),
+               {"files": {str(args.data): decode_attrs(read_attrs(args.data))}})
     start = time.process_time() - state["cpu_s"]
     s_train, y_train, _ = load_split(args.data, "train")
     s_val, y_val, _ = load_split(args.data, "validation", max_samples=48, seed=0)
@@ -128,24 +142,44 @@ def train_pcgnet(args) -> None:
         state["step"] += 1
         if used - last_check > args.check_every or used + 1 >= args.budget:
             last_check = used
-            _checkpoint(model, optimizer, state, out, used, loss.item(), f_val, y_val, config)
-    _checkpoint(model, optimizer, state, out, time.process_time() - start, float("nan"), f_val,
-                y_val, config)
+            _checkpoint(run, used, loss.item(), f_val, y_val)
+    _checkpoint(run, time.process_time() - start, float("nan"), f_val, y_val)
 
 
-def _checkpoint(model, optimizer, state, out, used, loss, f_val, y_val, config) -> None:
-    val = validation_mase(model, f_val, y_val)
+class _Run(NamedTuple):
+    """What a pcg-net checkpoint records: the model, its optimizer and trainer state, the problem."""
+
+    out: Path
+    model: KrylovNet
+    optimizer: torch.optim.Optimizer
+    state: dict  # cpu_s, step, best (validation MASE %), history
+    config: KrylovConfig
+    physics: Physics  # of the training data
+    provenance: Provenance
+    data: dict  # {"files": {path: attrs}}
+
+    def checkpoint(self, metrics: dict, training: dict | None) -> Checkpoint:
+        return Checkpoint(kind="pcg-net", model_config=vars(self.config) | {"load": list(self.config.load)},
+                          state_dict=self.model.state_dict(), physics=self.physics,
+                          provenance=self.provenance, metrics=metrics, data=self.data, training=training)
+
+
+def _checkpoint(run: _Run, used, loss, f_val, y_val) -> None:
+    state = run.state
+    val = validation_mase(run.model, f_val, y_val)
     state["cpu_s"] = used
     state["history"].append({"cpu_s": round(used, 1), "step": state["step"], "loss": loss,
                              "val_mase": val})
     print(json.dumps(state["history"][-1]), flush=True)
     if val < state["best"]:
         state["best"] = val
-        _save(out / "best.pt", {"model_config": vars(config) | {"load": list(config.load)},
-                                "model": model.state_dict(), "val_mase": val, "step": state["step"],
-                                "cpu_s": used})
-    _save(out / "last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "state": state, "rng": torch.get_rng_state()})
+        save_checkpoint(run.checkpoint({"val_mase": val, "step": state["step"], "cpu_s": used}, None),
+                        run.out / "best.pt")
+    save_checkpoint(run.checkpoint({"val_mase": val, "best_val_mase": state["best"], "step": state["step"],
+                                    "cpu_s": used},
+                                   {"optimizer": run.optimizer.state_dict(), "state": state,
+                                    "rng": torch.get_rng_state()}),
+                    run.out / "last.pt")
 
 
 # ----------------------------------------------------------------------------- report
@@ -326,7 +360,7 @@ def warm_start(contrast: float, n: int, structures: np.ndarray) -> dict:
 def run_report(args) -> None:
     """Evaluate every arm, time it against FE in the same run, write the markdown report."""
     torch.set_num_threads(args.threads)
-    sections, record = [], {"machine": _machine(args.threads)}
+    sections, record = [], {"machine": _machine(args.threads, vars(args))}
     for contrast, data in ((10.0, args.data), (50.0, args.data50)):
         if not Path(data).is_file():
             continue
@@ -356,16 +390,19 @@ def run_report(args) -> None:
         tmp.write_text(_header(record, args) + "\n".join(sections) + DECISION)
 
 
-def _machine(threads: int) -> dict:
+def _machine(threads: int, config: dict | None = None) -> dict:
+    """The report's machine record: the run's :class:`Provenance` (``provenance``) and the keys the
+    report, ``readme_tables.py`` and ``ship_v2_surrogate.py`` quote, read from it (``cpu``, ``torch``,
+    ``rln_design``, ``revision``, ``date``), plus what it does not hold (threads, CPU capability,
+    python, load average)."""
     import platform
 
-    from rln_design._hardware import cpu_summary
-    from rln_design._version import __version__, revision
-
-    return {"cpu": cpu_summary(), "torch": torch.__version__, "threads": threads,
+    prov = Provenance.capture(config={"threads": threads, **(config or {})})
+    return {"cpu": prov.hardware, "torch": prov.packages.get("torch", torch.__version__), "threads": threads,
             "capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
-            "rln_design": __version__, "revision": revision(), "load": os.getloadavg(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "rln_design": prov.version, "revision": prov.revision, "load": os.getloadavg(),
+            "date": datetime.datetime.fromisoformat(prov.created).strftime("%Y-%m-%d %H:%M UTC"),
+            "provenance": prov.to_dict()}
 
 
 def _header(record: dict, args) -> str:
@@ -395,8 +432,12 @@ def _training_cpu(name: str) -> str:
     if name.startswith("pcg") and name != "pcg-net":
         return "0 (no weights)"
     if name == "pcg-net" and (RUNS / "pcg-net" / "last.pt").is_file():
-        state = torch.load(RUNS / "pcg-net" / "last.pt", weights_only=True)["state"]
-        return f"{state['cpu_s']:.0f} s"
+        try:
+            training = load_checkpoint(RUNS / "pcg-net" / "last.pt").training or {}
+        except CheckpointError:  # a last.pt of the layout before the checkpoint schema: no CPU record read
+            training = {}
+        if "state" in training:
+            return f"{training['state']['cpu_s']:.0f} s"
     if name == "rln" and (RUNS / "rln" / "metrics.jsonl").is_file():
         epochs = [json.loads(line) for line in (RUNS / "rln" / "metrics.jsonl").read_text().splitlines()]
         return f"all {len(epochs)} planned epochs in < 4500 CPU s"

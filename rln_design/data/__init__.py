@@ -29,7 +29,8 @@ from rln_design.data.schema import (REQUIRED_DATASETS, SPLIT_CODES, SPLITS, chec
                                     done_count, has_displacement, load_dataset, missing_datasets,
                                     open_for_reading, physics,
                                     provenance, read_attrs, read_problem, read_sample, read_split,
-                                    read_splits, read_strain_tensor, read_structure, split_rows)
+                                    read_splits, read_strain_tensor, read_stress_mean, read_structure,
+                                    read_structures, split_rows)
 
 __all__ = [
     # config
@@ -40,7 +41,7 @@ __all__ = [
     "SPLITS", "SPLIT_CODES", "REQUIRED_DATASETS", "open_for_reading", "read_problem", "load_dataset",
     "read_split", "read_splits", "check_values", "missing_datasets", "split_rows", "read_attrs", "physics", "provenance",
     "dataset_info", "read_sample", "read_structure", "read_strain_tensor", "has_displacement",
-    "done_count",
+    "done_count", "read_structures", "read_stress_mean",
     # generation
     "generate_dataset", "partial_path", "ConfigMismatchError", "Interrupted", "DASK_CONNECT_TIMEOUT",
     # torch

@@ -46,7 +46,7 @@ __all__ = [
     "SPLITS", "SPLIT_CODES", "REQUIRED_DATASETS", "open_for_reading", "read_problem", "load_dataset",
     "read_split", "read_splits", "check_values", "missing_datasets", "read_attrs", "physics", "provenance",
     "dataset_info", "read_sample", "read_structure", "read_strain_tensor", "has_displacement",
-    "done_count", "read_config", "create_file", "SampleWriter",
+    "done_count", "read_structures", "read_stress_mean", "read_config", "create_file", "SampleWriter",
 ]
 
 SPLITS = ("train", "validation", "test")
@@ -523,6 +523,77 @@ def read_structure(path, index: int) -> dict:
         return {"structure": f["structures"][index],
                 "strain": f["strain"][index] if "strain" in f else None,
                 "done": bool(f["done"][index]) if "done" in f else True}
+
+
+def _selected_rows(f: h5py.File, path, rows_or_split) -> np.ndarray:
+    """File rows ``int64 (k,)`` of ``rows_or_split``: a split name (its done samples, file order;
+    ``"all"``: every done sample) or explicit rows (in the order given; each must be done)."""
+    if isinstance(rows_or_split, str):
+        return np.flatnonzero(_split_mask(f, rows_or_split))
+    rows = np.asarray(rows_or_split)
+    if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+        raise ValueError(f"rows must be a split name or a 1-D array of integer rows, got {rows_or_split!r}")
+    rows = rows.astype(np.int64)
+    n = f["structures"].shape[0]
+    outside = rows[(rows < 0) | (rows >= n)]
+    if outside.size:
+        raise IndexError(f"row {int(outside[0])} out of range: {path} has {n} samples (0..{n - 1})")
+    if "done" in f and rows.size:
+        done = f["done"][()].astype(bool)
+        if not done[rows].all():
+            raise ValueError(f"row {int(rows[~done[rows]][0])} of {path} is not solved yet (done = False)")
+    return rows
+
+
+def _read_selected(path, name: str, rows_or_split) -> np.ndarray:
+    """Dataset ``name`` at the rows of ``rows_or_split`` (see :func:`_selected_rows`)."""
+    with open_for_reading(path) as f:
+        if name not in f:
+            raise ValueError(f"{path} has no {name!r} dataset")
+        rows = _selected_rows(f, path, rows_or_split)
+        unique = np.unique(rows)
+        mask = np.zeros(f[name].shape[0], dtype=bool)
+        mask[unique] = True
+        values = _read_rows(f[name], mask)  # file order of `unique`
+    return values[np.searchsorted(unique, rows)]
+
+
+@_retry_while_written
+def read_structures(path, rows_or_split="all") -> np.ndarray:
+    """Structures of some samples.
+
+    Args:
+        path: dataset file.
+        rows_or_split: a split name (``"train"``, ``"validation"``, ``"test"``, ``"all"``: its done
+            samples in file order) or file rows ``(k,)`` (returned in that order; each must be done).
+
+    Returns:
+        uint8 ``(k, x, y, z)``, 1 = stiff.
+
+    Raises:
+        ValueError: unknown split, a row not solved yet, or no ``structures`` dataset.
+        IndexError: a row outside the file.
+    """
+    return _read_selected(path, "structures", rows_or_split)
+
+
+@_retry_while_written
+def read_stress_mean(path, rows_or_split="all") -> np.ndarray:
+    """Volume-average FE stress of some samples (the homogenized response to the imposed strain).
+
+    Args:
+        path: dataset file.
+        rows_or_split: as for :func:`read_structures`.
+
+    Returns:
+        float64 ``(k, 6)``: components (xx, yy, zz, yz, xz, xy), in the units of ``e_soft``.
+
+    Raises:
+        ValueError: unknown split, a row not solved yet, or no ``stress_mean`` dataset (files of the
+            earliest layout).
+        IndexError: a row outside the file.
+    """
+    return _read_selected(path, "stress_mean", rows_or_split).astype(np.float64, copy=False)
 
 
 def done_count(path) -> tuple[int, int]:

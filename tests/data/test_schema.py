@@ -12,7 +12,7 @@ import pytest
 from rln_design import __version__
 from rln_design.data import (DatasetConfig, generate_dataset, load_dataset, physics, provenance,
                              read_attrs, read_sample, read_split, read_splits, read_strain_tensor,
-                             read_structure)
+                             read_stress_mean, read_structure, read_structures, split_rows)
 from rln_design.fe.solver import solve_fe
 from rln_design.physics import Physics
 
@@ -176,6 +176,56 @@ def test_read_sample_and_read_structure(plain_file, tmp_path):
         f["x"] = np.zeros(2)
     with pytest.raises(ValueError, match="has no 'structures' dataset"):
         read_structure(tmp_path / "other.h5", 0)
+
+
+def test_read_stress_mean_and_structures_by_split_or_rows(plain_file):
+    with h5py.File(plain_file, "r") as f:
+        split, structures, stress = f["split"][()], f["structures"][()], f["stress_mean"][()]
+    for code, name in enumerate(("train", "validation", "test")):
+        got = read_stress_mean(plain_file, name)
+        assert got.dtype == np.float64 and got.shape == ((split == code).sum(), 6)
+        np.testing.assert_array_equal(got, stress[split == code])
+        np.testing.assert_array_equal(read_structures(plain_file, name), structures[split == code])
+        np.testing.assert_array_equal(split_rows(plain_file, name), np.flatnonzero(split == code))
+    np.testing.assert_array_equal(read_stress_mean(plain_file), stress)  # default: every done sample
+    rows = [4, 1, 4]  # the order given, repeats kept
+    np.testing.assert_array_equal(read_stress_mean(plain_file, rows), stress[rows])
+    np.testing.assert_array_equal(read_structures(plain_file, np.array(rows)), structures[rows])
+    assert read_stress_mean(plain_file, []).shape == (0, 6)
+    # the stored stress is the FE solver's volume average for the file's physics
+    p = physics(plain_file)
+    fresh = solve_fe(structures[[1]], contrast=p.contrast, e_soft=p.e_soft, nu=p.nu, strain=p.imposed_strain,
+                     rtol=1e-8).stress_mean
+    np.testing.assert_allclose(read_stress_mean(plain_file, [1]), fresh, rtol=1e-4,
+                               atol=1e-5 * np.abs(fresh).max())  # the file's solves stop at rtol 1e-6
+
+
+@pytest.mark.parametrize("rows, error, message", [
+    ("everything", ValueError, "split must be one of ['train', 'validation', 'test', 'all'], got 'everything'"),
+    ([0, 6], IndexError, "row 6 out of range"),
+    ([-1], IndexError, "row -1 out of range"),
+    ([[0, 1]], ValueError, "rows must be a split name or a 1-D array of integer rows"),
+    ([0.5], ValueError, "rows must be a split name or a 1-D array of integer rows"),
+])
+def test_read_stress_mean_refuses_bad_rows(plain_file, rows, error, message):
+    with pytest.raises(error) as info:
+        read_stress_mean(plain_file, rows)
+    assert message in str(info.value)
+
+
+def test_read_stress_mean_of_unsolved_rows_and_old_files_is_one_clear_error(tmp_path, plain_file):
+    path = tmp_path / "d.h5"
+    with h5py.File(plain_file, "r") as f, h5py.File(path, "w") as g:
+        for name in f:
+            f.copy(name, g)
+        g["done"][2] = False
+    assert len(read_stress_mean(path, "all")) == 5  # only the done samples of a split
+    with pytest.raises(ValueError, match="row 2 of .* is not solved yet"):
+        read_stress_mean(path, [0, 2])
+    with h5py.File(path, "r+") as g:
+        del g["stress_mean"]
+    with pytest.raises(ValueError, match="has no 'stress_mean' dataset"):
+        read_stress_mean(path)
 
 
 # ------------------------------------------------------------------ full strain tensor

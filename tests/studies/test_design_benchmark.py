@@ -66,6 +66,49 @@ def test_quick_benchmark_counts_fe_solves_and_writes_reports(tiny_surrogate_dir)
     assert [row["verified_designs"] for row in summary] == [q["top_k"]] * 3  # one seed, top_k designs each
     assert f"| {summary[0]['confirmed_designs']}/{q['top_k']} |" in text
     assert json.loads(out.with_suffix(".json").read_text())["summary"][0]["runs"] == 1
+    # paired surrogate-vs-FE differences of the verified designs: surrogate loops only
+    for r in runs:
+        report = json.loads((Path(r["out"]) / "report.json").read_text())
+        if r["strategy"] == "fe-bayes":
+            assert r["surrogate_vs_fe"] is None
+            continue
+        paired = r["surrogate_vs_fe"]["peak_strain"]
+        per_design = [100 * v["statistics"]["peak_strain"]["rel_diff"] for v in report["verification"]]
+        assert paired["rel_diff_pct"] == per_design and paired["n"] == len(report["verification"])
+        assert paired["max_rel_diff_pct"] == max(per_design) >= paired["mean_rel_diff_pct"] >= 0
+    by_strategy = {row["strategy"]: row["surrogate_vs_fe"] for row in summary}
+    assert by_strategy["fe-bayes"] is None and set(by_strategy["surrogate-bayes"]) == {"peak_strain", "volume_fraction"}
+    assert "surrogate vs FE on the verified structures" in text
+
+
+def test_summarize_only_rebuilds_the_reports_from_the_run_folders(tiny_surrogate_dir, capsys):
+    tmp = tiny_surrogate_dir
+    bench = load_script()
+    out = tmp / "bench.md"
+    first = bench.main(["--quick", "--surrogate", "tiny", "--grid", str(GRID), "--seeds", "0", "1",
+                        "--targets", "peak_vf", "--strategies", "surrogate-bayes", "fe-bayes", "--out", str(out),
+                        "--scratch", str(tmp / "runs")])
+    out.write_text(out.read_text() + "\n## Reading (by hand)\n\nkept\n")
+    stale = json.loads(out.with_suffix(".json").read_text())
+    for r in stale["runs"]:
+        del r["surrogate_vs_fe"]  # a JSON written before the paired differences were recorded
+    stale["summary"] = None
+    (tmp / "stale.json").write_text(json.dumps(stale))
+    again = bench.main(["--summarize-only", "--from", str(tmp / "stale.json"), "--out", str(out),
+                        "--scratch", str(tmp / "runs")])
+    strip = lambda result: json.loads(json.dumps({k: v for k, v in result.items() if k != "meta"}))  # noqa: E731
+    assert strip(again) == strip(first)  # every record and summary number, the paired differences read again
+    assert again["meta"]["summarized"]["command"].endswith(f"--scratch {tmp / 'runs'}")
+    text = out.read_text()
+    assert text.endswith("## Reading (by hand)\n\nkept\n") and text.count("## Reading") == 1
+    assert "summary rebuilt from the run folders" in text and "--summarize-only" in text
+    with pytest.raises(SystemExit, match="has no .*report.json"):
+        bench.main(["--summarize-only", "--out", str(out), "--scratch", str(tmp / "elsewhere")])
+    with pytest.raises(SystemExit, match="no benchmark JSON"):
+        bench.main(["--summarize-only", "--out", str(tmp / "none.md")])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--from", "x.json"])
+    assert "--from is used only with --summarize-only" in capsys.readouterr().err
 
 
 def test_unknown_preset_is_rejected(capsys):
@@ -215,3 +258,23 @@ def test_tradeoff_table_in_the_docs_matches_the_committed_json():
         assert cells[7] == (objective if row["objective"] else "-"), line
         checked += 1
     assert checked == len(summary) == 8
+
+
+def test_docs_quote_the_surrogate_accuracy_the_tradeoff_json_records():
+    """The benchmark's surrogate-vs-FE figure, one sentence in each document, from the committed JSON."""
+    root = SCRIPT.parent.parent
+    rows = [r for r in json.loads((root / "studies" / "design_benchmark_tradeoff.json").read_text())["summary"]
+            if r["surrogate_vs_fe"]]
+    assert {r["strategy"] for r in rows} == {"surrogate-bayes"} and len(rows) == 4
+    contrast = {"stiff_peak50": 50}
+    peak10 = [r["surrogate_vs_fe"]["peak_strain"] for r in rows if contrast.get(r["target"], 10) == 10]
+    peak50 = [r["surrogate_vs_fe"]["peak_strain"] for r in rows if contrast.get(r["target"], 10) == 50]
+    stiff = [r["surrogate_vs_fe"]["stiffness_x"] for r in rows]
+    means10 = [p["mean_rel_diff_pct"] for p in peak10]
+    figure = (f"peak strains within {min(means10):.2f}-{max(means10):.2f} % of FE on average at contrast 10 "
+              f"(max {max(p['max_rel_diff_pct'] for p in peak10):.2g} %) and {peak50[0]['mean_rel_diff_pct']:.3g} % "
+              f"at contrast 50 (max {peak50[0]['max_rel_diff_pct']:.3g} %), stiffness_x within "
+              f"{min(p['mean_rel_diff_pct'] for p in stiff):.1g}-{max(p['mean_rel_diff_pct'] for p in stiff):.2g} % "
+              f"(max {max(p['max_rel_diff_pct'] for p in stiff):.2g} %)")
+    for name in ("studies/design_benchmark_tradeoff.md", "docs/benchmarks.md", "docs/tradeoff_example.md"):
+        assert figure in " ".join((root / name).read_text().split()), name

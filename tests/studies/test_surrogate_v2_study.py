@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from rln_design.data import DatasetConfig, generate_dataset
+from rln_design.data import DatasetConfig, generate_dataset, physics
 from rln_design.surrogate.strain import Surrogate
+from rln_design.training.checkpoint import load_checkpoint, save_checkpoint
 
 from _studies import load_study
 
@@ -56,14 +57,40 @@ def test_train_pcgnet_saves_a_loadable_surrogate_and_resumes(tiny, monkeypatch):
     args = ["train-pcgnet", "--data", str(tiny / "cr10.h5"), "--out", str(out), "--budget", "2",
             "--check-every", "0.5", "--width", "4"]
     study.main(args)
-    last = __import__("torch").load(out / "last.pt", weights_only=True)
-    assert last["state"]["cpu_s"] >= 2 and last["state"]["step"] > 0
+    last = load_checkpoint(out / "last.pt")  # the checkpoint schema, weights-only
+    state = last.training["state"]
+    assert last.kind == "pcg-net" and last.physics == physics(tiny / "cr10.h5")
+    assert last.provenance.seed == 0 and last.provenance.version and last.provenance.config["budget"] == 2
+    assert set(last.training) == {"optimizer", "state", "rng"} and last.metrics["step"] == state["step"]
+    assert state["cpu_s"] >= 2 and state["step"] > 0
+    best = load_checkpoint(out / "best.pt")
+    assert best.training is None and best.metrics["val_mase"] == state["best"]
     surrogate = Surrogate.load(out / "best.pt")
     assert surrogate.kind == "pcg-net" and surrogate.full_tensor
-    assert math.isfinite(min(h["val_mase"] for h in last["state"]["history"]))
+    assert math.isfinite(min(h["val_mase"] for h in state["history"]))
     study.main(args[:6] + ["4"] + args[7:])  # a larger budget continues from last.pt
-    resumed = __import__("torch").load(out / "last.pt", weights_only=True)["state"]
-    assert resumed["step"] > last["state"]["step"] and resumed["cpu_s"] >= 4
+    resumed = load_checkpoint(out / "last.pt").training["state"]
+    assert resumed["step"] > state["step"] and resumed["cpu_s"] >= 4
+    steps = [h["step"] for h in state["history"]]  # the history goes on (losses hold NaN: compare steps)
+    assert [h["step"] for h in resumed["history"]][: len(steps)] == steps
+
+
+def test_a_foreign_last_pt_is_not_resumed(tiny, tmp_path):
+    study = load_study("surrogate_v2_study")
+    out = tmp_path / "pcg-net"
+    study.main(["train-pcgnet", "--data", str(tiny / "cr10.h5"), "--out", str(out), "--budget", "0.5",
+                "--width", "4"])
+    save_checkpoint(load_checkpoint(out / "best.pt"), out / "last.pt")  # weights without resume state
+    with pytest.raises(ValueError, match="is not a pcg-net training checkpoint .*resume state missing"):
+        study.main(["train-pcgnet", "--data", str(tiny / "cr10.h5"), "--out", str(out), "--budget", "1",
+                    "--width", "4"])
+
+
+def test_committed_v2_weights_still_load():
+    from pathlib import Path
+
+    surrogate = Surrogate.load(Path(__file__).resolve().parents[2] / "studies" / "surrogate_v2_pcgnet_best.pt")
+    assert surrogate.kind == "pcg-net" and surrogate.full_tensor
 
 
 def test_report_and_shipping_from_its_record(tiny, monkeypatch):
@@ -78,6 +105,11 @@ def test_report_and_shipping_from_its_record(tiny, monkeypatch):
                 "--out", str(out)])
     record = json.loads(out.with_suffix(".json").read_text())
     text = out.read_text()
+    machine = record["machine"]  # the keys readme_tables.py and ship_v2_surrogate.py quote, from the provenance
+    assert machine["rln_design"] == machine["provenance"]["version"] and machine["cpu"] == machine["provenance"]["hardware"]
+    assert machine["revision"] == machine["provenance"]["revision"] and machine["date"].endswith("UTC")
+    assert machine["provenance"]["config"]["threads"] == 1
+    assert "| pcg-net | " in text and " s | " in text.split("| pcg-net | ")[1].split("\n")[0]
     for contrast in ("cr10", "cr50"):
         rec = record[contrast]
         n = rec["chosen_n"]
