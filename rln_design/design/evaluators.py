@@ -246,8 +246,8 @@ class _FieldEvaluator:
 
 
 def _no_surrogate_for(case: LoadCase) -> ValueError:
-    return ValueError(f"no surrogate exists for load case {str(case)!r} (a strain other than a normal "
-                      "load along x, y or z): use --evaluator fe")
+    return ValueError(f"no surrogate exists for load case {str(case)!r} (a strain other than a tensile "
+                      "normal strain along x, y or z alone): use --evaluator fe")
 
 
 class SurrogateEvaluator(_FieldEvaluator):

@@ -76,9 +76,14 @@ class LoadCase:
 
     @property
     def axis(self) -> int | None:
-        """0, 1 or 2 for the normal loads ``x``, ``y``, ``z`` (an eps_xx surrogate serves them by
-        permuting axes); None for a custom case."""
-        return AXES.index(self.name) if self.name in AXES else None
+        """0, 1 or 2 for the normal loads ``x``, ``y``, ``z`` and for a custom case that is one of
+        them up to a positive factor (uniaxial tensile strain along one axis: the problem is linear
+        and statistics are normalised, so an eps_xx surrogate serves it by permuting axes); None for
+        any other custom case."""
+        if self.name in AXES:
+            return AXES.index(self.name)
+        nonzero = [i for i, v in enumerate(self.strain) if v != 0.0]
+        return nonzero[0] if len(nonzero) == 1 and nonzero[0] < 3 and self.strain[nonzero[0]] > 0 else None
 
     @property
     def component(self) -> int:
@@ -97,7 +102,7 @@ class LoadCase:
         return f"eps_{c} / imposed eps_{c}"
 
     def __str__(self) -> str:
-        if self.axis is not None:
+        if self.name in AXES:
             return self.name
         return f"{self.name}={','.join(f'{v:g}' for v in self.strain)}"
 

@@ -177,7 +177,7 @@ class OptimizeConfig:
         custom = [c for c in parse_loads(self.loads) if c.axis is None]
         if custom and (self.evaluator == "surrogate" or self.method != "bayes"):
             raise ValueError(f"no surrogate exists for load case {str(custom[0])!r} (a strain other than a "
-                             "normal load along x, y or z): use --evaluator fe")
+                             "tensile normal strain along x, y or z alone): use --evaluator fe")
         if self.evaluator == "fe" and self.method != "bayes":
             raise ValueError("the gradient loop needs the differentiable surrogate: use "
                              "--evaluator surrogate with --method gradient/both")
