@@ -10,7 +10,7 @@
 #  - `rln` is the CLI: `rln-design` where it is on PATH, else `python3 -c` (the GPU image has the
 #    package's dependencies but not the package installed); the machine, the versions and that
 #    rln_design imports are logged (the stage ends, status 1, if it does not).
-# The functions below: time (elapsed, left, say, capped), jobs side by side (pids, wait_all), the two
+# The functions below: time (elapsed, left, say, capped), jobs side by side (side, wait_all), the two
 # data steps (reference_data, fresh_data: setup and gen), the training plan (probe_cap_s, training_budget,
 # plan_run), data_attrs, stage_end.
 start=$SECONDS
@@ -25,6 +25,7 @@ exec > >(tee -a "$log") 2>&1
 tee_pid=$!
 # (plain `wait` would also wait for the tee above: wait for the jobs started here by their PIDs)
 pids=()
+side() { "$@" & pids+=($!); }  # side CMD...: CMD in the background, side by side with the others
 wait_all() { local p status=0; for p in "${pids[@]}"; do wait "$p" || status=1; done; pids=(); return $status; }
 
 names=${NAMES:-cr10 cr50}
@@ -75,17 +76,20 @@ gen() {  # gen FILE COUNT SEED SPLIT CAP: on the device; CPU workers resume it i
   capped $(( $5 - SECONDS + t0 + 30 )) "${rln[@]}" generate "${common[@]}"
 }
 
+reference_one() {  # reference_one NAME: its reference file; its time gives the FE rate (runs/.<stage>/rate_NAME)
+  setup $1
+  local t0=$SECONDS
+  gen $data/${1}_$size.h5 $ref_count $ref_seed 0.4,0.2,0.4 $(( $(left) / 3 )) \
+    && echo "$ref_count $((SECONDS - t0))" > "$scratch/rate_$1"
+}
 reference_data() {  # step 1: data/<name>_<size>.h5, both contrasts side by side; the time of each gives its FE rate
   local name
-  for name in $names; do
-    (setup $name; t0=$SECONDS; gen $data/${name}_$size.h5 $ref_count $ref_seed 0.4,0.2,0.4 $(( $(left) / 3 )) \
-       && echo "$ref_count $((SECONDS - t0))" > "$scratch/rate_$name") &
-    pids+=($!)
-  done
+  for name in $names; do side reference_one $name; done
   wait_all
   say "reference data done"
 }
 
+fresh_one() { setup $1; gen $data/${1}_${size}g.h5 "$2" $fresh_seed 1,0,0 $3; }  # fresh_one NAME COUNT CAP
 fresh_data() {  # step 2: data/<name>_<size>g.h5, sized by the FE rate measured in step 1
   local name n t fresh cap room
   for name in $names; do
@@ -97,8 +101,7 @@ fresh_data() {  # step 2: data/<name>_<size>g.h5, sized by the FE rate measured 
     cap=$(( gen_s * 3 / 2 + 20 )); room=$(( $(left) - reserve - after_gen ))
     (( room < cap )) && cap=$room
     (( cap < 30 )) && { say "$name: no time for fresh data"; continue; }
-    (setup $name; gen $data/${name}_${size}g.h5 "$fresh" $fresh_seed 1,0,0 $cap) &
-    pids+=($!)
+    side fresh_one $name "$fresh" $cap
   done
   wait_all
   say "fresh data done"

@@ -78,25 +78,25 @@ probe() {  # probe NAME CAP
   capped $2 "${rln[@]}" train $(train_args $1 $runs/$1-$tag-probe reference) --epochs 2 --max-train-samples $probe_n \
     --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 >> "$scratch/probe_$1.log" 2>&1
 }
+probe_or_fp32() {  # probe_or_fp32 NAME CAP
+  probe $1 $2
+  local rc=$?
+  # an error (not the time cap, 124) with the stage's precision: probe and stage in fp32
+  if (( rc != 0 && rc != 124 )); then
+    say "$1: probe failed with ${precision[*]}: $(grep -m1 -E 'Error|error' "$scratch/probe_$1.log")"
+    say "$1: probe and stage in fp32"; touch "$scratch/fp32_$1"; probe $1 $2
+  fi
+}
 probe_cap=$(probe_cap_s)
-for name in "${active[@]}"; do
-  (probe $name $probe_cap; rc=$?
-   # an error (not the time cap, 124) with the stage's precision: probe and stage in fp32
-   if (( rc != 0 && rc != 124 )); then
-     say "$name: probe failed with ${precision[*]}: $(grep -m1 -E 'Error|error' "$scratch/probe_$name.log")"
-     say "$name: probe and stage in fp32"; touch "$scratch/fp32_$name"; probe $name $probe_cap
-   fi) &
-  pids+=($!)
-done
+for name in "${active[@]}"; do side probe_or_fp32 $name $probe_cap; done
 wait_all
 # 3b. the stage: epochs to fill the time left, side by side
 training_budget
 for name in "${active[@]}"; do
   plan_run $name $name $runs/$name-$tag-probe "$scratch/probe_$name.log" || continue
   rm -rf $runs/$name-$tag
-  capped $budget "${rln[@]}" train $(train_args $name $runs/$name-$tag) --epochs $epochs "${limit[@]}" \
-    --max-val-samples $val_max --lr $lr --warmup-steps 100 --seed 16 > "$scratch/train_$name.log" 2>&1 &
-  pids+=($!)
+  side capped $budget "${rln[@]}" train $(train_args $name $runs/$name-$tag) --epochs $epochs "${limit[@]}" \
+    --max-val-samples $val_max --lr $lr --warmup-steps 100 --seed 16 > "$scratch/train_$name.log" 2>&1
 done
 wait_all
 say "training done"
@@ -129,7 +129,7 @@ finish() {  # finish NAME
   fi
   pack $name  # again, with the evaluations
 }
-for name in "${active[@]}"; do finish $name & pids+=($!); done
+for name in "${active[@]}"; do side finish $name; done
 wait_all
 
 # 6. if time is left: surrogate and FE speed on this device (studies/gpu_benchmark.py)

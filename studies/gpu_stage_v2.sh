@@ -96,10 +96,9 @@ probe_cap=$(probe_cap_s)
 for arm in "${arms[@]}"; do
   read -r name a n w i <<< "$arm"
   rm -rf $runs/$name-v2-probe/$a
-  capped $probe_cap "${rln[@]}" train $(train_args $name $n $w $i $runs/$name-v2-probe/$a reference) --epochs 2 \
-    --max-train-samples $probe_n --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 \
-    > "$scratch/probe_$name-$a.log" 2>&1 &
-  pids+=($!)
+  side capped $probe_cap "${rln[@]}" train $(train_args $name $n $w $i $runs/$name-v2-probe/$a reference) \
+    --epochs 2 --max-train-samples $probe_n --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 \
+    > "$scratch/probe_$name-$a.log" 2>&1
 done
 wait_all
 # 3b. the runs: epochs to fill the time left, side by side
@@ -108,9 +107,8 @@ for arm in "${arms[@]}"; do
   read -r name a n w i <<< "$arm"
   plan_run $name/$a $name $runs/$name-v2-probe/$a "$scratch/probe_$name-$a.log" || continue
   rm -rf $runs/$name-v2/$a; mkdir -p $runs/$name-v2
-  capped $budget "${rln[@]}" train $(train_args $name $n $w $i $runs/$name-v2/$a) --epochs $epochs "${limit[@]}" \
-    --max-val-samples $val_max --lr $lr --warmup-steps 50 --seed 16 > "$scratch/train_$name-$a.log" 2>&1 &
-  pids+=($!)
+  side capped $budget "${rln[@]}" train $(train_args $name $n $w $i $runs/$name-v2/$a) --epochs $epochs \
+    "${limit[@]}" --max-val-samples $val_max --lr $lr --warmup-steps 50 --seed 16 > "$scratch/train_$name-$a.log" 2>&1
 done
 wait_all
 say "training done"
@@ -159,6 +157,6 @@ finish() {  # finish NAME
   fi
   pack $name  # again, with the evaluations
 }
-for name in $names; do [[ -f $data/${name}_$size.h5 ]] && { finish $name & pids+=($!); }; done
+for name in $names; do [[ -f $data/${name}_$size.h5 ]] && side finish $name; done
 wait_all
 stage_end
