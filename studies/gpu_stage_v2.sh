@@ -39,58 +39,24 @@
 # Back here: `tar -xf <files_at>/cr10-v2.tar -C runs`, read evaluation.txt, and ship an arm only if it
 # beats the shipped surrogate on the test split (docs/training.md, "GPU stage").
 set -uo pipefail
-start=$SECONDS
-cd "$(dirname "$0")/.."  # the repository root: surrogates/, studies/ and the package are read from there
-data=${WORK:+$WORK/}data runs=${WORK:+$WORK/}runs  # under WORK if given (tests: a temporary folder)
-out=${OUT:-$runs/gpu-stage-v2-out}
-scratch=$runs/.gpu-stage-v2  # rate files and logs: outside $OUT, which brings back 8 files at most
-mkdir -p "$out" "$data" "$runs" "$scratch"
-rm -f "$scratch"/*
-log=$out/gpu_stage_v2.log
-exec > >(tee -a "$log") 2>&1
-tee_pid=$!
-# (plain `wait` would also wait for the tee above: wait for the jobs started here by their PIDs)
-pids=()
-wait_all() { local p status=0; for p in "${pids[@]}"; do wait "$p" || status=1; done; pids=(); return $status; }
-
-names=${NAMES:-cr10 cr50}
+stage=gpu_stage_v2
+# the start shared with gpu_stage.sh: the repository root, data/ and runs/ (under WORK if given), the
+# log $OUT/gpu_stage_v2.log, the CLI (rln), the shared parameters and the functions
+source "$(dirname "${BASH_SOURCE[0]}")/_gpu_stage_lib.sh"
 init=${INIT:-studies/surrogate_v2_pcgnet_best.pt}  # the study's pcg-net (contrast 10)
-if [[ -n ${SMOKE:-} ]]; then  # the whole pipeline on this CPU at toy size; a far deadline (no cap
-  # fires on a slow or shared machine) and a short training plan (TRAIN_S seconds)
-  dev=${DEV:-cpu}; size=9; ref_scale=50; count_max=${COUNT:-40}; gen_s=${GEN_S:-10}
-  deadline=${DEADLINE:-600}; train_s=${TRAIN_S:-10}; probe_n=8; batch=${BATCH:-4}; eval_max=10; val_max=10
-  reserve=${RESERVE:-60}; bench_s=60; train_min=20; after_gen=60; fill=0.85
+if [[ -n ${SMOKE:-} ]]; then  # a short training plan (TRAIN_S seconds)
+  train_s=${TRAIN_S:-10}; batch=${BATCH:-4}
+  reserve=${RESERVE:-60}; bench_s=60; train_min=20; after_gen=60
   bench=(--grid 9 --batches 1,4 --fe-batch 4 --repeats 1 --precisions fp32)
 else
-  dev=${DEV:-cuda}; size=31; ref_scale=1; count_max=${COUNT:-16000}; gen_s=${GEN_S:-90}
-  deadline=${DEADLINE:-540}; train_s=${TRAIN_S:-}; probe_n=256; batch=${BATCH:-32}; eval_max=400; val_max=255
+  gen_s=${GEN_S:-90}; probe_n=256
   reserve=${RESERVE:-90}   # seconds kept for steps 4-5
   bench_s=${BENCH_S:-120}  # cap of step 0
   train_min=60             # at least this much training time after the probes
-  after_gen=150            # the fresh data must leave this much for the probes and the training
-  fill=0.85                # of the training budget the plan fills (0.75 for a single, partial epoch)
   bench=(--batches 1,8,32,128 --fe-batch 64 --repeats 5 --precisions fp32,bf16)
 fi
 read -ra precision <<< "${PRECISION:-}"  # e.g. PRECISION=--amp: the corrector in bf16 autocast
 lr=${LR:-1e-3}
-elapsed() { echo $((SECONDS - start)); }
-left() { echo $((deadline - SECONDS + start)); }
-say() { echo "[gpu_stage_v2 $(elapsed) s] $*"; }
-
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-if command -v rln-design > /dev/null; then
-  rln=(rln-design)
-else  # the GPU image: the package's dependencies are there, the package itself is not installed
-  rln=(python3 -c 'import sys; from rln_design.cli import main; sys.exit(main(prog_name="rln-design"))')
-fi
-# capped SECONDS CMD...: under a time cap. --foreground: one SIGINT to the command only (GNU timeout
-# otherwise signals it and then its process group again, and a second SIGINT stops train without saving)
-capped() { local cap=$1; shift; timeout --foreground -k 10 -s INT "$(( cap > 5 ? cap : 5 ))" "$@"; }
-say "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(getconf _NPROCESSORS_ONLN) cores"
-command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c 'import sys, torch, numpy; print("python", sys.version.split()[0], "torch", torch.__version__,
-  "numpy", numpy.__version__, "cuda", torch.cuda.is_available())'
-"${rln[@]}" --version || { say "rln_design does not import here"; exit 1; }
 
 # 0. speed first: it needs no data and is what the README's speed table waits for
 bench_names=$(for name in $names; do echo -n "$name,"; done)$init
@@ -98,49 +64,8 @@ capped $(( bench_s < $(left) - 60 ? bench_s : $(left) - 60 )) python3 studies/gp
   --surrogate "$bench_names" --out "$out/gpu_benchmark.md" "${bench[@]}" > "$scratch/bench.log" 2>&1 \
   && say "benchmark written" || { say "benchmark failed or overran"; tail -5 "$scratch/bench.log"; }
 
-setup() {  # setup NAME -> contrast, reference count and seed, fresh seed
-  case $1 in
-    cr10) contrast=10; ref_count=2560; ref_seed=31;   fresh_seed=2531 ;;
-    cr50) contrast=50; ref_count=1280; ref_seed=1031; fresh_seed=3531 ;;
-    *) echo "unknown surrogate $1 (cr10 or cr50)" >&2; exit 2 ;;
-  esac
-  ref_count=$((ref_count / ref_scale / 5 * 5))
-}
-
-gen() {  # gen FILE COUNT SEED SPLIT CAP: on the device; CPU workers resume it if that fails or overruns
-  local common=(--contrast "$contrast" --count "$2" --grid $size --realizations 5 --seed "$3" --split "$4"
-                --out "$1" --quiet)
-  [[ -f $1 ]] && return 0
-  local t0=$SECONDS
-  capped "$5" "${rln[@]}" generate "${common[@]}" --device "$dev" --chunk-size "${CHUNK:-256}" && return 0
-  say "generate $1 on $dev failed or overran $5 s; CPU workers resume it"
-  capped $(( $5 - SECONDS + t0 + 30 )) "${rln[@]}" generate "${common[@]}"
-}
-
-# 1. reference data, both contrasts side by side; the time of each gives its FE rate
-for name in $names; do
-  (setup $name; t0=$SECONDS; gen $data/${name}_$size.h5 $ref_count $ref_seed 0.4,0.2,0.4 $(( $(left) / 3 )) \
-     && echo "$ref_count $((SECONDS - t0))" > "$scratch/rate_$name") &
-  pids+=($!)
-done
-wait_all
-say "reference data done"
-
-# 2. fresh training data, sized by the measured FE rate
-for name in $names; do
-  [[ -f $scratch/rate_$name ]] || { say "$name: no reference data; skipped"; continue; }
-  read -r n t < "$scratch/rate_$name"
-  fresh=$(( n * gen_s / (t > 0 ? t : 1) / 5 * 5 ))
-  fresh=$(( fresh > count_max ? count_max : fresh )); fresh=$(( fresh < 5 ? 5 : fresh ))
-  say "$name: FE $n structures in $t s -> $fresh fresh structures"
-  cap=$(( gen_s * 3 / 2 + 20 )); room=$(( $(left) - reserve - after_gen ))
-  (( room < cap )) && cap=$room
-  (( cap < 30 )) && { say "$name: no time for fresh data"; continue; }
-  (setup $name; gen $data/${name}_${size}g.h5 "$fresh" $fresh_seed 1,0,0 $cap) &
-  pids+=($!)
-done
-wait_all
-say "fresh data done"
+reference_data  # 1. the reference data, both contrasts side by side; the time of each gives its FE rate
+fresh_data      # 2. fresh training data, sized by the measured FE rate
 
 # the arms: "NAME ARM N_ITER WIDTH INIT" (INIT "-" = corrector from zero, i.e. the shipped surrogate)
 model_field() {  # model_field CHECKPOINT FIELD
@@ -167,43 +92,23 @@ train_args() {  # train_args NAME N_ITER WIDTH INIT RUN_DIR [reference]: the fre
 }
 
 # 3a. training rate: a short probe per arm, side by side; its second epoch is warmed up
-probe_cap=$(( ($(left) - reserve - train_min) / 2 )); probe_cap=$(( probe_cap > 90 ? 90 : probe_cap ))
+probe_cap=$(probe_cap_s)
 for arm in "${arms[@]}"; do
   read -r name a n w i <<< "$arm"
   rm -rf $runs/$name-v2-probe/$a
-  capped $probe_cap "${rln[@]}" train $(train_args $name $n $w $i $runs/$name-v2-probe/$a reference) --epochs 2 \
-    --max-train-samples $probe_n --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 \
-    > "$scratch/probe_$name-$a.log" 2>&1 &
-  pids+=($!)
+  side capped $probe_cap "${rln[@]}" train $(train_args $name $n $w $i $runs/$name-v2-probe/$a reference) \
+    --epochs 2 --max-train-samples $probe_n --max-val-samples 8 --lr $lr --warmup-steps 10 --seed 99 \
+    > "$scratch/probe_$name-$a.log" 2>&1
 done
 wait_all
 # 3b. the runs: epochs to fill the time left, side by side
-budget=$(( $(left) - reserve )); budget=$(( budget < 20 ? 20 : budget ))
-plan_s=$budget; [[ -n $train_s ]] && (( train_s < budget )) && plan_s=$train_s
-say "training budget $budget s, planned for $plan_s s"
+training_budget
 for arm in "${arms[@]}"; do
   read -r name a n w i <<< "$arm"
-  rate=$(python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]["samples_per_s"])' \
-         $runs/$name-v2-probe/$a/metrics.jsonl) || { say "$name/$a: probe failed"; tail -20 "$scratch/probe_$name-$a.log"; continue; }
-  files=($data/${name}_$size.h5); [[ -f $data/${name}_${size}g.h5 ]] && files+=($data/${name}_${size}g.h5)
-  n_train=$(python3 -c 'import sys; from rln_design.data import split_rows; print(sum(len(split_rows(p, "train")) for p in sys.argv[1:]))' \
-            "${files[@]}")
-  plan=$(python3 -c 'import sys; rate, budget, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-load = n * 0.003 * (int(sys.argv[4]) / 31) ** 3  # reading the HDF5 files: ~2-3.5 ms per 31^3 structure
-usable = max(budget - load - 30, 0.2 * budget)  # 30 s: import, CUDA start-up, the validation passes
-fill = float(sys.argv[5])  # the rest: rate noise, arms sharing the GPU
-steps = rate * usable * fill
-if steps < 2 * n:  # one (partial) epoch: an overrun would leave no completed epoch, keep more margin
-    steps = rate * usable * (fill - 0.1)
-print(max(1, int(steps // n)), min(n, max(64, int(steps))))' "$rate" "$plan_s" "$n_train" "$size" "$fill")
-  read -r epochs samples <<< "$plan"
-  limit=()
-  (( samples < n_train )) && limit=(--max-train-samples $samples)
-  say "$name/$a: probe rate $rate structures/s, $n_train training structures -> $epochs epoch(s) ${limit[*]}"
+  plan_run $name/$a $name $runs/$name-v2-probe/$a "$scratch/probe_$name-$a.log" || continue
   rm -rf $runs/$name-v2/$a; mkdir -p $runs/$name-v2
-  capped $budget "${rln[@]}" train $(train_args $name $n $w $i $runs/$name-v2/$a) --epochs $epochs "${limit[@]}" \
-    --max-val-samples $val_max --lr $lr --warmup-steps 50 --seed 16 > "$scratch/train_$name-$a.log" 2>&1 &
-  pids+=($!)
+  side capped $budget "${rln[@]}" train $(train_args $name $n $w $i $runs/$name-v2/$a) --epochs $epochs \
+    "${limit[@]}" --max-val-samples $val_max --lr $lr --warmup-steps 50 --seed 16 > "$scratch/train_$name-$a.log" 2>&1
 done
 wait_all
 say "training done"
@@ -236,9 +141,7 @@ finish() {  # finish NAME
     cp "$scratch/probe_$name-$(basename $a).log" "$scratch/train_$name-$(basename $a).log" $a 2>/dev/null
     [[ -f $a/best.pt ]] && models+=(--surrogate ${a%/}/best.pt) || say "$name/$(basename $a): no completed epoch (no best.pt)"
   done
-  python3 -c 'import json, os, sys; from rln_design.data import read_attrs
-print(json.dumps({p: read_attrs(p) for p in sys.argv[1:] if os.path.exists(p)}, indent=1))' \
-    $data/${name}_${size}g.h5 $data/${name}_$size.h5 > $dir/data_attrs.json
+  data_attrs $name > $dir/data_attrs.json
   pack $name
   if (( cap < 20 )); then
     say "$name: no time left for the evaluations"
@@ -254,8 +157,6 @@ print(json.dumps({p: read_attrs(p) for p in sys.argv[1:] if os.path.exists(p)}, 
   fi
   pack $name  # again, with the evaluations
 }
-for name in $names; do [[ -f $data/${name}_$size.h5 ]] && { finish $name & pids+=($!); }; done
+for name in $names; do [[ -f $data/${name}_$size.h5 ]] && side finish $name; done
 wait_all
-say "done; $(ls "$out" | tr '\n' ' ')"
-exec 1>&- 2>&-  # let the tee write the last lines, then end
-wait "$tee_pid"
+stage_end
