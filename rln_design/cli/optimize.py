@@ -174,7 +174,7 @@ def optimize(targets, minimize, maximize, loads, bounds, method, evaluator, surr
     fresh realizations under every load case, and a design meets a target only if FE confirms it.
 
     Examples: rln-design optimize --target "peak_strain<1.5" --target "volume_fraction>=0.4";
-    rln-design optimize --maximize stiffness_x --target "peak_strain<1.5" --load x --load y --load z
+    rln-design optimize --minimize peak_strain --target "stiffness_x>=4.9" --load x --load y --load z
     """
     if not targets and not (minimize or maximize):
         raise click.UsageError("give at least one --target (e.g. --target 'peak_strain<1.5') or an objective "
