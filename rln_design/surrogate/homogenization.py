@@ -325,18 +325,18 @@ class HomogenizationModel:
         Raises:
             FileNotFoundError: one line naming what was looked for and where.
         """
+        from rln_design.surrogate.strain import available_surrogates, resolve_surrogate
+
         path = Path(name_or_path).expanduser()
         if path.is_file():
             return path
         if path.is_dir():
             file = path / HOMOGENIZATION_FILE
         else:
-            from rln_design.surrogate.strain import resolve_surrogate
-
             file = resolve_surrogate(name_or_path).parent / HOMOGENIZATION_FILE  # unknown: its error
         if not file.is_file():
             raise FileNotFoundError(f"no homogenization model for {str(name_or_path)!r}: {file} does "
-                                    f"not exist (shipped ones: {', '.join(_shipped()) or '(none)'})")
+                                    f"not exist (shipped ones: {', '.join(available_surrogates(HOMOGENIZATION_FILE)) or '(none)'})")
         return file
 
     @classmethod
@@ -445,14 +445,3 @@ class HomogenizationModel:
         return (f"HomogenizationModel(kind={self.kind!r}, contrast={self.physics.contrast:g}, "
                 f"config={self.config}, test mean rel. error "
                 f"{'unknown' if acc is None else f'{acc:.3g} %'})")
-
-
-def _shipped() -> list[str]:
-    from rln_design.surrogate.strain import surrogate_dirs
-
-    names = set()
-    for d in surrogate_dirs():
-        if d.is_dir():
-            names.update(p.parent.name for p in d.glob(f"*/{HOMOGENIZATION_FILE}"))
-    return sorted(names)
-

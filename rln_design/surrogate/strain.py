@@ -78,12 +78,13 @@ def surrogate_dirs() -> list[Path]:
     return dirs
 
 
-def available_surrogates() -> list[str]:
-    """Names of the surrogates found in :func:`surrogate_dirs` (sorted, without duplicates)."""
+def available_surrogates(file: str = MODEL_FILE) -> list[str]:
+    """Names of the surrogates found in :func:`surrogate_dirs` (sorted, without duplicates) that
+    hold ``file`` (default the strain model; e.g. ``homogenization.pt`` for the stiffness models)."""
     names = set()
     for d in surrogate_dirs():
         if d.is_dir():
-            names.update(p.parent.name for p in d.glob(f"*/{MODEL_FILE}"))
+            names.update(p.parent.name for p in d.glob(f"*/{file}"))
     return sorted(names)
 
 
