@@ -151,7 +151,8 @@ class _FieldEvaluator:
         self.calls = 0  # number of structures evaluated (cost accounting)
 
     # subclasses: fields of one load case for a chunk of structures (b, x, y, z)
-    def _case_fields(self, structures, case: LoadCase, *, tensor: bool, stiffness: bool) -> CaseFields:
+    def _case_fields(self, structures, case: LoadCase, *, tensor: bool, stiffness: bool,
+                     strain: bool = True) -> CaseFields:
         raise NotImplementedError
 
     def _case(self, name: str | None) -> LoadCase:
@@ -193,7 +194,8 @@ class _FieldEvaluator:
                 continue
             parts = [self._case_fields(structures[i:i + self.batch_size], case,
                                        tensor=case.name in request.tensor,
-                                       stiffness=case.name in request.stiffness)
+                                       stiffness=case.name in request.stiffness,
+                                       strain=case.name in request.strain)
                      for i in range(0, len(structures), self.batch_size)]
             out[case.name] = CaseFields(*[None if parts[0].__dict__[f] is None else
                                           np.concatenate([np.asarray(p.__dict__[f]) for p in parts])
@@ -314,7 +316,8 @@ class SurrogateEvaluator(_FieldEvaluator):
         _check_same_material(getattr(self.stiffness_model, "physics", None), self.physics)
         return self.stiffness_model
 
-    def _case_fields(self, structures, case, *, tensor: bool, stiffness: bool) -> CaseFields:
+    def _case_fields(self, structures, case, *, tensor: bool, stiffness: bool,
+                     strain: bool = True) -> CaseFields:
         import torch
 
         axis = case.axis
@@ -325,7 +328,7 @@ class SurrogateEvaluator(_FieldEvaluator):
                 self._check_tensor()
                 full = swap_tensor(_numpy(self.surrogate.strain(swapped)), axis)
                 out.tensor, out.strain = full, full[:, axis]
-            else:
+            elif strain:  # a case asked for its stiffness only needs no strain prediction
                 out.strain = swap_axes(_numpy(self.surrogate.predict(swapped)), axis)
         if stiffness:
             out.stiffness = np.asarray(self._stiffness_model().predict(swapped.astype(np.uint8)), dtype=np.float64)
@@ -439,7 +442,8 @@ class FEEvaluator(_FieldEvaluator):
         return solve_fe(structures, contrast=self.physics.contrast, e_soft=self.physics.e_soft,
                         nu=self.physics.nu, strain=case.strain, rtol=self.rtol)
 
-    def _case_fields(self, structures, case, *, tensor: bool, stiffness: bool) -> CaseFields:
+    def _case_fields(self, structures, case, *, tensor: bool, stiffness: bool,
+                     strain: bool = True) -> CaseFields:
         import warnings
 
         from rln_design.fe.solver import ConvergenceError
