@@ -141,7 +141,8 @@ def _frozen(step: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
     return step if active is None else torch.where(active, step, 0.0)
 
 
-def pcg(problem: TorchProblem, rhs: torch.Tensor, steps: int, rtol: float | None = None) -> PCGResult:
+def pcg(problem: TorchProblem, rhs: torch.Tensor, steps: int, rtol: float | None = None,
+        on_step=None) -> PCGResult:
     """Preconditioned conjugate gradients on ``K u = rhs`` from ``u = 0``, per sample of a batch.
 
     With ``r_0 = rhs``, ``p_0 = z_0 = P r_0``, each step is
@@ -161,6 +162,8 @@ def pcg(problem: TorchProblem, rhs: torch.Tensor, steps: int, rtol: float | None
         steps: at most this many steps (exactly this many when ``rtol`` is None).
         rtol: stop a sample once ``||r|| / ||rhs|| <= rtol`` (it then takes zero steps; samples
             with ``rhs = 0`` take none), and the loop once all have stopped. None: no test.
+        on_step: ``on_step(u)`` after each step's update of the iterate ``u`` (e.g. to record the
+            energy of every iterate); None: nothing.
 
     Returns:
         :class:`PCGResult` (``u``, residual ``r``, iterations per sample).
@@ -183,6 +186,8 @@ def pcg(problem: TorchProblem, rhs: torch.Tensor, steps: int, rtol: float | None
         alpha = _expand(_frozen(safe_ratio(rz, batch_dot(p, kp)), active))
         u = u + alpha * p
         r = r - alpha * kp
+        if on_step is not None:
+            on_step(u)
         if stopping:
             iterations += active.to(torch.int64)
             active = active & (batch_dot(r, r).sqrt() / safe_norm > rtol)

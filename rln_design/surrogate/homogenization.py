@@ -154,7 +154,7 @@ def pcg_energy_sequence(structures, contrast: float, nu: float, n_iter: int, *,
         float64 ``(n, n_iter)``; column ``i - 1`` is ``W_i``.
     """
     from rln_design.fe import element
-    from rln_design.fe.torch_backend import TorchProblem, batch_dot
+    from rln_design.fe.torch_backend import TorchProblem, batch_dot, pcg
 
     s = torch.as_tensor(np.asarray(structures) if not isinstance(structures, torch.Tensor) else structures)
     load = torch.as_tensor(element.engineering(np.eye(6)[0]), dtype=dtype)  # unit eps_xx
@@ -165,19 +165,8 @@ def pcg_energy_sequence(structures, contrast: float, nu: float, n_iter: int, *,
         f = problem.macro_load(load)
         # sum_e E_e gamma_bar . D0 . gamma_bar, the energy of the uniform strain
         uniform = problem.moduli.flatten(1).sum(1) * (load @ problem.d0 @ load)
-        r, u = -f, torch.zeros_like(f)
-        z = problem.precondition(r)
-        p, rz = z, batch_dot(r, z)
-        energies = []
-        for i in range(n_iter):
-            kp = problem.stiffness(p)
-            alpha = _ratio(rz, batch_dot(p, kp))[:, None, None, None, None]
-            u, r = u + alpha * p, r - alpha * kp
-            energies.append((uniform + batch_dot(u, f)) / phase[0].numel())
-            if i < n_iter - 1:
-                z = problem.precondition(r)
-                rz_new = batch_dot(r, z)
-                p, rz = z + _ratio(rz_new, rz)[:, None, None, None, None] * p, rz_new
+        energies = []  # W_i of every PCG iterate u_i
+        pcg(problem, -f, n_iter, on_step=lambda u: energies.append((uniform + batch_dot(u, f)) / phase[0].numel()))
         out.append(torch.stack(energies, dim=1).double())
     return torch.cat(out).numpy() if out else np.zeros((0, n_iter))
 
@@ -197,12 +186,6 @@ def corrected_energy(energies: np.ndarray, correction) -> np.ndarray:
     """``W_N exp(c . [1, log(W_{N-1} / W_N), log(W_{N-2} / W_{N-1})])``: the last energy estimate,
     corrected by a regression (fit on training data) of ``log(FE / W_N)`` on the last step ratios."""
     return np.asarray(energies)[:, -1] * np.exp(correction_features(energies) @ np.asarray(correction))
-
-
-def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den``, 0 where ``den == 0`` (a homogeneous structure: no load, the iterate stays 0)."""
-    zero = den == 0
-    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
 
 
 def two_point_features(structures, *, block: int = 64) -> np.ndarray:
