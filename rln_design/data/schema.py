@@ -641,19 +641,16 @@ def read_strain_tensor(path, index: int) -> np.ndarray:
 
 
 def _strain_from_displacement(structure: np.ndarray, displacement: np.ndarray, problem: Physics) -> np.ndarray:
-    """Tensor strain ``(6, x, y, z)`` = eps_bar + B_c u~ by the solver's operator (float64)."""
-    import torch
-
+    """Tensor strain ``(6, x, y, z)`` = eps_bar + B_c u~ by the numpy solver's operator (float64)."""
     from rln_design.fe import element
-    from rln_design.fe.torch_backend import TorchProblem
+    from rln_design.fe.numpy_backend import NumpyProblem
+    from rln_design.fe.operator import to_tensor_components
 
-    fe = TorchProblem(torch.from_numpy(structure[None]), problem.contrast, problem.e_soft, problem.nu,
-                      torch.float64)
-    gamma_bar = torch.as_tensor(element.engineering(np.asarray(problem.imposed_strain)), dtype=torch.float64)
-    u = torch.from_numpy(np.asarray(displacement, dtype=np.float64)[None])  # (1, 3, x, y, z)
-    gamma = fe.strain(u, gamma_bar)[0].numpy()  # engineering shears (2 eps_ij)
-    gamma[3:] *= 0.5  # -> tensor components
-    return gamma
+    moduli = problem.e_soft * (1.0 + (problem.contrast - 1.0) * structure.astype(np.float64))
+    fe = NumpyProblem(structure, moduli, problem.nu)
+    gamma_bar = element.engineering(np.asarray(problem.imposed_strain))
+    gamma = fe.strain(np.asarray(displacement, dtype=np.float64), gamma_bar)  # engineering shears
+    return to_tensor_components(gamma)
 
 
 # --------------------------------------------------------------------------------------------
