@@ -83,10 +83,9 @@ class Physics:
 
     def phase_stiffness(self) -> tuple[np.ndarray, np.ndarray]:
         """Engineering Voigt stiffness matrices ``(C_soft, C_stiff)``, each (6, 6)."""
-        from rln_design.fe import element
+        from rln_design.fe.problems import phase_stiffness
 
-        return (element.isotropic_stiffness(self.e_soft, self.nu),
-                element.isotropic_stiffness(self.e_stiff, self.nu))
+        return phase_stiffness(self.e_soft, self.contrast, self.nu)
 
     def replace(self, **changes) -> Physics:
         """A copy with ``changes`` applied (validated again), e.g. ``physics.replace(grid=(16,)*3)``."""

@@ -27,7 +27,6 @@ torch backend is imported inside :func:`solve_fe` only when a torch input asks f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,13 +36,9 @@ from rln_design.fe.numpy_backend import NumpyProblem as _NumpyProblem  # noqa: F
 from rln_design.fe.numpy_backend import solve_numpy as _solve_numpy
 from rln_design.fe.operator import (ROUNDOFF, ConvergenceError,  # noqa: F401  (re-exported)
                                     check_converged, reference_inverse_symbol)
+from rln_design.physics import DEFAULT_E_SOFT, DEFAULT_IMPOSED_STRAIN, DEFAULT_NU, Physics
 
-if TYPE_CHECKING:
-    from rln_design.physics import Physics
-
-DEFAULT_E_SOFT = 120.0
-DEFAULT_NU = 0.3
-DEFAULT_EPS_XX = 1e-3
+DEFAULT_EPS_XX = DEFAULT_IMPOSED_STRAIN[0]
 
 
 @dataclass
@@ -240,8 +235,6 @@ def _material(physics, contrast, e_soft, nu, strain):
     if physics is None:
         return (10.0 if contrast is None else contrast, DEFAULT_E_SOFT if e_soft is None else e_soft,
                 DEFAULT_NU if nu is None else nu, strain)
-    from rln_design.physics import Physics
-
     if not isinstance(physics, Physics):
         raise ValueError(f"physics must be a rln_design.physics.Physics, got {type(physics).__name__}")
     given = {"contrast": (contrast, physics.contrast), "e_soft": (e_soft, physics.e_soft),
