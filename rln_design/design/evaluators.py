@@ -28,7 +28,8 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from rln_design.design.loads import DEFAULT_LOADS, LoadCase, parse_loads, split_key, swap_axes, swap_tensor
+from rln_design.design.loads import (DEFAULT_LOADS, LoadCase, check_surrogate_loads, parse_loads, split_key,
+                                     swap_axes, swap_tensor)
 from rln_design.structure.generator import DEFAULT_SHAPE, generate_batch, generate_torch, noise
 from rln_design.design.stats import STATISTICS, compute_statistic, normal_stiffness
 
@@ -247,11 +248,6 @@ class _FieldEvaluator:
         return out
 
 
-def _no_surrogate_for(case: LoadCase) -> ValueError:
-    return ValueError(f"no surrogate exists for load case {str(case)!r} (a strain other than a tensile "
-                      "normal strain along x, y or z alone): use --evaluator fe")
-
-
 class SurrogateEvaluator(_FieldEvaluator):
     """Statistics of surrogate-predicted fields (fast, differentiable).
 
@@ -283,9 +279,7 @@ class SurrogateEvaluator(_FieldEvaluator):
             if isinstance(shape, int):
                 shape = (shape,) * 3
         super().__init__(shape, batch_size, loads, physics or getattr(surrogate, "physics", None))
-        for case in self.loads:
-            if case.axis is None:
-                raise _no_surrogate_for(case)
+        check_surrogate_loads(self.loads)
         self.surrogate = surrogate
         self.stiffness_model = stiffness_model
         self.homogenization = homogenization
@@ -467,9 +461,7 @@ def _case_of(strain) -> LoadCase:
     from rln_design.design.loads import NORMAL_LOADS
 
     strain = tuple(float(v) for v in np.ravel(strain))
-    if strain[0] != 0 and not any(strain[1:]):
-        return NORMAL_LOADS["x"] if strain == NORMAL_LOADS["x"].strain else LoadCase("imposed", strain)
-    return LoadCase("imposed", strain)
+    return NORMAL_LOADS["x"] if strain == NORMAL_LOADS["x"].strain else LoadCase("imposed", strain)
 
 
 def _fe_fields(results, shape, case: LoadCase, e_soft: float, tensor: bool, stiffness: bool) -> CaseFields:

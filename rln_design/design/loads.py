@@ -80,9 +80,7 @@ class LoadCase:
         them up to a positive factor (uniaxial tensile strain along one axis: the problem is linear
         and statistics are normalised, so an eps_xx surrogate serves it by permuting axes); None for
         any other custom case."""
-        if self.name in AXES:
-            return AXES.index(self.name)
-        nonzero = [i for i, v in enumerate(self.strain) if v != 0.0]
+        nonzero = [i for i, v in enumerate(self.strain) if v != 0.0]  # x, y, z: their own axis
         return nonzero[0] if len(nonzero) == 1 and nonzero[0] < 3 and self.strain[nonzero[0]] > 0 else None
 
     @property
@@ -157,6 +155,15 @@ def parse_loads(texts) -> tuple[LoadCase, ...]:
     if twice:
         raise LoadError(f"load case(s) {', '.join(twice)} given more than once")
     return cases
+
+
+def check_surrogate_loads(cases) -> None:
+    """ValueError naming the first case an eps_xx surrogate cannot serve (``axis`` None: shear or
+    mixed strains) and the evaluator that can (FE)."""
+    for case in cases:
+        if case.axis is None:
+            raise ValueError(f"no surrogate exists for load case {str(case)!r} (a strain other than a "
+                             "tensile normal strain along x, y or z alone): use --evaluator fe")
 
 
 def swap_axes(fields, axis: int, first: int = 1):

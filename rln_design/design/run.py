@@ -27,7 +27,7 @@ import numpy as np
 from rln_design.design.bayes import BayesConfig, BayesLoop
 from rln_design.design.evaluators import FEEvaluator, SurrogateEvaluator
 from rln_design.design.gradient import GradientConfig, GradientLoop
-from rln_design.design.loads import parse_loads
+from rln_design.design.loads import check_surrogate_loads, parse_loads
 from rln_design.design.objective import DesignProblem, History
 from rln_design.provenance import Provenance
 from rln_design.design.space import (DesignSpace, bounds_from_targets, bounds_reached, parse_bounds,
@@ -174,10 +174,8 @@ class OptimizeConfig:
                              f"(K = {self.realizations}): the gradient loop uses K's first noise fields")
         set_(self, "gradient", replace(gradient, seed=int(self.seed)))
         set_(self, "bayes", replace(self.bayes, seed=int(self.seed)))
-        custom = [c for c in parse_loads(self.loads) if c.axis is None]
-        if custom and (self.evaluator == "surrogate" or self.method != "bayes"):
-            raise ValueError(f"no surrogate exists for load case {str(custom[0])!r} (a strain other than a "
-                             "tensile normal strain along x, y or z alone): use --evaluator fe")
+        if self.evaluator == "surrogate" or self.method != "bayes":
+            check_surrogate_loads(parse_loads(self.loads))
         if self.evaluator == "fe" and self.method != "bayes":
             raise ValueError("the gradient loop needs the differentiable surrogate: use "
                              "--evaluator surrogate with --method gradient/both")
