@@ -59,6 +59,18 @@ class CheckpointError(ValueError):
         self.path, self.reason, self.unreadable = str(path), reason, unreadable
 
 
+def material_mismatch(model_config: dict, physics: Physics | None) -> tuple[str, float, float] | None:
+    """``(name, model's value, physics' value)`` of the first of contrast, nu on which a model that
+    computes with its own material (a Krylov kind: these keys in ``model_config``) disagrees with
+    ``physics`` (relative 1e-9); None when they agree or either side does not say."""
+    for name in ("contrast", "nu"):
+        own = model_config.get(name)
+        if own is not None and physics is not None and not math.isclose(
+                float(own), getattr(physics, name), rel_tol=1e-9):
+            return name, float(own), getattr(physics, name)
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
     """A model with everything needed to rebuild, use, trust and resume it.
@@ -96,12 +108,11 @@ class Checkpoint:
             raise ValueError(f"unknown model kind {self.kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
         if self.model_config.get("kind", "rln") != self.kind:
             raise ValueError(f"model_config kind {self.model_config.get('kind')!r} differs from kind {self.kind!r}")
-        for name in ("contrast", "nu"):  # a Krylov model computes with its own material: it must be the physics'
-            own = self.model_config.get(name)
-            if own is not None and self.physics is not None and not math.isclose(
-                    float(own), getattr(self.physics, name), rel_tol=1e-9):
-                raise ValueError(f"the model computes with {name} {float(own):g} but the checkpoint's physics "
-                                 f"says {getattr(self.physics, name):g}: the file is inconsistent")
+        mismatch = material_mismatch(self.model_config, self.physics)
+        if mismatch:
+            name, own, theirs = mismatch
+            raise ValueError(f"the model computes with {name} {own:g} but the checkpoint's physics "
+                             f"says {theirs:g}: the file is inconsistent")
 
     def build_model(self) -> nn.Module:
         """The model of :attr:`model_config` with :attr:`state_dict` loaded (on the CPU)."""

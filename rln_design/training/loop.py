@@ -41,7 +41,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomic
-from rln_design.training.checkpoint import Checkpoint, CheckpointError, decode_attrs, load_checkpoint, save_checkpoint
+from rln_design.training.checkpoint import (Checkpoint, CheckpointError, decode_attrs, load_checkpoint,
+                                          material_mismatch, save_checkpoint)
 from rln_design.data import SPLIT_CODES, read_split, read_splits
 from rln_design.data import physics as data_physics
 from rln_design.models import build_model, config_from_dict
@@ -697,11 +698,10 @@ def _data_physics(path, model_config) -> Physics:
     """The training data's physics (:func:`rln_design.data.physics` of its first file); a Krylov
     model must solve the same problem (contrast, nu)."""
     physics = data_physics(path)
-    if isinstance(model_config, KrylovConfig):
-        for name in ("contrast", "nu"):
-            if not math.isclose(getattr(model_config, name), getattr(physics, name), rel_tol=1e-9):
-                raise ValueError(f"the model's {name} {getattr(model_config, name):g} differs from the "
-                                 f"training data's {getattr(physics, name):g}")
+    mismatch = material_mismatch(dataclasses.asdict(model_config), physics)
+    if mismatch:
+        name, own, theirs = mismatch
+        raise ValueError(f"the model's {name} {own:g} differs from the training data's {theirs:g}")
     return physics
 
 
