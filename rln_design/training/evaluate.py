@@ -230,7 +230,7 @@ def _surrogate_predictors(models, device, evaluated: _Split, sizes, precs, notes
     predictors = []
     for model in models:
         s = model if isinstance(model, Surrogate) else Surrogate.load(model, device=device)
-        label = str(model) if not isinstance(model, Surrogate) else (s.metadata.get("source") or "surrogate")
+        label = str(model) if not isinstance(model, Surrogate) else (s.source or "surrogate")
         contrast = evaluated.contrast
         if s.contrast is not None and contrast is not None and abs(s.contrast - contrast) > 1e-9:
             notes.append(f"{label}: trained on contrast {s.contrast:g}, data has contrast {contrast:g}")
@@ -286,7 +286,7 @@ def _row(predictor: _Predictor, result: dict, evaluated: _Split, notes: list[str
                      "mase": result["worst"]["mase"]},
            "ms_per_structure": result["ms_per_structure"]}
     model = predictor.model
-    if hasattr(model, "metadata"):
+    if predictor.kind != "baseline":  # a surrogate
         row["ensemble"] = model.ensemble
         row["precision"] = model.precision_used()  # what ran
         row["contrast"] = model.contrast
