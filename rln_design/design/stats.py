@@ -406,22 +406,16 @@ def von_mises_stress(stress):
 
 
 def _tensor_stat(field_of, reduce: str):
-    """``(fn, smooth_fn)`` of a full-tensor statistic: peak or p99 of the scalar field ``field_of``."""
-    def field(structures, tensor, physics):
-        return field_of(structures, tensor, physics)
+    """``(fn, smooth_fn)`` of a full-tensor statistic: peak or p99 (the strain statistics' own
+    reductions) of the scalar field ``field_of(structures, tensor, physics)``."""
+    hard, soft = (_peak, _peak_smooth) if reduce == "peak" else _quantile_stat(0.99)
 
-    if reduce == "peak":
-        def fn(structures, tensor, physics):
-            return _peak(None, field(structures, tensor, physics))
+    def fn(structures, tensor, physics):
+        return hard(structures, field_of(structures, tensor, physics))
 
-        def smooth(structures, tensor, physics, temperature):
-            return smooth_max(field(structures, tensor, physics), temperature)
-    else:
-        def fn(structures, tensor, physics):
-            return _hard_quantile(field(structures, tensor, physics), 0.99)
+    def smooth(structures, tensor, physics, temperature):
+        return soft(structures, field_of(structures, tensor, physics), temperature)
 
-        def smooth(structures, tensor, physics, temperature):
-            return soft_quantile(field(structures, tensor, physics), 0.99, temperature)
     return fn, smooth
 
 
