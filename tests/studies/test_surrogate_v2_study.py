@@ -71,8 +71,30 @@ def test_train_pcgnet_saves_a_loadable_surrogate_and_resumes(tiny, monkeypatch):
     study.main(args[:6] + ["4"] + args[7:])  # a larger budget continues from last.pt
     resumed = load_checkpoint(out / "last.pt").training["state"]
     assert resumed["step"] > state["step"] and resumed["cpu_s"] >= 4
-    steps = [h["step"] for h in state["history"]]  # the history goes on (losses hold NaN: compare steps)
-    assert [h["step"] for h in resumed["history"]][: len(steps)] == steps
+    assert resumed["history"][: len(state["history"])] == state["history"]  # the history goes on
+    assert all(h["loss"] is None or math.isfinite(h["loss"]) for h in resumed["history"])  # never NaN
+
+
+def test_curriculum_trains_on_small_cells_first_then_the_full_cells(tiny, tmp_path):
+    study = load_study("surrogate_v2_study")
+    small = tmp_path / "small.h5"
+    generate_dataset(DatasetConfig(contrast=10.0, count=20, size=4, realizations=2, seed=5), small,
+                     workers=1, progress=False)
+    out = tmp_path / "curriculum"
+    study.main(["train-pcgnet", "--data", str(tiny / "cr10.h5"), "--out", str(out), "--budget", "2",
+                "--check-every", "0.2", "--width", "4", "--curriculum", str(small),
+                "--curriculum-fraction", "0.5"])
+    last = load_checkpoint(out / "last.pt")
+    assert last.training["state"]["cpu_s"] >= 2 and str(small) in last.data["files"]
+    grids = [h["grid"] for h in last.training["state"]["history"]]
+    assert grids[0] == 4 and grids[-1] == 6 and grids == sorted(grids)  # small cells, then the full ones
+    assert Surrogate.load(out / "best.pt").kind == "pcg-net"  # validated on the full cells throughout
+    other = tmp_path / "cr50-small.h5"
+    generate_dataset(DatasetConfig(contrast=50.0, count=10, size=4, realizations=2, seed=5), other,
+                     workers=1, progress=False)
+    with pytest.raises(ValueError, match="--curriculum .*contrast 50, nu 0.3; the training data has 10"):
+        study.main(["train-pcgnet", "--data", str(tiny / "cr10.h5"), "--out", str(tmp_path / "x"),
+                    "--budget", "1", "--width", "4", "--curriculum", str(other)])
 
 
 def test_a_foreign_last_pt_is_not_resumed(tiny, tmp_path):
