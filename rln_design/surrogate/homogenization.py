@@ -45,8 +45,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rln_design._atomic import atomic_path
+from rln_design._atomic import write_text_atomic
 from rln_design.physics import Physics
+from rln_design.training.checkpoint import CheckpointError, read_torch_file, write_torch_file
 
 __all__ = ["HomogenizationModel", "HOMOGENIZATION_FILE", "KINDS", "stiffness_from_stress",
            "stiffness_bounds", "pcg_energy_sequence", "correction_features", "corrected_energy",
@@ -325,18 +326,19 @@ class HomogenizationModel:
     @classmethod
     def load(cls, name_or_path: str | os.PathLike = "cr10") -> HomogenizationModel:
         """Load ``surrogates/<name>/homogenization.pt`` (by surrogate name), a directory holding one,
-        or a file (``torch.load(weights_only=True)``: no pickled code runs).
+        or a file (:func:`~rln_design.training.checkpoint.read_torch_file`: weights-only, no
+        pickled code runs).
 
         Raises:
             FileNotFoundError: unknown name or no homogenization file there.
-            ValueError: the file is not a homogenization model.
+            ValueError: the file is empty, damaged, holds pickled code (one line with the reason),
+                or is not a homogenization model.
         """
         path = cls.resolve(name_or_path)
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # zip/pickle errors have many types
-            raise ValueError(f"cannot read homogenization model {str(path)!r}: not a torch file "
-                             f"({type(err).__name__}: {err})") from None
+            blob = read_torch_file(path)
+        except CheckpointError as err:
+            raise ValueError(f"cannot read homogenization model {str(path)!r}: {err.reason}") from None
         if not isinstance(blob, dict) or blob.get("format") != "rln-design-homogenization":
             raise ValueError(f"{str(path)!r} is not a homogenization model (no 'format': "
                              "'rln-design-homogenization' entry)")
@@ -357,12 +359,10 @@ class HomogenizationModel:
                 "physics": self.physics.to_dict(), "config": dict(self.config),
                 "tensors": {k: v.detach().cpu() for k, v in self.tensors.items()},
                 "metrics": self.metrics, "provenance": self.provenance}
-        with atomic_path(directory / HOMOGENIZATION_FILE) as tmp:
-            torch.save(blob, tmp)
+        write_torch_file(blob, directory / HOMOGENIZATION_FILE)
         text = self.card if card is None else card
         if text:
-            with atomic_path(directory / CARD_FILE) as tmp:
-                tmp.write_text(text, encoding="utf-8")
+            write_text_atomic(directory / CARD_FILE, text)
         return directory / HOMOGENIZATION_FILE
 
     # --------------------------------------------------------------------------- prediction

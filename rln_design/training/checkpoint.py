@@ -4,7 +4,10 @@ Every model file of the package is one :class:`Checkpoint`: a training run's ``l
 (with the optional :attr:`Checkpoint.training` state that a resume needs), a shipped surrogate's
 ``model.pt`` and the card builder's input. :func:`save_checkpoint` is its one writer (atomic, see
 :mod:`rln_design._atomic`), :func:`load_checkpoint` its one reader; files written before the schema
-existed load through :func:`convert_legacy`, the one place that knows the old layouts.
+existed load through :func:`convert_legacy`, the one place that knows the old layouts. Under them,
+:func:`write_torch_file` and :func:`read_torch_file` are the package's one atomic torch writer and
+one safe (weights-only) torch reader, shared with the homogenization model's file
+(:mod:`rln_design.surrogate.homogenization`), whose layout is not a model checkpoint.
 
 On disk the record is a plain dict of tensors, containers, strings and numbers, so that
 ``torch.load(weights_only=True)`` reads it without running pickled code::
@@ -40,7 +43,8 @@ from rln_design.physics import DEFAULT_GRID, Physics
 from rln_design.provenance import Provenance
 
 __all__ = ["Checkpoint", "CheckpointError", "SCHEMA", "SCHEMA_VERSION", "save_checkpoint",
-           "load_checkpoint", "as_checkpoint", "convert_legacy", "decode_attrs"]
+           "load_checkpoint", "as_checkpoint", "convert_legacy", "decode_attrs", "read_torch_file",
+           "write_torch_file"]
 
 SCHEMA = "rln-design checkpoint"
 SCHEMA_VERSION = 1
@@ -165,12 +169,36 @@ def _plain_config(config: dict) -> dict:
 # ----------------------------------------------------------------------------------- writer, reader
 
 
-def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
-    """Write ``ckpt`` to ``path`` atomically (the old file stays intact if anything fails)."""
+def write_torch_file(blob: dict, path: str | os.PathLike) -> Path:
+    """``torch.save`` a dict of tensors and plain values to ``path`` atomically (the old file stays
+    intact if anything fails); the writer under :func:`save_checkpoint` and the homogenization file."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(ckpt.to_dict(), tmp)
+        torch.save(blob, tmp)
     return path
+
+
+def read_torch_file(path: str | os.PathLike, map_location="cpu"):
+    """What a torch file holds, read with ``torch.load(weights_only=True)`` (tensors and plain
+    containers only: no pickled code runs); the reader under :func:`load_checkpoint` and the
+    homogenization file.
+
+    Raises:
+        CheckpointError: (``unreadable``) the file is empty, truncated, not a torch file, or holds
+            pickled code; ``reason`` says which in a few words.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "the file is empty", unreadable=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # zip/pickle/weights-only errors have many types and long texts
+        raise CheckpointError(path, _why_unloadable(err), unreadable=True) from None
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
+    """Write ``ckpt`` to ``path`` atomically (the old file stays intact if anything fails)."""
+    return write_torch_file(ckpt.to_dict(), path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
@@ -184,12 +212,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if path.stat().st_size == 0:
-        raise CheckpointError(path, "the file is empty", unreadable=True)
-    try:
-        raw = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # zip/pickle/weights-only errors have many types and long texts
-        raise CheckpointError(path, _why_unloadable(err), unreadable=True) from None
+    raw = read_torch_file(path, map_location)
     try:
         return as_checkpoint(raw)
     except ValueError as err:

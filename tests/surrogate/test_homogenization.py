@@ -1,6 +1,7 @@
 """Tests of rln_design/surrogate/homogenization.py: the shipped stiffness_x models against FE, axis swaps, bounds."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -86,10 +87,23 @@ def test_missing_homogenization_file_is_one_clear_error(tmp_path):
         HomogenizationModel.load(tmp_path)
 
 
-def test_a_file_that_is_not_a_homogenization_model_is_refused(tmp_path):
+def test_a_file_that_is_not_a_homogenization_model_is_refused(tmp_path, capfd):
     (tmp_path / "junk.pt").write_text("not torch")
-    with pytest.raises(ValueError, match="cannot read homogenization model"):
+    with pytest.raises(ValueError, match=r"cannot read homogenization model .*junk\.pt': the file is "
+                                         r"truncated or not a torch file$"):
         HomogenizationModel.load(tmp_path / "junk.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.pt': the file is empty$"):
+        HomogenizationModel.load(tmp_path / "empty.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"format": "rln-design-homogenization", "tensors": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match=r"evil\.pt': it holds pickled objects other than tensors"):
+        HomogenizationModel.load(tmp_path / "evil.pt")
+    assert "pwned" not in capfd.readouterr().out
     torch.save({"model": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="is not a homogenization model"):
         HomogenizationModel.load(tmp_path / "other.pt")
