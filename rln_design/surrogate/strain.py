@@ -38,8 +38,8 @@ import numpy as np
 import torch
 
 from rln_design._atomic import atomic_path
-from rln_design.training.checkpoint import (Checkpoint, CheckpointError, as_checkpoint, convert_legacy,
-                                   load_checkpoint, save_checkpoint)
+from rln_design.training.checkpoint import (Checkpoint, as_checkpoint, convert_legacy,
+                                   load_checkpoint_or_refuse, save_checkpoint)
 from rln_design.models import FULL_TENSOR_KINDS
 from rln_design.physics import Physics
 from rln_design.provenance import Provenance
@@ -267,14 +267,10 @@ class Surrogate:
         """
         check_precision(precision)  # before reading the file
         path = resolve_surrogate(name_or_path)
-        try:
-            ckpt = load_checkpoint(path)
-        except CheckpointError as err:
-            if err.unreadable:
-                raise ValueError(f"cannot read surrogate {str(path)!r}: not a torch checkpoint (model.pt, "
-                                 f"best.pt or last.pt) ({err.reason})") from None
-            raise ValueError(f"{str(path)} is not an rln-design surrogate or training checkpoint "
-                             f"({err.reason})") from None
+        ckpt = load_checkpoint_or_refuse(
+            path, unreadable=f"cannot read surrogate {str(path)!r}: not a torch checkpoint (model.pt, "
+                             "best.pt or last.pt) ({reason})",
+            foreign=f"{str(path)} is not an rln-design surrogate or training checkpoint ({{reason}})")
         card_path = path.parent / CARD_FILE
         card = card_path.read_text() if card_path.is_file() else ""
         surrogate = cls.from_checkpoint(ckpt, source=str(path), card=card).to(device)

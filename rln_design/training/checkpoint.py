@@ -43,7 +43,7 @@ from rln_design.physics import DEFAULT_GRID, Physics
 from rln_design.provenance import Provenance
 
 __all__ = ["Checkpoint", "CheckpointError", "SCHEMA", "SCHEMA_VERSION", "save_checkpoint",
-           "load_checkpoint", "as_checkpoint", "convert_legacy", "decode_attrs", "read_torch_file",
+           "load_checkpoint", "load_checkpoint_or_refuse", "as_checkpoint", "convert_legacy", "decode_attrs", "read_torch_file",
            "write_torch_file"]
 
 SCHEMA = "rln-design checkpoint"
@@ -217,6 +217,33 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
         return as_checkpoint(raw)
     except ValueError as err:
         raise CheckpointError(path, str(err), unreadable=False) from None
+
+
+def load_checkpoint_or_refuse(path: str | os.PathLike, *, unreadable: str, foreign: str,
+                              map_location="cpu") -> Checkpoint:
+    """:func:`load_checkpoint` for a caller that refuses a bad file in its own words: the one place
+    where a :class:`CheckpointError` becomes the caller's one-line ``ValueError``.
+
+    Args:
+        path: the file.
+        unreadable: the message for a damaged or foreign file (empty, truncated, not a torch file,
+            pickled code); ``{reason}`` in it stands for :attr:`CheckpointError.reason`.
+        foreign: the message for a torch file that holds no model (``{reason}`` as above).
+        map_location: passed to :func:`load_checkpoint`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: (not a :class:`CheckpointError`) ``unreadable`` or ``foreign`` with its reason.
+
+    Example:
+        >>> load_checkpoint_or_refuse(p, unreadable=f"cannot read {str(p)!r} ({{reason}})",
+        ...                           foreign=f"{str(p)!r} holds no model")  # doctest: +SKIP
+    """
+    try:
+        return load_checkpoint(path, map_location=map_location)
+    except CheckpointError as err:
+        message = unreadable if err.unreadable else foreign
+        raise ValueError(message.replace("{reason}", err.reason)) from None
 
 
 def as_checkpoint(raw: dict) -> Checkpoint:

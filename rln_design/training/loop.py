@@ -41,7 +41,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rln_design._atomic import atomic_path, save_figure_atomic, write_text_atomic
-from rln_design.training.checkpoint import (Checkpoint, CheckpointError, decode_attrs, load_checkpoint,
+from rln_design.training.checkpoint import (Checkpoint, decode_attrs, load_checkpoint_or_refuse,
                                           material_mismatch, save_checkpoint)
 from rln_design.data import SPLIT_CODES, read_split, read_splits
 from rln_design.data import physics as data_physics
@@ -441,10 +441,8 @@ def load_run_checkpoint(path: str | os.PathLike, map_location="cpu") -> Checkpoi
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume: {str(path)!r} does not exist")
     what = f"cannot resume from {str(path)!r}: it is not a checkpoint written by `rln-design train`"
-    try:
-        ckpt = load_checkpoint(path, map_location=map_location)
-    except CheckpointError as err:
-        raise ValueError(f"{what} ({err.reason if err.unreadable else 'missing: all'})") from None
+    ckpt = load_checkpoint_or_refuse(path, unreadable=what + " ({reason})", foreign=what + " (missing: all)",
+                                     map_location=map_location)
     training = ckpt.training or {}
     missing = [key for key in ("optimizer", "rng", *(f.name for f in dataclasses.fields(TrainState)))
                if key not in training] if training else ["training"]
@@ -483,14 +481,11 @@ def _load_init(path: str | os.PathLike, model_config) -> Checkpoint:
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"init_from {str(path)!r} does not exist")
-    try:
-        init = load_checkpoint(path)
-    except CheckpointError as err:
-        if err.unreadable:
-            raise ValueError(f"init_from {str(path)!r} is not a checkpoint of rln-design (a best.pt / "
-                             f"last.pt of `rln-design train` or a shipped model.pt): {err.reason}") from None
-        raise ValueError(f"init_from {str(path)!r} holds no model weights and model_config (expected a "
-                         "best.pt / last.pt of `rln-design train` or a shipped model.pt)") from None
+    init = load_checkpoint_or_refuse(
+        path, unreadable=f"init_from {str(path)!r} is not a checkpoint of rln-design (a best.pt / last.pt "
+                         "of `rln-design train` or a shipped model.pt): {reason}",
+        foreign=f"init_from {str(path)!r} holds no model weights and model_config (expected a best.pt / "
+                "last.pt of `rln-design train` or a shipped model.pt)")
     if config_from_dict(init.model_config) != model_config:
         raise ValueError(
             f"init_from {str(path)!r} holds a model {init.model_config}, but this run trains "

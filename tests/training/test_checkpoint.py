@@ -10,7 +10,7 @@ import torch
 
 from rln_design import Surrogate
 from rln_design.training.checkpoint import (SCHEMA_VERSION, Checkpoint, CheckpointError, convert_legacy,
-                                   load_checkpoint, save_checkpoint)
+                                   load_checkpoint, load_checkpoint_or_refuse, save_checkpoint)
 from rln_design.structure.generator import generate_batch
 from rln_design.models import build_model
 from rln_design.models.recurrent import RLN, ModelConfig
@@ -99,9 +99,16 @@ def test_unreadable_or_foreign_files_give_one_reason(tmp_path, content, reason, 
     with pytest.raises(CheckpointError, match=reason) as info:
         load_checkpoint(path)
     assert info.value.unreadable is unreadable and str(path) in str(info.value)
+    # the callers' one conversion: their own words, the reason where they ask for it, no CheckpointError
+    with pytest.raises(ValueError) as refused:
+        load_checkpoint_or_refuse(path, unreadable="damaged ({reason})", foreign="no model here ({reason})")
+    assert not isinstance(refused.value, CheckpointError)
+    assert str(refused.value) == f"{'damaged' if unreadable else 'no model here'} ({info.value.reason})"
     assert "pwned" not in capfd.readouterr().out
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint_or_refuse(tmp_path / "missing.pt", unreadable="", foreign="")
 
 
 def test_convert_legacy_training_checkpoint():
