@@ -124,7 +124,7 @@ def main(argv=None) -> None:
     config = KrylovConfig(kind="pcg", n_iter=n, contrast=float(args.contrast))
     dataset = _dataset_config(DATA[args.contrast][0])
     ckpt = Checkpoint(
-        kind="pcg", model_config=dataclasses.asdict(config), state_dict=KrylovNet(config).state_dict(),
+        model_config=dataclasses.asdict(config), state_dict=KrylovNet(config).state_dict(),
         physics=_physics(float(args.contrast), dataset), metrics=metrics,
         provenance=Provenance.capture({"training": "none", "selection": "smallest N beating the "
                                        "paper's RLN on 128 validation structures", "study": args.study}),

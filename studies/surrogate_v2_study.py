@@ -175,7 +175,7 @@ class _Run(NamedTuple):
     data: dict  # {"files": {path: attrs}}
 
     def checkpoint(self, metrics: dict, training: dict | None) -> Checkpoint:
-        return Checkpoint(kind="pcg-net", model_config=vars(self.config) | {"load": list(self.config.load)},
+        return Checkpoint(model_config=vars(self.config) | {"load": list(self.config.load)},
                           state_dict=self.model.state_dict(), physics=self.physics,
                           provenance=self.provenance, metrics=metrics, data=self.data, training=training)
 

@@ -282,7 +282,7 @@ class Surrogate:
     def checkpoint(self) -> Checkpoint:
         """This surrogate as a :class:`~rln_design.training.checkpoint.Checkpoint` (no training state)."""
         config = asdict(self.model.config)
-        return Checkpoint(kind=self.kind, model_config=config,
+        return Checkpoint(model_config=config,
                           state_dict={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                           physics=self.physics, provenance=self.provenance, metrics=self.metrics,
                           data=self.data, ensemble=self.ensemble)

@@ -1,4 +1,4 @@
-"""The one on-disk checkpoint format: a model's kind, constructor arguments and weights with its physics.
+"""The one on-disk checkpoint format: a model's constructor arguments (kind included), weights and physics.
 
 Every model file of the package is one :class:`Checkpoint`: a training run's ``last.pt`` / ``best.pt``
 (with the optional :attr:`Checkpoint.training` state that a resume needs), a shipped surrogate's
@@ -13,7 +13,8 @@ On disk the record is a plain dict of tensors, containers, strings and numbers, 
 ``torch.load(weights_only=True)`` reads it without running pickled code::
 
     {"schema": "rln-design checkpoint", "schema_version": 1,
-     "kind": "rln", "model_config": {...}, "state_dict": {name: tensor},
+     "kind": "rln",  # a copy of model_config["kind"] (the source), for readers of the file
+     "model_config": {...}, "state_dict": {name: tensor},
      "physics": Physics.to_dict() | None, "provenance": Provenance.to_dict(),
      "metrics": {...}, "data": {"files": {path: attrs}} | {...}, "ensemble": 1,
      "training": None | {"optimizer", "scheduler", "rng", "epoch", "step", "epoch_state",
@@ -80,8 +81,8 @@ class Checkpoint:
     """A model with everything needed to rebuild, use, trust and resume it.
 
     Attributes:
-        kind: model kind (one of :data:`rln_design.models.MODEL_KINDS`), ``model_config["kind"]``.
-        model_config: constructor arguments, the dict :func:`rln_design.models.build_model` takes.
+        model_config: constructor arguments, the dict :func:`rln_design.models.build_model` takes;
+            its ``"kind"`` is the model kind (:attr:`kind`).
         state_dict: the model's weights and buffers (CPU tensors on save).
         physics: the problem the model was trained or selected for (``None`` only for legacy
             files that record no contrast).
@@ -96,7 +97,6 @@ class Checkpoint:
         schema_version: :data:`SCHEMA_VERSION` of the layout.
     """
 
-    kind: str
     model_config: dict
     state_dict: dict
     physics: Physics | None
@@ -110,13 +110,17 @@ class Checkpoint:
     def __post_init__(self):
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
-        if self.model_config.get("kind", "rln") != self.kind:
-            raise ValueError(f"model_config kind {self.model_config.get('kind')!r} differs from kind {self.kind!r}")
         mismatch = material_mismatch(self.model_config, self.physics)
         if mismatch:
             name, own, theirs = mismatch
             raise ValueError(f"the model computes with {name} {own:g} but the checkpoint's physics "
                              f"says {theirs:g}: the file is inconsistent")
+
+    @property
+    def kind(self) -> str:
+        """The model kind (one of :data:`rln_design.models.MODEL_KINDS`): ``model_config["kind"]``,
+        ``"rln"`` where it is missing (as :func:`rln_design.models.build_model` reads it)."""
+        return self.model_config.get("kind", "rln")
 
     def build_model(self) -> nn.Module:
         """The model of :attr:`model_config` with :attr:`state_dict` loaded (on the CPU)."""
@@ -141,10 +145,12 @@ class Checkpoint:
 
     @classmethod
     def from_dict(cls, d: dict) -> Checkpoint:
-        """Inverse of :meth:`to_dict`.
+        """Inverse of :meth:`to_dict`. The top-level ``"kind"`` is a copy of ``model_config["kind"]``
+        for readers of the file; the model config is what counts, and the two must agree.
 
         Raises:
-            ValueError: a newer schema version than this code reads, or a missing key.
+            ValueError: a newer schema version than this code reads, a missing key, or a top-level
+                kind that differs from the model config's.
         """
         version = d.get("schema_version")
         if not isinstance(version, int) or version > SCHEMA_VERSION:
@@ -153,8 +159,11 @@ class Checkpoint:
         missing = [k for k in ("kind", "model_config", "state_dict", "provenance") if k not in d]
         if missing:
             raise ValueError(f"checkpoint lacks {', '.join(missing)}")
+        model_config = dict(d["model_config"])
+        if model_config.get("kind", "rln") != d["kind"]:
+            raise ValueError(f"model_config kind {model_config.get('kind')!r} differs from kind {d['kind']!r}")
         physics = d.get("physics")
-        return cls(kind=d["kind"], model_config=dict(d["model_config"]), state_dict=d["state_dict"],
+        return cls(model_config=model_config, state_dict=d["state_dict"],
                    physics=None if physics is None else Physics.from_dict(physics),
                    provenance=Provenance.from_dict(d["provenance"]), metrics=dict(d.get("metrics") or {}),
                    data=dict(d.get("data") or {}), training=d.get("training"),
@@ -306,7 +315,7 @@ def convert_legacy(raw: dict) -> Checkpoint:
         seed=train_config.get("seed") if isinstance(train_config, dict) else None,
         hardware=raw.get("hardware") or "", packages=dict(raw.get("versions") or {}))
     training = {k: raw[k] for k in TRAINING_KEYS if k in raw} or None
-    return Checkpoint(kind=model_config["kind"], model_config=model_config, state_dict=raw["model"],
+    return Checkpoint(model_config=model_config, state_dict=raw["model"],
                       physics=_legacy_physics(raw, data, model_config), provenance=provenance,
                       metrics=metrics, data=data, training=training, ensemble=int(raw.get("ensemble", 1)))
 

@@ -421,7 +421,7 @@ def save_state(path: str | os.PathLike, run: "_Run", state: TrainState) -> Path:
     metrics = ({"val_mase": state.best_val_mase, "best_epoch": state.best_epoch}
                if state.best_epoch > 0 else {})
     model_config = asdict(config.model)
-    ckpt = Checkpoint(kind=model_config["kind"], model_config=model_config,
+    ckpt = Checkpoint(model_config=model_config,
                       state_dict=run.model.state_dict(), physics=run.physics,
                       provenance=run.provenance, metrics=metrics, data=run.data_summary,
                       training=training)

@@ -17,7 +17,7 @@ def fake_run(run: Path, data: str, samples: int, epochs: list[tuple[float, float
     config = {"data": [data], "max_train_samples": samples, "seed": 0, "augment": True,
               "init_from": init_from}
     model = ModelConfig(kind="rln", n_iter=1, width=2)
-    save_checkpoint(Checkpoint(kind="rln", model_config=asdict(model), state_dict=RLN(model).state_dict(),
+    save_checkpoint(Checkpoint(model_config=asdict(model), state_dict=RLN(model).state_dict(),
                                physics=None, provenance=Provenance(version="0", config=config)), run / "best.pt")
     (run / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": i + 1, "val_mase": v, "time_s": t}) + "\n" for i, (v, t) in enumerate(epochs)))

@@ -48,7 +48,7 @@ def test_shipped_files_load_with_their_kind_physics_and_unchanged_predictions(na
 def _tiny_checkpoint(**changes) -> Checkpoint:
     torch.manual_seed(0)
     config = ModelConfig(kind="rln", n_iter=1, width=2)
-    fields = dict(kind="rln", model_config=dataclasses.asdict(config), state_dict=RLN(config).state_dict(),
+    fields = dict(model_config=dataclasses.asdict(config), state_dict=RLN(config).state_dict(),
                   physics=Physics(10.0, grid=(6, 6, 6)), provenance=Provenance.capture({"epochs": 1}, seed=3),
                   metrics={"val_mase": 1.5}, data={"files": {"d.h5": {"contrast": 10.0}}})
     return Checkpoint(**{**fields, **changes})
@@ -72,8 +72,17 @@ def test_newer_schema_and_wrong_kind_are_refused(tmp_path):
     torch.save(raw, tmp_path / "new.pt")
     with pytest.raises(CheckpointError, match=f"schema version {SCHEMA_VERSION + 1} is newer"):
         load_checkpoint(tmp_path / "new.pt")
+    good = _tiny_checkpoint()
     with pytest.raises(ValueError, match="unknown model kind 'vnet'"):
-        _tiny_checkpoint(kind="vnet")
+        good.replace(model_config={**good.model_config, "kind": "vnet"})
+    # the kind is the model config's; the file's top-level copy must agree with it
+    assert good.kind == "rln" and good.replace(model_config={**good.model_config, "kind": "rln-t"}).kind == "rln-t"
+    raw = good.to_dict()
+    assert raw["kind"] == raw["model_config"]["kind"] == "rln"
+    raw["kind"] = "fln"
+    torch.save(raw, tmp_path / "inconsistent.pt")
+    with pytest.raises(CheckpointError, match="model_config kind 'rln' differs from kind 'fln'"):
+        load_checkpoint(tmp_path / "inconsistent.pt")
 
 
 @pytest.mark.parametrize("content, reason, unreadable", [
