@@ -165,20 +165,40 @@ class _Chunk:
     store_displacement: bool
 
 
-def _empty_result(task: _Chunk) -> dict:
-    """The result arrays of ``task``, allocated (the layout :meth:`schema.SampleWriter.write` reads)."""
-    n, shape = len(task.seeds), task.shape
-    out = {
-        "indices": task.indices,
-        "structures": np.empty((n, *shape), dtype=np.uint8),
-        "strain": np.empty((n, *shape), dtype=np.float32),
-        "iterations": np.empty(n, dtype=np.int32),
-        "residual": np.empty(n, dtype=np.float64),
-        "stress_mean": np.empty((n, 6), dtype=np.float64),
-    }
-    if task.store_displacement:
-        out["displacement"] = np.empty((n, 3, *shape), dtype=np.float32)
-    return out
+def _chunk_result(task: _Chunk, structures: np.ndarray, results: list) -> dict:
+    """The result dict of one chunk, the layout :meth:`schema.SampleWriter.write` reads.
+
+    Args:
+        task: the chunk.
+        structures: ``uint8 (n, x, y, z)``, the chunk's structures in its order.
+        results: FE results of those structures in order: one per structure (numpy path) or one
+            batched result of all of them (device path); numpy or torch.
+
+    Returns:
+        ``indices``, ``structures``, ``strain`` float32 ``(n, x, y, z)`` (eps_xx over the imposed
+        eps_xx), ``iterations`` int32 ``(n,)``, ``residual`` float64 ``(n,)`` (the largest of a
+        sample's if a solve reports several), ``stress_mean`` float64 ``(n, 6)``, and with
+        ``task.store_displacement`` ``displacement`` float32 ``(n, 3, x, y, z)``.
+    """
+    shape = tuple(task.shape)
+    parts = []
+    for result in results:
+        strain = _numpy(result.eps_xx_normalized()).astype(np.float32).reshape(-1, *shape)
+        k = len(strain)  # structures in this result
+        part = {"strain": strain,
+                "iterations": _numpy(result.iterations).reshape(k, -1).max(axis=1).astype(np.int32),
+                "residual": _numpy(result.residual).reshape(k, -1).max(axis=1).astype(np.float64),
+                "stress_mean": _numpy(result.stress_mean).astype(np.float64).reshape(k, 6)}
+        if task.store_displacement:
+            part["displacement"] = _displacement_of(result).reshape(k, 3, *shape)
+        parts.append(part)
+    fields = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return {"indices": task.indices, "structures": structures, **fields}
+
+
+def _numpy(value) -> np.ndarray:
+    """A numpy array of a numpy/torch value (a tensor is copied to the CPU)."""
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
 
 
 def _solve_chunk(task: _Chunk) -> dict:
@@ -192,23 +212,17 @@ def _solve_chunk(task: _Chunk) -> dict:
     if task.limit_threads:
         _limit_threads()
     params, seeds, shape = task.params, task.seeds, tuple(task.shape)
-    out = _empty_result(task)
+    structures, results = [], []
     for k in range(len(seeds)):
         structure = generate_batch(params[k : k + 1], seeds[k : k + 1], shape=shape)[0]
         try:
-            result = solve(structure, **task.solve_kwargs)
+            results.append(solve(structure, **task.solve_kwargs))
         except Exception as exc:
             raise _in_context(
                 exc, f"sample {int(task.indices[k])} (params {params[k].tolist()}, seed {int(seeds[k])})"
             ) from exc
-        out["structures"][k] = structure
-        out["strain"][k] = np.asarray(result.eps_xx_normalized(), dtype=np.float32).reshape(shape)
-        out["iterations"][k] = int(np.max(result.iterations))
-        out["residual"][k] = float(np.max(result.residual))
-        out["stress_mean"][k] = np.asarray(result.stress_mean, dtype=np.float64).reshape(6)
-        if task.store_displacement:
-            out["displacement"][k] = _displacement_of(result).reshape(3, *shape)
-    return out
+        structures.append(structure)
+    return _chunk_result(task, np.stack(structures), results)
 
 
 def _displacement_of(result) -> np.ndarray:
@@ -217,8 +231,7 @@ def _displacement_of(result) -> np.ndarray:
     if u is None:
         raise ValueError("the FE solve returned no displacement, which store_displacement needs "
                          "(use rln_design.fe.solver.solve_fe)")
-    u = u.cpu().numpy() if hasattr(u, "cpu") else np.asarray(u)
-    return u.astype(np.float32)
+    return _numpy(u).astype(np.float32)
 
 
 def _in_context(exc: Exception, context: str) -> Exception:
@@ -250,17 +263,7 @@ def _solve_chunk_on_device(task: _Chunk, device) -> dict:
     except Exception as exc:
         first, last = int(task.indices[0]), int(task.indices[-1])
         raise _in_context(exc, f"samples {first}..{last} on {device}") from exc
-    out = {
-        "indices": task.indices,
-        "structures": structures,
-        "strain": result.eps_xx_normalized().reshape(len(seeds), *shape).cpu().numpy(),
-        "iterations": result.iterations.cpu().numpy().astype(np.int32),
-        "residual": result.residual.cpu().numpy().astype(np.float64),
-        "stress_mean": result.stress_mean.reshape(len(seeds), 6).cpu().numpy().astype(np.float64),
-    }
-    if task.store_displacement:
-        out["displacement"] = _displacement_of(result).reshape(len(seeds), 3, *shape)
-    return out
+    return _chunk_result(task, structures, [result])
 
 
 # --------------------------------------------------------------------------------------------

@@ -227,6 +227,19 @@ def test_device_batches_match_the_numpy_solver(tmp_path, reference):
     assert json.loads(ref["attrs"]["fe_devices"]) == ["numpy"]
 
 
+def test_device_and_numpy_paths_write_the_same_layout_with_displacement(tmp_path):
+    """Both solve paths go through one result builder: same datasets, dtypes and shapes, and the
+    displacement agrees to the solver tolerance."""
+    config = DatasetConfig(**{**SMALL, "count": 6, "store_displacement": True})
+    ref = read_all(generate_dataset(config, tmp_path / "ref.h5", chunk_size=4, progress=False))["arrays"]
+    dev = read_all(generate_dataset(config, tmp_path / "dev.h5", chunk_size=4, progress=False,
+                                    device="cpu"))["arrays"]
+    assert {k: (v.dtype, v.shape) for k, v in dev.items()} == {k: (v.dtype, v.shape) for k, v in ref.items()}
+    assert ref["displacement"].shape == (6, 3, 5, 5, 5) and np.abs(ref["displacement"]).max() > 0
+    np.testing.assert_allclose(dev["displacement"], ref["displacement"], atol=1e-5 * np.abs(ref["displacement"]).max())
+    assert dev["structures"].tobytes() == ref["structures"].tobytes()
+
+
 def test_resume_on_a_device_lists_both_writers(tmp_path, reference):
     out = tmp_path / "run.h5"
     config = DatasetConfig(**SMALL)
