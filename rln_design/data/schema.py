@@ -44,7 +44,8 @@ from rln_design.provenance import Provenance
 
 __all__ = [
     "SPLITS", "SPLIT_CODES", "REQUIRED_DATASETS", "open_for_reading", "read_problem", "load_dataset",
-    "read_split", "read_splits", "check_values", "missing_datasets", "read_attrs", "physics", "provenance",
+    "load_split_rows", "read_split", "read_splits", "check_values", "missing_datasets", "read_attrs",
+    "physics", "provenance",
     "dataset_info", "read_sample", "read_structure", "read_strain_tensor", "has_displacement",
     "done_count", "read_structures", "read_stress_mean", "read_config", "create_file", "SampleWriter",
 ]
@@ -278,7 +279,12 @@ def missing_datasets(path, names=REQUIRED_DATASETS) -> list[str]:
         OSError: the file cannot be read (:func:`read_problem` words it).
     """
     with open_for_reading(path) as f:
-        return [name for name in names if name not in f]
+        return _missing_in(f, names)
+
+
+def _missing_in(f: h5py.File, names=REQUIRED_DATASETS) -> list[str]:
+    """The datasets of ``names`` that the open file ``f`` lacks, in the order of ``names``."""
+    return [name for name in names if name not in f]
 
 
 def read_attrs(path) -> dict:
@@ -365,7 +371,6 @@ def split_rows(path, split: str) -> np.ndarray:
         return np.flatnonzero(_split_mask(f, split))
 
 
-@_retry_while_written
 def load_dataset(path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Structures and normalized strain of the done samples of one split.
 
@@ -377,9 +382,20 @@ def load_dataset(path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         ``structures`` uint8 ``(n, x, y, z)`` (1 = stiff) and ``strain`` float32 ``(n, x, y, z)``
         = eps_xx / imposed eps_xx, in file order.
     """
+    return load_split_rows(path, split)[1:]
+
+
+@_retry_while_written
+def load_split_rows(path, split: str = "train") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`split_rows` and :func:`load_dataset` of one split from one opening of the file (so
+    the rows and the arrays are of the same snapshot of a file being written).
+
+    Returns:
+        ``(rows int64 (n,), structures uint8 (n, x, y, z), strain float32 (n, x, y, z))``.
+    """
     with open_for_reading(path) as f:
         mask = _split_mask(f, split)
-        return _read_rows(f["structures"], mask), _read_rows(f["strain"], mask)
+        return np.flatnonzero(mask), _read_rows(f["structures"], mask), _read_rows(f["strain"], mask)
 
 
 def read_split(path, split: str = "train", max_samples: int | None = None,
@@ -411,12 +427,12 @@ def read_split(path, split: str = "train", max_samples: int | None = None,
     except OSError as err:
         raise ValueError(f"{str(path)!r} is not a readable HDF5 file ({err})") from None
     with f:
-        for name in REQUIRED_DATASETS:
-            if name not in f:
-                raise ValueError(
-                    f"{str(path)!r} has no {name!r} dataset; expected the layout written by "
-                    "`rln-design generate` (structures, strain, split, done)"
-                )
+        missing = _missing_in(f, REQUIRED_DATASETS)
+        if missing:
+            raise ValueError(
+                f"{str(path)!r} has no {missing[0]!r} dataset; expected the layout written by "
+                "`rln-design generate` (structures, strain, split, done)"
+            )
         structures_ds, strain_ds = f["structures"], f["strain"]
         if structures_ds.shape != strain_ds.shape or len(structures_ds.shape) != 4:
             raise ValueError(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rln_design.data.schema import load_dataset, open_for_reading, split_rows
+from rln_design.data.schema import load_split_rows, open_for_reading, split_rows
 
 __all__ = ["StrainDataset"]
 
@@ -26,9 +26,12 @@ class StrainDataset(torch.utils.data.Dataset):
 
     def __init__(self, path, split: str = "train", *, in_memory: bool = False):
         self.path, self.split = str(path), split
-        self.indices = split_rows(self.path, split)
         self._file = None
-        self._arrays = load_dataset(self.path, split) if in_memory else None
+        if in_memory:  # one opening: rows and arrays of the same snapshot
+            self.indices, *arrays = load_split_rows(self.path, split)
+            self._arrays = tuple(arrays)
+        else:
+            self.indices, self._arrays = split_rows(self.path, split), None
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -311,10 +311,10 @@ def test_load_dataset_of_partial_returns_done_samples_only(tmp_path):
     assert info["done"] == 3 and not info["complete"]
 
 
-def test_strain_dataset(reference):
+def test_strain_dataset(reference, monkeypatch):
     import torch
 
-    from rln_design.data import StrainDataset
+    from rln_design.data import StrainDataset, schema
 
     dataset = StrainDataset(reference, "all")
     assert isinstance(dataset, torch.utils.data.Dataset) and len(dataset) == SMALL["count"]
@@ -326,6 +326,14 @@ def test_strain_dataset(reference):
     batch = next(iter(torch.utils.data.DataLoader(StrainDataset(reference, "train", in_memory=True),
                                                   batch_size=2)))
     assert batch[0].shape == (2, 5, 5, 5)
+    # in memory: the rows and the arrays come from one opening of the file
+    opened = []
+    real_open = schema.open_for_reading
+    monkeypatch.setattr(schema, "open_for_reading", lambda path: opened.append(path) or real_open(path))
+    in_memory = StrainDataset(reference, "all", in_memory=True)
+    assert len(opened) == 1
+    np.testing.assert_array_equal(in_memory.indices, dataset.indices)
+    np.testing.assert_array_equal(in_memory[3][1].numpy(), expected_e[3])
 
 
 def test_dataset_info(reference):
