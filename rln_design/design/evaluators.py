@@ -11,7 +11,8 @@ to ``{key: (n, K) float64}``, one value per realization. A key is a statistic na
   ``z`` by permuting the axes of the structure (exact, both phases isotropic); the full tensor from
   a full-tensor surrogate (``Surrogate.strain``); stiffness from a homogenization model;
 * :class:`FEEvaluator` -- fields from the hex8 FE solver ``solve_fe``, one solve per load case
-  (the truth; verification): every statistic, every load case;
+  (the truth; verification): every statistic, every load case; it keeps the strain fields of its
+  most recent solves, so ``fields`` of a just-evaluated structure solves nothing;
 * :class:`FunctionEvaluator` -- any function of (params, seed), for synthetic test problems.
 
 A :class:`DifferentiableEvaluator` also offers ``evaluate_torch``: the same statistics as torch
@@ -21,8 +22,9 @@ and the smooth statistics of :mod:`rln_design.design.stats`); the gradient loop 
 
 from __future__ import annotations
 
+import hashlib
 import math
-
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
@@ -215,10 +217,17 @@ class _FieldEvaluator:
         n, k = s.shape
         case = self._case(case)
         structures = generate_batch(np.repeat(p, k, axis=0), s.reshape(-1), shape=self.shape)
-        request = _Request({}, frozenset([case.name]), frozenset(), frozenset())
-        strain = self._fields(structures, request)[case.name].strain.astype(np.float32)
+        strain = self._recalled(structures, case)
+        if strain is None:
+            request = _Request({}, frozenset([case.name]), frozenset(), frozenset())
+            strain = self._fields(structures, request)[case.name].strain
         self.calls += len(structures)
-        return structures.reshape(n, k, *self.shape), strain.reshape(n, k, *self.shape)
+        return structures.reshape(n, k, *self.shape), strain.astype(np.float32).reshape(n, k, *self.shape)
+
+    def _recalled(self, structures, case: LoadCase):
+        """Strain fields `(m, x, y, z)` of `(m, x, y, z)` ``structures`` under ``case`` kept from
+        earlier work, or None (here nothing is kept; :class:`FEEvaluator` keeps its recent solves)."""
+        return None
 
     def evaluate(self, params, seeds, names=None) -> dict[str, np.ndarray]:
         """Statistics `(n, K)` of the K realizations (seeds `(n, K)`) of each design point.
@@ -401,12 +410,16 @@ class FEEvaluator(_FieldEvaluator):
         contrast, nu: the physics when ``physics`` is None (old keywords; match the surrogate's).
         strain: old keyword: one imposed macroscopic strain, 6 components (xx, yy, zz, yz, xz, xy):
             the case ``x`` if it is a pure eps_xx, else a custom case ``imposed``.
+        recent: strain fields of the most recent solves kept (per structure and load case, float32
+            ``(x, y, z)`` each: 119 kB at 31^3), so that :meth:`fields` of structures that
+            :meth:`evaluate` just solved (the design report's figures after FE verification) does
+            not solve them again; 0 keeps none. :meth:`evaluate` always solves.
     """
 
     name = "fe"
 
     def __init__(self, contrast: float = 10.0, shape=None, rtol: float = 1e-6, batch_size: int = 4,
-                 nu: float | None = None, strain=None, *, physics=None, loads=None):
+                 nu: float | None = None, strain=None, *, physics=None, loads=None, recent: int = 128):
         from rln_design.physics import DEFAULT_NU, Physics
 
         if physics is None:
@@ -415,6 +428,8 @@ class FEEvaluator(_FieldEvaluator):
             loads = DEFAULT_LOADS if strain is None else (_case_of(strain),)
         super().__init__(shape or DEFAULT_SHAPE, batch_size, loads, physics)
         self.rtol = float(rtol)
+        self.recent = int(recent)
+        self._recent: OrderedDict = OrderedDict()  # _field_key -> strain field, least recent first
 
     @property
     def contrast(self) -> float:
@@ -454,7 +469,35 @@ class FEEvaluator(_FieldEvaluator):
                 except ConvergenceError as err:
                     warnings.warn(f"FE did not converge for a structure ({err}); its statistics are NaN")
                     results.append(None)
-        return _fe_fields(results, structures.shape, case, self.physics.e_soft, tensor, stiffness)
+        fields = _fe_fields(results, structures.shape, case, self.physics.e_soft, tensor, stiffness)
+        self._keep(structures, case, fields.strain)
+        return fields
+
+    def _keep(self, structures: np.ndarray, case: LoadCase, strain: np.ndarray) -> None:
+        """Remember the strain fields of solved structures (the most recent :attr:`recent`; a
+        failed solve's NaN field is not kept)."""
+        for structure, field in zip(structures, strain):
+            if self.recent > 0 and np.all(np.isfinite(field)):
+                key = self._field_key(structure, case)
+                self._recent[key] = field.copy()
+                self._recent.move_to_end(key)
+                while len(self._recent) > self.recent:
+                    self._recent.popitem(last=False)
+
+    def _recalled(self, structures, case: LoadCase):
+        """The kept strain fields of ``structures`` under ``case`` if every one is kept, else None."""
+        keys = [self._field_key(structure, case) for structure in np.asarray(structures)]
+        if not keys or not all(key in self._recent for key in keys):
+            return None
+        for key in keys:
+            self._recent.move_to_end(key)
+        return np.stack([self._recent[key] for key in keys])
+
+    def _field_key(self, structure: np.ndarray, case: LoadCase) -> tuple:
+        """What determines a solve: the structure (a digest of its voxels; it is a function of
+        the design point and seed), the load, and the solver's material and tolerance."""
+        digest = hashlib.blake2b(np.ascontiguousarray(structure).tobytes(), digest_size=16).digest()
+        return (digest, structure.shape, structure.dtype.str, case.strain, self.physics, self.rtol)
 
 
 def _case_of(strain) -> LoadCase:

@@ -538,7 +538,8 @@ def _prepare_out(out: Path) -> None:
 
 
 def _figures(report, verifications, result_verdict, problem, fe, grad, out: Path) -> dict:
-    """Convergence, and the best design's FE strain under every load case (slices, histogram)."""
+    """Convergence, and the best design's FE strain under every load case (slices, histogram);
+    the FE evaluator keeps the fields verification just solved for that structure and seed."""
     from rln_design.design.report import plot_best_design, plot_convergence, plot_strain_histogram
 
     figs = {"convergence": str(plot_convergence(report["history"], out / "convergence.png",

@@ -109,3 +109,27 @@ def test_surrogate_run_with_y_and_z_loads_and_an_injected_stiffness_model():
     for name in ("peak_strain@y", "peak_strain@z", "stiffness_y"):
         assert design["statistics"][name]["rel_diff"] < 1e-5, name
     assert surrogate.x_calls > 0
+
+
+def test_the_report_figures_reuse_the_verification_solves(tmp_path, monkeypatch):
+    """The best design's figures draw the FE fields verification just solved (same structure, seed
+    and load cases): no FE solve after verification."""
+    import rln_design.design.run as run
+    from tests.design.test_evaluators import CountingFE
+
+    fe = CountingFE()
+    solved_in_figures = []
+    real_figures = run._figures
+
+    def figures(*args, **kwargs):
+        before = fe.solved
+        result = real_figures(*args, **kwargs)
+        solved_in_figures.append(fe.solved - before)
+        return result
+
+    monkeypatch.setattr(run, "_figures", figures)
+    report = run.optimize(targets=("peak_strain@y<4",), loads=("x", "y"), evaluator="fe", fe_evaluator=fe,
+                          grid=(5, 5, 5), n_init=2, iterations=0, top_k=2, fresh=1, fe_rounds=0,
+                          realizations=2, out=tmp_path)
+    assert {"best_design", "strain_histogram"} <= set(report["figures"])
+    assert solved_in_figures == [0]
