@@ -322,7 +322,24 @@ def test_figures(contrast: float, data: str, arms: dict, n_full: int, max_test=N
             for name, s in arms.items()}
 
 
-def load_arms(contrast: float, n: int) -> dict:
+def selected_weights(run: Path, data: str) -> dict:
+    """The trained arm's weights to test: ``best.pt`` or ``last.pt``, whichever has the lower MASE on
+    48 validation structures (an arm stopped by the CPU budget mid-epoch saved its last step in
+    ``last.pt`` without validating it; choosing on validation gives it that step's chance)."""
+    from rln_design.surrogate.strain import Surrogate
+    from rln_design.training.evaluate import mase
+
+    def compute():
+        s_val, y_val, _ = load_split(data, "validation", max_samples=48, seed=0)
+        val = {f.name: float(mase(Surrogate.load(f).predict(s_val.numpy(), batch_size=4, precision="fp32"),
+                                  y_val.numpy()).mean())
+               for f in (run / "best.pt", run / "last.pt") if f.is_file()}
+        return {"file": min(val, key=val.get), "val_mase": val}
+
+    return cached(f"selected_{run.name}", compute)
+
+
+def load_arms(contrast: float, n: int, data: str) -> dict:
     """Surrogates of the study that exist on this machine, by arm name."""
     from rln_design.surrogate.strain import Surrogate
 
@@ -333,7 +350,7 @@ def load_arms(contrast: float, n: int) -> dict:
         arms["v1-rln"] = Surrogate.load(v1, ensemble=1)
     for name in ("rln", "pcg-net"):
         if contrast == 10 and (RUNS / name / "best.pt").is_file():
-            arms[name] = Surrogate.load(RUNS / name / "best.pt")
+            arms[name] = Surrogate.load(RUNS / name / selected_weights(RUNS / name, data)["file"])
     for k in (n - 1, n):
         arms[f"pcg{k}"] = pcg_surrogate(k, contrast)
     return arms
@@ -382,7 +399,7 @@ def run_report(args) -> None:
         if not Path(data).is_file():
             continue
         n, dial = choose_steps(contrast, data)
-        arms = load_arms(contrast, n)
+        arms = load_arms(contrast, n, data)
         tests = test_figures(contrast, data, arms, args.n_full, args.max_test)
         timing = load_split(data, "test", max_samples=args.n_speed, seed=1)[0].numpy()
         fe, fe_iterations = fe_ms(timing, contrast)
@@ -393,11 +410,13 @@ def run_report(args) -> None:
                                      "gflop": {k: gflop(s) for k, s in arms.items()},
                                      "warm_start": cached(f"warm_pcg{n}_cr{contrast:g}_{len(timing)}",
                                                           lambda: warm_start(contrast, n, timing)),
-                                     "params": {k: n_params(s) for k, s in arms.items()}}
+                                     "params": {k: n_params(s) for k, s in arms.items()},
+                                     "selected": {k: selected_weights(RUNS / k, data) for k in ("rln", "pcg-net")
+                                                  if k in arms}}
         sections.append(_section(contrast, data, record[f"cr{contrast:g}"], args))
     transfer = {f"pcg{record['cr10']['chosen_n']}": pcg_surrogate(record["cr10"]["chosen_n"], 10.0)}
     if (RUNS / "pcg-net" / "best.pt").is_file():
-        transfer["pcg-net"] = load_arms(10.0, 2)["pcg-net"]
+        transfer["pcg-net"] = load_arms(10.0, 2, args.data)["pcg-net"]
     record["grid_transfer"] = grid_transfer(transfer, 10.0, tuple(args.grids))
     sections.append(_transfer_section(record["grid_transfer"]))
     out = Path(args.out)
@@ -462,6 +481,12 @@ def _training_cpu(name: str) -> str:
     return TRAINING.get(name, "?")
 
 
+def _weights(rec: dict, name: str) -> str:
+    """Which saved weights of a trained arm were tested (chosen on validation), for the table."""
+    chosen = rec.get("selected", {}).get(name)
+    return f" ({chosen['file']})" if chosen else ""
+
+
 def _fmt(value, digits=2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -484,7 +509,7 @@ def _section(contrast: float, data: str, rec: dict, args) -> str:
         best_p = next(p for p, v in sp.items() if v is best)
         b1 = max(v["speedup_b1"] for v in sp.values())
         lines.append(
-            f"| {name} | {_training_cpu(name)} | {rec['params'][name]:,} | {rec['gflop'][name]:.2f} | "
+            f"| {name} | {_training_cpu(name)}{_weights(rec, name)} | {rec['params'][name]:,} | {rec['gflop'][name]:.2f} | "
             f"{t['mase']:.2f} +- {t['mase_std']:.2f} | {_fmt(t.get('full_err'))} | {t['peak_err']:.2f} | "
             f"{t['p99_err']:.2f} | {sp['fp32']['b1']:.1f} | {_fmt(sp.get('bf16', {}).get('b1'), 1)} | "
             f"{best['best']:.1f} ({best['best_batch']}, {best_p}) | {b1:.2f}x, {best['speedup_best']:.2f}x |")

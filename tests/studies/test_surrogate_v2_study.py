@@ -142,6 +142,9 @@ def test_report_and_shipping_from_its_record(tiny, monkeypatch):
         assert rec["test"][f"pcg{n}"]["full_err"] >= 0
         assert f"| pcg{n} | 0 (no weights) |" in text
     assert "pcg-net" in record["cr10"]["test"] and "pcg-net" not in record["cr50"]["test"]
+    chosen = record["cr10"]["selected"]["pcg-net"]  # best.pt or last.pt, whichever validates better
+    assert chosen["file"] == min(chosen["val_mase"], key=chosen["val_mase"].get)
+    assert set(chosen["val_mase"]) == {"best.pt", "last.pt"} and f"({chosen['file']}) |" in text
     assert set(record["grid_transfer"]) == {"5", "6"}
 
     ship = load_study("ship_v2_surrogate")
