@@ -131,7 +131,7 @@ def test_report_and_shipping_from_its_record(tiny, monkeypatch):
     assert machine["rln_design"] == machine["provenance"]["version"] and machine["cpu"] == machine["provenance"]["hardware"]
     assert machine["revision"] == machine["provenance"]["revision"] and machine["date"].endswith("UTC")
     assert machine["provenance"]["config"]["threads"] == 1
-    assert "| pcg-net | " in text and " s | " in text.split("| pcg-net | ")[1].split("\n")[0]
+    assert "| pcg-net | " in text and " s (" in text.split("| pcg-net | ")[1].split("\n")[0]
     for contrast in ("cr10", "cr50"):
         rec = record[contrast]
         n = rec["chosen_n"]
