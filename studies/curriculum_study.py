@@ -48,9 +48,11 @@ def arm_record(run: Path, structures, strain) -> dict:
     """One arm: its validation history (CPU s, val MASE %, cells), budget and test figures."""
     from rln_design.surrogate.strain import Surrogate
 
-    state = load_checkpoint(run / "last.pt").training["state"]
+    last = load_checkpoint(run / "last.pt")
+    state, config = last.training["state"], last.provenance.config
     best = load_checkpoint(run / "best.pt")
-    return {"history": state["history"], "cpu_s": state["cpu_s"], "steps": state["step"],
+    switch = config["curriculum_fraction"] * config["budget"] if config.get("curriculum") else None
+    return {"history": state["history"], "cpu_s": state["cpu_s"], "steps": state["step"], "switch_cpu_s": switch,
             "best_val_mase": state["best"], "best_at_cpu_s": best.metrics["cpu_s"],
             "test": accuracy(Surrogate.load(run / "best.pt"), structures, strain)}
 
@@ -64,10 +66,11 @@ def convergence_figure(record: dict):
     for name in ARMS:
         history = record["arms"][name]["history"]
         ax.plot([h["cpu_s"] for h in history], [h["val_mase"] for h in history], "o-", ms=3, label=name)
-        switch = [h["cpu_s"] for h in history if h.get("grid") == 31 and name != "flat"]
-        if switch:
-            ax.axvline(switch[0], color="0.6", ls=":", lw=1)
-            ax.annotate("16^3 -> 31^3", (switch[0], ax.get_ylim()[1]), fontsize=8, va="top", ha="right")
+        switch = record["arms"][name]["switch_cpu_s"]
+        if switch is not None:
+            ax.axvline(switch, color="0.6", ls=":", lw=1)
+            ax.annotate(f"{name}: small cells -> 31^3 ", (switch, 0.98), xycoords=("data", "axes fraction"),
+                        fontsize=8, va="top", ha="right")
     ax.set_xlabel("training CPU s (one core)")
     ax.set_ylabel("validation MASE % (48 structures, 31^3)")
     ax.set_title("pcg-net: small-cell curriculum vs 31^3 only, equal CPU time")

@@ -38,6 +38,7 @@ def test_report_compares_the_arms_on_the_same_test_structures(arms):
                                                                 abs=1e-9)
     assert {h["grid"] for h in flat["history"]} == {6} and small["history"][0]["grid"] == 4
     assert flat["cpu_s"] >= 1 and np.isfinite(flat["best_val_mase"])
+    assert flat["switch_cpu_s"] is None and small["switch_cpu_s"] == pytest.approx(0.5)  # half of 1 CPU s
     text = out.read_text()
     assert f"| small16 | {small['cpu_s']:.0f} |" in text and "](curriculum.png)" in text
     assert out.with_suffix(".png").stat().st_size > 1000
