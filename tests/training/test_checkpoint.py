@@ -33,10 +33,11 @@ def test_shipped_files_load_with_their_kind_physics_and_unchanged_predictions(na
     assert ckpt.physics == Physics(contrast, e_soft=120.0, nu=0.3, grid=(31, 31, 31))
     assert ckpt.provenance.version == "0.1.0" and ckpt.metrics["test_mase_mean"] > 0
     assert ckpt.training is None and ckpt.ensemble == (4 if kind == "rln" else 1)
-    # reference: the model built straight from the file's own dict, as the pre-schema code did
+    # reference: the model built straight from the file's own dict (legacy layout: "model"; files
+    # written by save_checkpoint since: "state_dict"), bypassing the checkpoint reader
     raw = torch.load(path, weights_only=True)
     reference = build_model(dict(raw["model_config"]))
-    reference.load_state_dict(raw["model"])
+    reference.load_state_dict(raw["state_dict"] if "schema" in raw else raw["model"])
     m = torch.from_numpy(_structure())
     with torch.no_grad():
         expected = reference.eval()(m)
@@ -155,8 +156,9 @@ def test_surrogate_save_writes_the_schema_and_reloads_identically(tmp_path):
 
 def test_a_krylov_model_whose_physics_disagrees_is_refused():
     # a cr50 pcg file whose data summary claims contrast 10: FE would verify another material
-    raw = torch.load(ROOT / "surrogates" / "cr50" / "model.pt", weights_only=True)
-    raw.pop("contrast", None)
-    raw["data"] = {"contrast": 10.0}
+    shipped = torch.load(ROOT / "surrogates" / "cr50" / "model.pt", weights_only=True)
+    raw = {"model": shipped["state_dict"], "model_config": shipped["model_config"],  # the legacy layout
+           "metrics": shipped["metrics"], "version": "0.1.0", "ensemble": 1, "data": {"contrast": 10.0}}
+    assert convert_legacy({**raw, "data": {"contrast": 50.0}}).kind == "pcg"  # consistent: converts
     with pytest.raises(ValueError, match="computes with contrast 50 but the checkpoint's physics says 10"):
         convert_legacy(raw)
