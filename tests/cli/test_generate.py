@@ -20,6 +20,20 @@ def run(*args):
     return CliRunner().invoke(main, ["generate", *args])
 
 
+def interrupt_after(solves: int):
+    """A ``solve`` stand-in for ``generate_dataset``: the FE solver for ``solves`` calls, then Ctrl-C."""
+    calls = 0
+
+    def solve(structure, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls > solves:
+            raise KeyboardInterrupt
+        return solve_fe(structure, **kwargs)
+
+    return solve
+
+
 def test_generate_writes_the_requested_dataset(tmp_path):
     out = tmp_path / "d.h5"
     result = run(*TINY, "--out", str(out), "--seed", "3", "--box", "gx=2:4,gy=2:4", "--bounds", "vf=0.3:0.6",
@@ -50,21 +64,9 @@ def test_generate_writes_the_requested_dataset(tmp_path):
 
 def test_rerun_resumes_a_partial_and_refuses_another_config(tmp_path):
     out = tmp_path / "d.h5"
-
-    class Interrupt:
-        calls = 0
-
-        def __call__(self, structure, **kwargs):
-            from rln_design.fe.solver import solve_fe
-
-            self.calls += 1
-            if self.calls > 2:
-                raise KeyboardInterrupt
-            return solve_fe(structure, **kwargs)
-
     config = DatasetConfig(contrast=10.0, count=4, realizations=2, size=5)
     with pytest.raises(KeyboardInterrupt):
-        generate_dataset(config, out, workers=1, chunk_size=1, progress=False, solve=Interrupt())
+        generate_dataset(config, out, workers=1, chunk_size=1, progress=False, solve=interrupt_after(2))
     mismatch = run(*TINY, "--out", str(out), "--seed", "1")
     assert mismatch.exit_code == 2
     assert "was written with a different config (seed: file 0 vs asked 1)" in mismatch.output
@@ -109,18 +111,7 @@ def test_ctrl_c_message(tmp_path, monkeypatch, keep_signal_handlers):
     real = data.generate_dataset
 
     def interrupted(config, out, **kwargs):
-        class Stop:
-            calls = 0
-
-            def __call__(self, structure, **kw):
-                from rln_design.fe.solver import solve_fe
-
-                self.calls += 1
-                if self.calls > 1:
-                    raise KeyboardInterrupt
-                return solve_fe(structure, **kw)
-
-        return real(config, out, **{**kwargs, "chunk_size": 1, "solve": Stop()})
+        return real(config, out, **{**kwargs, "chunk_size": 1, "solve": interrupt_after(1)})
 
     monkeypatch.setattr(data, "generate_dataset", interrupted)
     result = run(*TINY, "--out", str(out))

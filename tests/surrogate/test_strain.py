@@ -306,15 +306,21 @@ def test_predict_cli_errors(saved, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "sample 1 of partial.h5 is not generated yet" in result.output
 
 
+def _predict_one(directory, *options) -> tuple[np.ndarray, dict]:
+    """``rln-design predict`` on one structure saved as one.npy (in the working directory) with
+    ``options``: the structure and the JSON report."""
+    m = structures(1)[0]
+    np.save("one.npy", m)
+    result = CliRunner().invoke(predict_cli, ["one.npy", "--surrogate", str(directory), *options,
+                                              "--png", "-", "--json"])
+    assert result.exit_code == 0, result.output
+    return m, json.loads(result.output)
+
+
 def test_predict_cli_ensemble(saved, tmp_path, monkeypatch):
     s, directory = saved
     monkeypatch.chdir(tmp_path)
-    m = structures(1)[0]
-    np.save("one.npy", m)
-    result = CliRunner().invoke(predict_cli, ["one.npy", "--surrogate", str(directory), "--ensemble",
-                                              "4", "--png", "-", "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    m, report = _predict_one(directory, "--ensemble", "4")
     assert report["ensemble"] == 4
     np.testing.assert_allclose(np.load(report["out"]), s.predict(m, ensemble=4, precision="auto"), atol=1e-6)
 
@@ -322,12 +328,7 @@ def test_predict_cli_ensemble(saved, tmp_path, monkeypatch):
 def test_predict_cli_precision(saved, tmp_path, monkeypatch):
     s, directory = saved
     monkeypatch.chdir(tmp_path)
-    m = structures(1)[0]
-    np.save("one.npy", m)
-    result = CliRunner().invoke(predict_cli, ["one.npy", "--surrogate", str(directory), "--precision",
-                                              "bf16", "--png", "-", "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    m, report = _predict_one(directory, "--precision", "bf16")
     assert report["precision"] == "bf16"
     np.testing.assert_array_equal(np.load(report["out"]), s.predict(m, precision="bf16"))
     result = CliRunner().invoke(predict_cli, ["one.npy", "--surrogate", str(directory), "--precision", "int8"])
