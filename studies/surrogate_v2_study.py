@@ -21,8 +21,10 @@ Reproduce (data: ``rln-design generate --contrast 10 --count 2560 --grid 31 --re
 Both training arms run side by side, one core and one torch thread each, from random weights, for
 5400 CPU s (90 core-minutes) each: ``studies/cpu_budget.py`` sends the RLN trainer SIGINT at the
 budget (its per-step cosine is planned over 8 epochs, which the budget does not reach, so the arm
-uses all of it; the best completed epoch on the validation structures is kept); the pcg-net trainer
-stops itself and anneals its cosine over the CPU budget. Everything either arm does counts: data
+uses all of it); the pcg-net trainer stops itself and anneals its cosine over the CPU budget. The
+report tests each trained arm with ``best.pt`` or ``last.pt``, whichever scores better on 48
+validation structures (``selected_weights``: the RLN's ``last.pt`` holds the steps after its last
+completed epoch). Everything either arm does counts: data
 loading, the pcg-net's PCG features, validation. One seed (0): a second seed of both arms is
 another 180 core-minutes, the whole of a 3-hour session on 2 cores. The pcg-net arm's selected
 weights (54 kB) are kept as ``studies/surrogate_v2_pcgnet_best.pt`` (``Surrogate.load`` reads
@@ -50,7 +52,8 @@ from rln_design.data import read_attrs
 from rln_design.models.krylov import KrylovConfig, KrylovNet
 from rln_design.physics import Physics
 from rln_design.provenance import Provenance
-from rln_design.training.checkpoint import Checkpoint, CheckpointError, decode_attrs, load_checkpoint, save_checkpoint
+from rln_design.training.checkpoint import (Checkpoint, CheckpointError, decode_attrs, load_checkpoint,
+                                            material_mismatch, save_checkpoint)
 from rln_design.training.loop import load_split
 
 DATA = "data/cr10_31.h5"
@@ -132,7 +135,7 @@ def train_pcgnet(args) -> None:
     stages = [(args.budget, f_train, y_train, args.batch)]  # (until CPU s, features, target, batch)
     if args.curriculum:  # small periodic cells first, as many voxels per batch as the full cells
         small = read_physics(args.curriculum)
-        if (small.contrast, small.nu) != (physics.contrast, physics.nu):
+        if material_mismatch(vars(config), small):  # the material check every Krylov checkpoint gets
             raise ValueError(f"--curriculum {args.curriculum}: contrast {small.contrast:g}, nu {small.nu:g}; "
                              f"the training data has {physics.contrast:g}, {physics.nu:g}")
         s_small, y_small, _ = load_split(args.curriculum, "train")
